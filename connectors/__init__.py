@@ -1,0 +1,1 @@
+"""Ways in and out of the pipeline: file and object-store ingest, storage backends."""

@@ -1,0 +1,1 @@
+"""Decoding stored recordings into audio chunks."""

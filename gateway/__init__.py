@@ -1,0 +1,1 @@
+"""The aiohttp REST and WebSocket gateway."""

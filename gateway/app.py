@@ -1,0 +1,246 @@
+"""The aiohttp application: jobs (upload, status, transcript), models and health."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+from confluent_kafka.admin import AdminClient
+
+from connectors.storage.local import LocalObjectStore
+from gateway.problems import Problem, problem_middleware
+from gateway.publisher import Publisher
+from gateway.repository import Repository
+from processors.asr.models import ModelRegistry, UnknownModel
+from processors.post.render import FORMATS, MEDIA_TYPES, render
+from streams.kafka import base_config
+from streams.runtime import now_ms
+from streams.topics import INGEST_REQUESTS
+from streamscribe import __version__
+from streamscribe.logs import get_logger
+from streamscribe.settings import Settings
+
+log = get_logger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+REPO = web.AppKey("repo", Repository)
+PUBLISHER = web.AppKey("publisher", Publisher)
+STORE = web.AppKey("store", LocalObjectStore)
+MODELS = web.AppKey("models", ModelRegistry)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+
+OPTION_FIELDS = ("language", "initial_prompt", "hotwords", "beam_size", "channel_mode", "segmentation")
+ALLOWED_OPTION_VALUES = {"channel_mode": ("mix", "split"), "segmentation": ("merge", "utterance")}
+
+
+def _job_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def create_job(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if not request.content_type.startswith("multipart/"):
+        raise Problem(415, "Unsupported Media Type", "upload the recording as multipart/form-data, field 'file'")
+    job_id = _job_id()
+    fields: dict[str, str] = {k: v for k, v in request.query.items() if k in (*OPTION_FIELDS, "model")}
+    store = request.app[STORE]
+    object_key = ""
+    filename: str | None = None
+    content_type: str | None = None
+    size = 0
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, aiohttp.BodyPartReader):
+            continue
+        if part.name == "file":
+            filename = Path(part.filename or "upload").name
+            content_type = part.headers.get("Content-Type")
+            object_key = f"uploads/{job_id}/original{Path(filename).suffix.lower()[:10]}"
+            fh, tmp = store.writer(object_key)
+            with fh:
+                while chunk := await part.read_chunk(1 << 20):
+                    size += len(chunk)
+                    if size > settings.gateway.max_upload_bytes:
+                        fh.close()
+                        tmp.unlink(missing_ok=True)
+                        raise Problem(413, "Payload Too Large",
+                                      f"uploads are limited to {settings.gateway.max_upload_bytes} bytes")
+                    fh.write(chunk)
+            store.commit(object_key, tmp)
+        elif part.name in (*OPTION_FIELDS, "model"):
+            value = (await part.text()).strip()
+            if value:
+                fields[part.name] = value
+        else:
+            await part.release()
+    if not object_key:
+        raise Problem(400, "Bad Request", "the multipart body has no 'file' field")
+    model = fields.pop("model", settings.asr.default_model)
+    try:
+        request.app[MODELS].get(model)
+    except UnknownModel as exc:
+        store.delete(object_key)
+        raise Problem(400, "Unknown model", str(exc), models=exc.known) from None
+    for name, allowed in ALLOWED_OPTION_VALUES.items():
+        if name in fields and fields[name] not in allowed:
+            store.delete(object_key)
+            raise Problem(400, "Bad Request", f"{name} must be one of {', '.join(allowed)}")
+    if "beam_size" in fields and not (fields["beam_size"].isdigit() and 1 <= int(fields["beam_size"]) <= 10):
+        store.delete(object_key)
+        raise Problem(400, "Bad Request", "beam_size must be an integer from 1 to 10")
+    options = {"model": model, **fields}
+    stream_id = job_id
+    repo = request.app[REPO]
+    await repo.create_job(job_id=job_id, stream_id=stream_id, filename=filename, content_type=content_type,
+                          size_bytes=size, object_key=object_key, model=model, language=fields.get("language"),
+                          options=options)
+    try:
+        await request.app[PUBLISHER].publish(INGEST_REQUESTS, stream_id, {
+            "stream_id": stream_id, "job_id": job_id, "revision": 1, "object_key": object_key,
+            "filename": filename, "content_type": content_type, "size_bytes": size, "options": options,
+            "submitted_at": now_ms(),
+        })
+    except Exception as exc:
+        await repo.fail_job(job_id, f"could not queue the job: {exc}", "gateway")
+        raise Problem(503, "Service Unavailable", f"the event backbone did not accept the job: {exc}") from exc
+    log.info("job queued", job_id=job_id, filename=filename, size_bytes=size, model=model)
+    body = {"job_id": job_id, "stream_id": stream_id, "status": "queued",
+            "links": {"self": f"/v1/jobs/{job_id}", "transcript": f"/v1/jobs/{job_id}/transcript"}}
+    return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+async def get_job(request: web.Request) -> web.Response:
+    job = await request.app[REPO].job(request.match_info["job_id"])
+    if job is None:
+        raise Problem(404, "Not Found", f"no job {request.match_info['job_id']!r}")
+    return web.json_response(job)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    try:
+        limit = min(200, max(1, int(request.query.get("limit", "50"))))
+    except ValueError:
+        raise Problem(400, "Bad Request", "limit must be an integer") from None
+    jobs = await request.app[REPO].list_jobs(limit, request.query.get("status"))
+    return web.json_response({"jobs": jobs})
+
+
+async def get_transcript(request: web.Request) -> web.Response:
+    job_id = request.match_info["job_id"]
+    fmt = request.query.get("format", "json")
+    if fmt not in FORMATS:
+        raise Problem(400, "Bad Request", f"format must be one of {', '.join(FORMATS)}")
+    revision = request.query.get("revision")
+    if revision is not None and not revision.isdigit():
+        raise Problem(400, "Bad Request", "revision must be a positive integer")
+    repo = request.app[REPO]
+    job = await repo.job(job_id)
+    if job is None:
+        raise Problem(404, "Not Found", f"no job {job_id!r}")
+    if job["status"] == "failed":
+        raise Problem(409, "Job failed", job["error"] or "the job failed", job_id=job_id, status="failed")
+    transcript = await repo.transcript(job_id, int(revision) if revision else None)
+    if transcript is None or (transcript["status"] != "completed" and job["status"] != "completed"):
+        raise Problem(409, "Not ready", f"job {job_id} is {job['status']}; the transcript is not complete yet",
+                      job_id=job_id, status=job["status"], progress=job["progress"])
+    if fmt == "json":
+        return web.json_response(transcript)
+    return web.Response(text=render(transcript, fmt), content_type=MEDIA_TYPES[fmt], charset="utf-8")
+
+
+async def list_models(request: web.Request) -> web.Response:
+    models = request.app[MODELS]
+    return web.json_response({"default": request.app[SETTINGS].asr.default_model,
+                              "models": [m.to_json() for m in models.list()]})
+
+
+async def health(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    components: dict[str, Any] = {}
+
+    async def check_db() -> None:
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(request.app[REPO].ping(), 3)
+            components["database"] = {"status": "ok", "ms": round((time.monotonic() - started) * 1000, 1)}
+        except Exception as exc:
+            components["database"] = {"status": "down", "error": str(exc)}
+
+    async def check_kafka() -> None:
+        started = time.monotonic()
+        try:
+            admin = AdminClient(base_config(settings.kafka))
+            md = await asyncio.to_thread(admin.list_topics, timeout=3)
+            components["kafka"] = {"status": "ok", "brokers": len(md.brokers), "topics": len(md.topics),
+                                   "ms": round((time.monotonic() - started) * 1000, 1)}
+        except Exception as exc:
+            components["kafka"] = {"status": "down", "error": str(exc)}
+
+    async def check_worker(name: str, url: str) -> None:
+        try:
+            async with request.app[HTTP].get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                body = await resp.json(content_type=None)
+                components[f"worker:{name}"] = {**body, "status": "ok" if resp.status == 200 else "starting"}
+        except Exception as exc:
+            components[f"worker:{name}"] = {"status": "down", "error": str(exc) or type(exc).__name__}
+
+    await asyncio.gather(check_db(), check_kafka(),
+                         *(check_worker(n, u) for n, u in settings.worker_health_urls.items()))
+    ok = all(c["status"] == "ok" for c in components.values())
+    return web.json_response({"status": "ok" if ok else "degraded", "version": __version__,
+                              "components": dict(sorted(components.items()))}, status=200 if ok else 503)
+
+
+async def index(_request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(Path(__file__).parent / "static" / "index.html")
+
+
+async def _startup(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
+    app[REPO] = Repository(pool)
+    app[PUBLISHER] = Publisher(settings.kafka, settings.schema_registry.url, settings.schema_registry_file,
+                               "gateway")
+    app[HTTP] = aiohttp.ClientSession()
+
+
+async def _cleanup(app: web.Application) -> None:
+    await app[HTTP].close()
+    app[PUBLISHER].close()
+    await app[REPO].pool.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[problem_middleware], client_max_size=settings.gateway.max_upload_bytes)
+    app[SETTINGS] = settings
+    app[STORE] = LocalObjectStore(settings.storage_root)
+    app[MODELS] = ModelRegistry(settings.asr.model_paths)
+    app.on_startup.append(_startup)
+    app.on_cleanup.append(_cleanup)
+    app.router.add_get("/", index)
+    app.router.add_get("/health", health)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_post("/v1/jobs", create_job)
+    app.router.add_get("/v1/jobs", list_jobs)
+    app.router.add_get("/v1/jobs/{job_id}", get_job)
+    app.router.add_get("/v1/jobs/{job_id}/transcript", get_transcript)
+    return app
+
+
+def run_gateway(settings: Settings) -> None:
+    from streamscribe.logs import configure
+
+    configure(settings.log_level, settings.log_format, component="gateway")
+    log.info("gateway starting", host=settings.gateway.host, port=settings.gateway.port)
+    web.run_app(create_app(settings), host=settings.gateway.host, port=settings.gateway.port, print=None,
+                access_log=None)
+
+
+__all__ = ["create_app", "json", "run_gateway"]

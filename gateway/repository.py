@@ -1,0 +1,114 @@
+"""What the gateway reads from and writes to PostgreSQL (the materializer owns the projections)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+STAGE_WEIGHTS = {"ingest": 0.1, "vad": 0.1, "asr": 0.7, "post": 0.1}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+class Repository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create_job(self, *, job_id: str, stream_id: str, filename: str | None, content_type: str | None,
+                         size_bytes: int, object_key: str, model: str, language: str | None,
+                         options: dict[str, str]) -> None:
+        await self.pool.execute(
+            """
+            INSERT INTO jobs (job_id, stream_id, status, source, filename, content_type, size_bytes, object_key,
+                              model, language, options)
+            VALUES ($1, $2, 'queued', 'upload', $3, $4, $5, $6, $7, $8, $9::jsonb)
+            """,
+            job_id, stream_id, filename, content_type, size_bytes, object_key, model, language, json.dumps(options),
+        )
+
+    async def fail_job(self, job_id: str, error: str, stage: str) -> None:
+        await self.pool.execute(
+            "UPDATE jobs SET status = 'failed', error = $2, error_stage = $3, updated_at = now(), "
+            "completed_at = now() WHERE job_id = $1 AND status NOT IN ('completed', 'failed')",
+            job_id, error, stage,
+        )
+
+    async def job(self, job_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow("SELECT * FROM jobs WHERE job_id = $1", job_id)
+        if row is None:
+            return None
+        stages = await self.pool.fetch(
+            "SELECT stage, state, progress, message, error, updated_at FROM job_stages "
+            "WHERE job_id = $1 AND revision = $2 ORDER BY updated_at",
+            job_id, row["revision"],
+        )
+        return self._job_json(row, stages)
+
+    async def list_jobs(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM jobs WHERE ($2::text IS NULL OR status = $2) ORDER BY created_at DESC LIMIT $1",
+            limit, status,
+        )
+        return [self._job_json(r, []) for r in rows]
+
+    @staticmethod
+    def _job_json(row: asyncpg.Record, stages: list[asyncpg.Record]) -> dict[str, Any]:
+        stage_map = {
+            s["stage"].removeprefix("streamscribe-"): {
+                "state": s["state"], "progress": s["progress"], "message": s["message"], "error": s["error"],
+                "updated_at": _iso(s["updated_at"]),
+            }
+            for s in stages
+        }
+        if row["status"] == "completed":
+            progress = 1.0
+        else:
+            progress = sum(
+                w * (1.0 if stage_map.get(name, {}).get("state") == "completed"
+                     else float(stage_map.get(name, {}).get("progress") or 0.0))
+                for name, w in STAGE_WEIGHTS.items()
+            )
+        return {
+            "job_id": row["job_id"], "stream_id": row["stream_id"], "status": row["status"],
+            "source": row["source"], "filename": row["filename"], "size_bytes": row["size_bytes"],
+            "model": row["model"], "language": row["language"], "options": json.loads(row["options"]),
+            "duration": row["duration"], "revision": row["revision"], "progress": round(min(progress, 1.0), 3),
+            "stages": stage_map, "error": row["error"], "error_stage": row["error_stage"],
+            "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),
+            "completed_at": _iso(row["completed_at"]),
+        }
+
+    async def transcript(self, job_id: str, revision: int | None = None) -> dict[str, Any] | None:
+        job = await self.pool.fetchrow("SELECT job_id, stream_id, status, revision FROM jobs WHERE job_id = $1", job_id)
+        if job is None:
+            return None
+        rev = revision or job["revision"]
+        t = await self.pool.fetchrow("SELECT * FROM transcripts WHERE job_id = $1 AND revision = $2", job_id, rev)
+        if t is None:
+            return None
+        segs = await self.pool.fetch(
+            "SELECT segment_id, start_s, end_s, text, speaker, channel, confidence, words FROM transcript_segments "
+            "WHERE job_id = $1 AND revision = $2 ORDER BY start_s, idx",
+            job_id, rev,
+        )
+        segments = [
+            {"id": s["segment_id"], "start": s["start_s"], "end": s["end_s"], "text": s["text"],
+             "speaker": s["speaker"], "channel": s["channel"], "confidence": s["confidence"],
+             "words": json.loads(s["words"])}
+            for s in segs
+        ]
+        return {
+            "job_id": job_id, "stream_id": t["stream_id"], "status": t["status"], "revision": rev,
+            "duration": t["duration"], "language": t["language"], "model": t["model"],
+            "pipeline_version": t["pipeline_version"],
+            "text": t["text"] if t["text"] is not None else " ".join(s["text"] for s in segments),
+            "error": t["error"], "segments": segments,
+        }
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")

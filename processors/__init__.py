@@ -1,0 +1,1 @@
+"""Domain work, free of Kafka: VAD, ASR, post-processing and the PostgreSQL projection."""

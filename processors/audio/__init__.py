@@ -1,0 +1,1 @@
+"""PCM helpers shared by the processors."""

@@ -1,0 +1,1 @@
+"""The PostgreSQL projection of the result topics."""

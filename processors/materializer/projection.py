@@ -1,0 +1,167 @@
+"""Project pipeline events into PostgreSQL.
+
+Every write is an idempotent upsert keyed by ids the events carry (job, revision, segment id), so applying
+an event twice leaves the same rows as applying it once. A batch of events is applied in one transaction.
+Status never moves backwards: a terminal state (completed, failed) is kept, progress only grows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
+
+
+def _ts(ms: int | datetime) -> datetime:
+    if isinstance(ms, datetime):
+        return ms
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+class Projection:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def apply(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Apply (kind, event) pairs in order, in one transaction. kind is 'job' or 'transcript'."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            for kind, event in events:
+                if kind == "job":
+                    await self._job_event(conn, event)
+                else:
+                    await self._transcript_event(conn, event)
+
+    # -- jobs.events ---------------------------------------------------------------------------------
+    async def _ensure_job(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> str:
+        job_id = ev.get("job_id") or ev["stream_id"]
+        await conn.execute(
+            "INSERT INTO jobs (job_id, stream_id, status, source) VALUES ($1, $2, 'running', $3) "
+            "ON CONFLICT (job_id) DO NOTHING",
+            job_id, ev["stream_id"], ev.get("source") or "producer",
+        )
+        return str(job_id)
+
+    async def _job_event(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> None:
+        job_id = await self._ensure_job(conn, ev)
+        at = _ts(ev["at"])
+        state = ev["state"].lower()
+        await conn.execute(
+            """
+            INSERT INTO job_stages (job_id, revision, stage, state, progress, message, error, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            ON CONFLICT (job_id, revision, stage) DO UPDATE SET
+              state = CASE WHEN job_stages.state IN ('completed', 'failed') THEN job_stages.state
+                           ELSE EXCLUDED.state END,
+              progress = GREATEST(job_stages.progress, EXCLUDED.progress),
+              message = COALESCE(EXCLUDED.message, job_stages.message),
+              error = COALESCE(job_stages.error, EXCLUDED.error),
+              updated_at = GREATEST(job_stages.updated_at, EXCLUDED.updated_at)
+            """,
+            job_id, ev["revision"], ev["stage"], state, ev.get("progress"), ev.get("message"), ev.get("error"), at,
+        )
+        if state == "failed":
+            await conn.execute(
+                """
+                UPDATE jobs SET status = 'failed', error = COALESCE(error, $3), error_stage = COALESCE(error_stage, $4),
+                                updated_at = now(), completed_at = COALESCE(completed_at, $5)
+                WHERE job_id = $1 AND revision = $2 AND status NOT IN ('completed', 'failed')
+                """,
+                job_id, ev["revision"], ev.get("error"), ev["stage"], at,
+            )
+        else:
+            await conn.execute(
+                """
+                UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, $3), updated_at = now()
+                WHERE job_id = $1 AND revision = $2 AND status = 'queued'
+                """,
+                job_id, ev["revision"], at,
+            )
+
+    # -- transcripts ---------------------------------------------------------------------------------
+    async def _ensure_transcript(self, conn: asyncpg.Connection, job_id: str, ev: dict[str, Any]) -> None:
+        await conn.execute(
+            """
+            INSERT INTO transcripts (job_id, revision, stream_id, status, model, pipeline_version)
+            VALUES ($1, $2, $3, 'running', $4, $5) ON CONFLICT (job_id, revision) DO NOTHING
+            """,
+            job_id, ev["revision"], ev["stream_id"], ev["model"], ev["pipeline_version"],
+        )
+
+    async def _transcript_event(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> None:
+        job_id = await self._ensure_job(conn, ev)
+        await self._ensure_transcript(conn, job_id, ev)
+        kind = ev["kind"]
+        if kind == "SEGMENT":
+            seg = ev["segment"]
+            if seg is None:
+                raise ValueError("SEGMENT event without a segment")
+            await conn.execute(
+                """
+                INSERT INTO transcript_segments (job_id, revision, segment_id, idx, start_s, end_s, text, speaker,
+                                                 channel, confidence, words, model, pipeline_version)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)
+                ON CONFLICT (job_id, revision, segment_id) DO UPDATE SET
+                  idx = EXCLUDED.idx, start_s = EXCLUDED.start_s, end_s = EXCLUDED.end_s, text = EXCLUDED.text,
+                  speaker = EXCLUDED.speaker, channel = EXCLUDED.channel, confidence = EXCLUDED.confidence,
+                  words = EXCLUDED.words, model = EXCLUDED.model, pipeline_version = EXCLUDED.pipeline_version
+                """,
+                job_id, ev["revision"], seg["id"], seg["index"], seg["start"], seg["end"], seg["text"],
+                seg.get("speaker"), seg.get("channel"), seg.get("confidence"), json.dumps(seg["words"]),
+                ev["model"], ev["pipeline_version"],
+            )
+            return
+        done = _ts(ev["produced_at"])
+        if kind == "COMPLETED":
+            stored = await conn.fetchval(
+                "SELECT count(*) FROM transcript_segments WHERE job_id = $1 AND revision = $2", job_id, ev["revision"]
+            )
+            if stored != ev["segment_count"]:
+                kind, ev = "FAILED", {**ev, "error": f"materialized {stored} of {ev['segment_count']} segments"}
+        if kind == "COMPLETED":
+            await conn.execute(
+                """
+                UPDATE transcripts SET status = 'completed', language = $3, duration = $4, segment_count = $5,
+                       completed_at = COALESCE(completed_at, $6), model = $7, pipeline_version = $8,
+                       text = (SELECT string_agg(text, ' ' ORDER BY start_s, idx) FROM transcript_segments s
+                               WHERE s.job_id = $1 AND s.revision = $2)
+                WHERE job_id = $1 AND revision = $2 AND status <> 'failed'
+                """,
+                job_id, ev["revision"], ev.get("language"), ev.get("duration"), ev["segment_count"], done,
+                ev["model"], ev["pipeline_version"],
+            )
+            await conn.execute(
+                """
+                UPDATE jobs SET status = 'completed', language = $3, duration = $4, model = $5, updated_at = now(),
+                       completed_at = COALESCE(completed_at, $6), started_at = COALESCE(started_at, $6)
+                WHERE job_id = $1 AND revision = $2 AND status <> 'failed'
+                """,
+                job_id, ev["revision"], ev.get("language"), ev.get("duration"), ev["model"], done,
+            )
+        else:  # FAILED
+            await conn.execute(
+                "UPDATE transcripts SET status = 'failed', error = COALESCE(error, $3), duration = $4 "
+                "WHERE job_id = $1 AND revision = $2",
+                job_id, ev["revision"], ev.get("error"), ev.get("duration"),
+            )
+            await conn.execute(
+                """
+                UPDATE jobs SET status = 'failed', error = COALESCE(error, $3), error_stage = COALESCE(error_stage, 'post'),
+                       duration = COALESCE(duration, $4), updated_at = now(), completed_at = COALESCE(completed_at, $5)
+                WHERE job_id = $1 AND revision = $2 AND status <> 'completed'
+                """,
+                job_id, ev["revision"], ev.get("error"), ev.get("duration"), done,
+            )

@@ -1,0 +1,1 @@
+"""Post-processing: turn recognised segments into a readable transcript and render it."""

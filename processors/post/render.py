@@ -1,0 +1,58 @@
+"""Render a transcript (the JSON shape the API serves) as JSON, SRT, WebVTT or plain text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+FORMATS = ("json", "srt", "vtt", "txt")
+MEDIA_TYPES = {
+    "json": "application/json",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+    "txt": "text/plain",
+}
+
+
+def _clock(seconds: float, sep: str) -> str:
+    ms = max(0, round(seconds * 1000))
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _label(seg: dict[str, Any]) -> str:
+    return f"{seg['speaker']}: " if seg.get("speaker") else ""
+
+
+def to_srt(transcript: dict[str, Any]) -> str:
+    blocks = []
+    for i, seg in enumerate(transcript["segments"], start=1):
+        blocks.append(f"{i}\n{_clock(seg['start'], ',')} --> {_clock(seg['end'], ',')}\n{_label(seg)}{seg['text']}\n")
+    return "\n".join(blocks)
+
+
+def to_vtt(transcript: dict[str, Any]) -> str:
+    blocks = ["WEBVTT\n"]
+    for seg in transcript["segments"]:
+        voice = f"<v {seg['speaker']}>" if seg.get("speaker") else ""
+        blocks.append(f"{_clock(seg['start'], '.')} --> {_clock(seg['end'], '.')}\n{voice}{seg['text']}\n")
+    return "\n".join(blocks)
+
+
+def to_txt(transcript: dict[str, Any]) -> str:
+    lines = [f"{_label(seg)}{seg['text']}" for seg in transcript["segments"]]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def render(transcript: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(transcript, indent=2, ensure_ascii=False)
+    if fmt == "srt":
+        return to_srt(transcript)
+    if fmt == "vtt":
+        return to_vtt(transcript)
+    if fmt == "txt":
+        return to_txt(transcript)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

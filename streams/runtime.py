@@ -1,0 +1,313 @@
+"""The consume -> process -> produce -> commit loop every pipeline stage runs in.
+
+A stage is a plain object with ``handle(record, ctx)`` (and optionally ``handle_batch``); it never touches
+Kafka. The runtime gives it decoded records and a context to emit events and keep per-stream state, then:
+
+1. produces the emitted events and flushes them (delivery confirmed by the broker),
+2. writes the batch's staged state changes to the stage's changelog and flushes them,
+3. commits the input offsets.
+
+So offsets are committed only after outputs are durable (at-least-once), and stages make redelivery
+harmless with deterministic ids and per-stream sequence checks (effectively-once).
+
+A record that cannot be decoded, or whose handling raises, is sent with its error to ``<topic>.dlq`` and the
+stage moves on; its state changes and outputs are rolled back. Errors a stage declares transient (e.g. a
+lost database connection) are not dead-lettered: the worker stops without committing, and its supervisor
+restarts it to retry.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from prometheus_client import Counter, Histogram
+
+from streams.kafka import make_consumer, make_producer
+from streams.registry import make_registry
+from streams.serde import AvroSerde
+from streams.state import StateStore
+from streams.topics import JOBS_EVENTS, dlq_name, state_topic
+from streamscribe.logs import get_logger
+from streamscribe.settings import Settings
+
+log = get_logger(__name__)
+
+EVENTS = Counter("streamscribe_stage_events_total", "Events handled", ["stage", "topic"])
+DEAD_LETTERS = Counter("streamscribe_dead_letters_total", "Events sent to a dead-letter topic", ["stage", "topic"])
+BATCH_SECONDS = Histogram("streamscribe_stage_batch_seconds", "Time to handle and commit one batch", ["stage"])
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str  # logical name, without the deployment's topic prefix
+    partition: int
+    offset: int
+    key: str | None
+    value: dict[str, Any]
+    timestamp_ms: int
+
+
+class Context:
+    """What a stage may do while handling records: emit events and read/write its per-stream state."""
+
+    def __init__(self, stage: str, state: StateStore | None,
+                 producer: Callable[[list[tuple[str, str | None, dict[str, Any]]]], None] | None = None) -> None:
+        self.stage = stage
+        self._state = state
+        self._producer = producer
+        self.outbox: list[tuple[str, str | None, dict[str, Any]]] = []
+        self.drained = 0  # events handed to the producer before the end of the batch
+        self.partition = -1
+
+    def emit(self, topic: str, key: str | None, value: dict[str, Any]) -> None:
+        self.outbox.append((topic, key, value))
+
+    def drain(self) -> None:
+        """Hand emitted events to the producer now (still confirmed before the commit). For stages that
+        emit a lot per input, like ingest; such events can no longer be rolled back if the record fails."""
+        if self._producer is not None and self.outbox:
+            self._producer(self.outbox)
+            self.drained += len(self.outbox)
+            self.outbox = []
+
+    def job_event(self, stream: dict[str, Any], state: str, *, progress: float | None = None,
+                  message: str | None = None, error: str | None = None,
+                  details: dict[str, str] | None = None) -> None:
+        job_id = stream.get("job_id")
+        if not job_id:
+            return  # streams produced straight to Kafka without a job have nothing to report to
+        self.emit(JOBS_EVENTS, stream["stream_id"], {
+            "job_id": job_id, "stream_id": stream["stream_id"], "revision": stream.get("revision", 1),
+            "stage": self.stage, "state": state, "progress": progress, "message": message, "error": error,
+            "details": details or {}, "at": now_ms(),
+        })
+
+    # state of the partition the current record came from
+    def get(self, key: str) -> bytes | None:
+        return self._store().get(self.partition, key)
+
+    def put(self, key: str, value: bytes | None) -> None:
+        self._store().put(self.partition, key, value)
+
+    def keys(self, prefix: str) -> list[str]:
+        return self._store().keys(self.partition, prefix)
+
+    def _store(self) -> StateStore:
+        if self._state is None:
+            raise RuntimeError(f"stage {self.stage} declared no state")
+        return self._state
+
+
+class Stage(Protocol):
+    name: ClassVar[str]
+    inputs: ClassVar[tuple[str, ...]]
+    stateful: ClassVar[bool]
+    transient_errors: ClassVar[tuple[type[BaseException], ...]]
+
+    def handle(self, record: Record, ctx: Context) -> None: ...
+
+    def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
+        """Handle a whole batch at once if the stage can do better than one by one; False to decline."""
+        ...
+
+    def forget(self, record: Record) -> None:
+        """Drop any in-memory cache derived from the record's stream (its handling failed)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StageRunner:
+    def __init__(self, stage: Stage, settings: Settings, *, max_batch: int = 200, poll_timeout: float = 0.5) -> None:
+        self.stage = stage
+        self.settings = settings
+        self.kafka = settings.kafka
+        self.prefix = settings.kafka.topic_prefix
+        self.max_batch = max_batch
+        self.poll_timeout = poll_timeout
+        client_id = f"{stage.name}-{socket.gethostname()}"
+        self.serde = AvroSerde(make_registry(settings.schema_registry.url, settings.schema_registry_file),
+                               self.prefix)
+        self.producer: Producer = make_producer(self.kafka, client_id)
+        self.consumer: Consumer = make_consumer(self.kafka, stage.name, client_id)
+        self.state: StateStore | None = None
+        if stage.stateful:
+            self.state = StateStore(
+                self.prefix + state_topic(stage.name),
+                lambda: Consumer({"bootstrap.servers": self.kafka.bootstrap_servers, **self.kafka.client_config,
+                                  "group.id": f"{self.prefix}{stage.name}.restore", "enable.auto.commit": False,
+                                  "fetch.wait.max.ms": self.kafka.fetch_wait_max_ms,
+                                  "fetch.message.max.bytes": self.kafka.max_message_bytes,
+                                  "enable.partition.eof": True}),
+                self.producer,
+            )
+        self._running = True
+        self._delivery_errors: list[str] = []
+        self.ready = threading.Event()  # set once the group has assigned this worker its partitions
+        self.partitions: set[tuple[str, int]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def stop(self, *_: object) -> None:
+        self._running = False
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        topics = [self.prefix + t for t in self.stage.inputs]
+        self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_revoke)
+        log.info("stage started", stage=self.stage.name, topics=topics)
+        try:
+            while self._running:
+                self.step()
+        finally:
+            self.stage.close()
+            self.consumer.close()
+            self.producer.flush(10)
+            log.info("stage stopped", stage=self.stage.name)
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("partitions assigned", stage=self.stage.name, partitions=[p.partition for p in partitions])
+        if self.state is not None:
+            self.state.assign([p.partition for p in partitions])
+        self.partitions |= {(p.topic, p.partition) for p in partitions}
+        self.ready.set()
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("partitions revoked", stage=self.stage.name, partitions=[p.partition for p in partitions])
+        if self.state is not None:
+            self.state.revoke([p.partition for p in partitions])
+        self.partitions -= {(p.topic, p.partition) for p in partitions}
+
+    # -- one batch -------------------------------------------------------------------------------------
+    def step(self) -> int:
+        messages = self.consumer.consume(self.max_batch, self.poll_timeout)
+        if not messages:
+            return 0
+        started = time.monotonic()
+        ctx = Context(self.stage.name, self.state, self._produce)
+        records: list[Record] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.code() in (KafkaError._PARTITION_EOF,):
+                    continue
+                raise KafkaException(err)
+            topic = msg.topic() or ""
+            offsets[(topic, msg.partition() or 0)] = (msg.offset() or 0) + 1
+            logical = topic.removeprefix(self.prefix)
+            try:
+                value = self.serde.deserialize(topic, msg.value())
+            except Exception as exc:
+                self._dead_letter(ctx, msg, exc)
+                continue
+            key = msg.key()
+            records.append(Record(logical, msg.partition() or 0, msg.offset() or 0,
+                                  key.decode(errors="replace") if key else None, value,
+                                  msg.timestamp()[1]))
+        if records:
+            self._handle(records, ctx, messages)
+        self._flush(ctx)
+        self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                             asynchronous=False)
+        BATCH_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
+        for r in records:
+            EVENTS.labels(self.stage.name, r.topic).inc()
+        return len(messages)
+
+    def _handle(self, records: list[Record], ctx: Context, messages: list[Message]) -> None:
+        by_offset = {(m.topic(), m.partition(), m.offset()): m for m in messages}
+        batch_ok = False
+        if len(records) > 1 and self.state is None:
+            mark = len(ctx.outbox)
+            try:
+                batch_ok = self.stage.handle_batch(records, ctx)
+            except self.stage.transient_errors:
+                raise
+            except Exception:
+                log.warning("batch failed; retrying its records one by one", stage=self.stage.name,
+                            error=traceback.format_exc(limit=3))
+                del ctx.outbox[mark:]
+                batch_ok = False
+        if batch_ok:
+            return
+        for record in records:
+            ctx.partition = record.partition
+            mark, drained = len(ctx.outbox), ctx.drained
+            if self.state is not None:
+                self.state.begin()
+            try:
+                self.stage.handle(record, ctx)
+            except self.stage.transient_errors:
+                raise
+            except Exception as exc:
+                if ctx.drained != drained:
+                    log.error("record failed after publishing part of its output", stage=self.stage.name,
+                              topic=record.topic, offset=record.offset)
+                    mark = 0
+                del ctx.outbox[mark:]
+                if self.state is not None:
+                    self.state.rollback()
+                self.stage.forget(record)
+                msg = by_offset[(self.prefix + record.topic, record.partition, record.offset)]
+                self._dead_letter(ctx, msg, exc)
+                if "stream_id" in record.value:
+                    ctx.job_event(record.value, "FAILED", error=f"{self.stage.name} could not handle an event "
+                                  f"({type(exc).__name__}: {exc}); it was dead-lettered to {dlq_name(record.topic)}")
+            else:
+                if self.state is not None:
+                    self.state.end()
+
+    def _dead_letter(self, ctx: Context, msg: Message, exc: BaseException) -> None:
+        topic = (msg.topic() or "").removeprefix(self.prefix)
+        log.error("dead-lettering event", stage=self.stage.name, topic=topic, partition=msg.partition(),
+                  offset=msg.offset(), error=f"{type(exc).__name__}: {exc}")
+        DEAD_LETTERS.labels(self.stage.name, topic).inc()
+        ctx.emit(dlq_name(topic), msg.key().decode(errors="replace") if msg.key() else None, {
+            "topic": topic, "partition": msg.partition() or 0, "offset": msg.offset() or 0,
+            "key": msg.key(), "value": msg.value(), "stage": self.stage.name,
+            "error_type": type(exc).__name__, "error": str(exc)[:4000], "failed_at": now_ms(),
+        })
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._delivery_errors.append(f"{msg.topic()}: {err}")
+
+    def _produce(self, events: list[tuple[str, str | None, dict[str, Any]]]) -> None:
+        for topic, key, value in events:
+            full = self.prefix + topic
+            payload = self.serde.serialize(full, value)
+            while True:
+                try:
+                    self.producer.produce(full, key=key.encode() if key else None, value=payload,
+                                          on_delivery=self._on_delivery)
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+        self.producer.poll(0)
+
+    def _flush(self, ctx: Context) -> None:
+        self._produce(ctx.outbox)
+        self._wait_delivered("outputs")
+        if self.state is not None and self.state.has_staged():
+            self.state.write_staged(self._on_delivery)
+            self._wait_delivered("state")
+
+    def _wait_delivered(self, what: str) -> None:
+        remaining = self.producer.flush(60)
+        if remaining or self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            raise KafkaException(f"{self.stage.name}: {what} not delivered ({remaining} pending): {errors[:3]}")

@@ -1,0 +1,116 @@
+"""ASR stage: audio.speech -> asr.segments.
+
+Stateless: every speech segment carries its own audio, so a restarted worker simply re-recognises what was
+not committed, and the result keeps the segment's deterministic id. Segments of a consumed batch are
+recognised together; per-stream order is kept on output (END follows the stream's last segment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from processors.asr.models import UnknownModel
+from processors.asr.transcriber import DecodeOptions, Request, Result, Transcriber
+from processors.audio.pcm import decode_pcm, to_float
+from streams.runtime import Context, Record, now_ms
+from streams.topics import ASR_SEGMENTS, AUDIO_SPEECH
+from streamscribe.logs import get_logger
+from streamscribe.settings import AsrSettings
+
+log = get_logger(__name__)
+
+
+class AsrStage:
+    name: ClassVar[str] = "streamscribe-asr"
+    inputs: ClassVar[tuple[str, ...]] = (AUDIO_SPEECH,)
+    stateful: ClassVar[bool] = False
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (MemoryError,)
+
+    def __init__(self, settings: AsrSettings, transcriber: Transcriber, pipeline_version: str) -> None:
+        self.settings = settings
+        self.transcriber = transcriber
+        self.pipeline_version = pipeline_version
+
+    def forget(self, record: Record) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def decode_options(self, options: dict[str, str]) -> DecodeOptions:
+        language = options.get("language") or None
+        return DecodeOptions(
+            model=options.get("model") or self.settings.default_model,
+            language=None if language in (None, "auto") else language,
+            beam_size=int(options.get("beam_size") or self.settings.beam_size),
+            word_timestamps=self.settings.word_timestamps,
+            initial_prompt=options.get("initial_prompt") or None,
+            hotwords=options.get("hotwords") or None,
+        )
+
+    def handle(self, record: Record, ctx: Context) -> None:
+        self.handle_batch([record], ctx)
+
+    def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
+        # A newer PARTIAL (or the FINAL) of the same segment makes older partials in the batch moot.
+        latest: dict[str, int] = {}
+        for i, r in enumerate(records):
+            if r.value["kind"] != "END":
+                latest[r.value["segment_id"]] = i
+        todo: list[int] = []
+        requests: list[Request] = []
+        failures: dict[int, str] = {}
+        for i, r in enumerate(records):
+            seg = r.value
+            if seg["kind"] == "END" or latest.get(seg["segment_id"]) != i:
+                continue
+            try:
+                opts = self.decode_options(seg["options"])
+                self.transcriber.registry.get(opts.model)
+            except (UnknownModel, ValueError) as exc:
+                failures[i] = str(exc)
+                continue
+            pcm = decode_pcm(seg["audio"], 1)[:, 0]
+            if seg["sample_rate"] != 16_000:
+                raise ValueError(f"speech segments must be 16 kHz, got {seg['sample_rate']}")
+            todo.append(i)
+            requests.append(Request(to_float(pcm), seg["start"], opts, group_hint=seg["stream_id"]))
+        results = dict(zip(todo, self.transcriber.transcribe(requests), strict=True)) if requests else {}
+
+        progress: dict[str, dict[str, Any]] = {}
+        for i, r in enumerate(records):
+            seg = r.value
+            if seg["kind"] == "END":
+                self._emit(ctx, seg, None, error=seg.get("error"))
+                continue
+            if i in failures:
+                self._emit(ctx, seg, None, error=failures[i])
+                ctx.job_event(seg, "FAILED", error=failures[i])
+            elif i in results:
+                self._emit(ctx, seg, results[i])
+                if seg["kind"] == "FINAL":
+                    progress[seg["stream_id"]] = seg
+        for seg in progress.values():
+            total = float(seg["options"].get("duration") or 0)
+            ctx.job_event(seg, "RUNNING", progress=min(1.0, seg["end"] / total) if total > 0 else None,
+                          message=f"recognised {seg['index'] + 1} segments")
+        return True
+
+    def _emit(self, ctx: Context, seg: dict[str, Any], res: Result | None, error: str | None = None) -> None:
+        opts = seg["options"]
+        ctx.emit(ASR_SEGMENTS, seg["stream_id"], {
+            "stream_id": seg["stream_id"], "job_id": seg["job_id"], "revision": seg["revision"],
+            "kind": seg["kind"], "segment_id": seg["segment_id"], "index": seg["index"],
+            "channel": seg["channel"], "start": seg["start"], "end": seg["end"],
+            "text": res.text if res else "",
+            "words": [w.__dict__ for w in res.words] if res else [],
+            "language": res.language if res else None,
+            "language_probability": res.language_probability if res else None,
+            "avg_logprob": res.avg_logprob if res else None,
+            "no_speech_prob": res.no_speech_prob if res else None,
+            "model": opts.get("model") or self.settings.default_model,
+            "pipeline_version": self.pipeline_version, "options": opts, "source": seg["source"],
+            "segment_count": seg.get("segment_count"), "duration": seg.get("duration"), "error": error,
+            "processing_seconds": round(res.seconds, 4) if res else None, "produced_at": now_ms(),
+        })

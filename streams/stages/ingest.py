@@ -1,0 +1,83 @@
+"""Ingest stage: ingest.requests -> audio.chunks.
+
+Reads a stored recording (the claim check in the request), decodes it and publishes it as a stream of
+<= 1 s chunks with contiguous ``seq``. A file that cannot be decoded fails its own job: the stream is closed
+with an end-of-stream chunk carrying the reason, and the job gets a FAILED event; other jobs keep flowing.
+A worker that dies mid-file re-publishes the file from the start on restart; VAD skips the seqs it has seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from connectors.ingest.decode import TARGET_RATE, DecodeError, decode_chunks, probe
+from connectors.storage.local import LocalObjectStore, ObjectNotFound
+from streams.runtime import Context, Record, now_ms
+from streams.topics import AUDIO_CHUNKS, INGEST_REQUESTS
+from streamscribe.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class IngestStage:
+    name: ClassVar[str] = "streamscribe-ingest"
+    inputs: ClassVar[tuple[str, ...]] = (INGEST_REQUESTS,)
+    stateful: ClassVar[bool] = False
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    def __init__(self, store: LocalObjectStore, chunk_seconds: float = 1.0) -> None:
+        self.store = store
+        self.chunk_seconds = chunk_seconds
+
+    def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
+        return False
+
+    def forget(self, record: Record) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def handle(self, record: Record, ctx: Context) -> None:
+        req = record.value
+        log.info("ingesting", job_id=req["job_id"], stream_id=req["stream_id"], object_key=req["object_key"])
+        ctx.job_event(req, "RUNNING", progress=0.0, message="decoding")
+        seq = 0
+        samples = 0
+        channels = 1
+        error: str | None = None
+        options = dict(req["options"])
+        try:
+            path = self.store.local_path(req["object_key"])
+            info = probe(path)
+            channels = max(1, info.channels)
+            if info.duration:
+                options["duration"] = f"{info.duration:.3f}"
+            options.setdefault("codec", info.codec)
+            for chunk in decode_chunks(path, self.chunk_seconds):
+                channels = chunk.frames.shape[1]
+                self._chunk(ctx, req, seq, chunk.start_sample, channels, chunk.frames.tobytes(), options, False)
+                seq += 1
+                samples = chunk.start_sample + len(chunk.frames)
+                ctx.drain()
+        except ObjectNotFound:
+            error = "the uploaded file is missing from storage"
+        except DecodeError as exc:
+            error = str(exc)
+        self._chunk(ctx, req, seq, samples, channels, b"", options, True, error)
+        if error:
+            ctx.job_event(req, "FAILED", error=error)
+        else:
+            ctx.job_event(req, "COMPLETED", progress=1.0, message=f"decoded {samples / TARGET_RATE:.1f} s",
+                          details={"duration": f"{samples / TARGET_RATE:.3f}", "channels": str(channels)})
+
+    @staticmethod
+    def _chunk(ctx: Context, req: dict[str, Any], seq: int, start: int, channels: int, data: bytes,
+               options: dict[str, str], last: bool, error: str | None = None) -> None:
+        ctx.emit(AUDIO_CHUNKS, req["stream_id"], {
+            "stream_id": req["stream_id"], "job_id": req["job_id"], "revision": req["revision"], "seq": seq,
+            "start_sample": start, "sample_rate": TARGET_RATE, "channels": channels, "encoding": "PCM_S16LE",
+            "data": data, "end_of_stream": last, "error": error, "options": options if seq == 0 else {},
+            "source": "upload", "produced_at": now_ms(),
+        })

@@ -1,0 +1,51 @@
+"""Materializer stage: transcripts + jobs.events -> PostgreSQL (``processors.materializer.Projection``).
+
+A consumed batch is applied in one database transaction before its offsets are committed; every write is an
+upsert, so a batch replayed after a crash changes nothing. A lost database connection is transient: the
+worker exits without committing and is restarted to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import asyncpg
+
+from processors.materializer.projection import TRANSIENT_DB_ERRORS, Projection
+from streams.runtime import Context, Record
+from streams.topics import JOBS_EVENTS, TRANSCRIPTS
+
+
+class MaterializerStage:
+    name: ClassVar[str] = "streamscribe-materializer"
+    inputs: ClassVar[tuple[str, ...]] = (TRANSCRIPTS, JOBS_EVENTS)
+    stateful: ClassVar[bool] = False
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_DB_ERRORS
+
+    def __init__(self, database_url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.pool: asyncpg.Pool = self.loop.run_until_complete(
+            asyncpg.create_pool(database_url, min_size=1, max_size=2)
+        )
+        self.projection = Projection(self.pool)
+
+    @staticmethod
+    def _events(records: Sequence[Record]) -> list[tuple[str, dict[str, Any]]]:
+        return [("job" if r.topic == JOBS_EVENTS else "transcript", r.value) for r in records]
+
+    def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
+        self.loop.run_until_complete(self.projection.apply(self._events(records)))
+        return True
+
+    def handle(self, record: Record, ctx: Context) -> None:
+        self.handle_batch([record], ctx)
+
+    def forget(self, record: Record) -> None:
+        pass
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.pool.close())
+        self.loop.close()

@@ -1,0 +1,221 @@
+"""VAD stage: audio.chunks -> audio.speech.
+
+Each stream's chunks are resampled to 16 kHz, mixed to mono (or split per channel) and fed to a
+``processors.vad.Segmenter``. The segmenter's state and the audio it still needs live in the stage's
+changelog, keyed by stream, so a worker that dies mid-utterance resumes it exactly on restart. Chunks are
+recognised by their per-stream ``seq``: a redelivered chunk is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from processors.audio.pcm import PIPELINE_RATE, decode_pcm, mix_down, to_rate
+from processors.vad.segmenter import Cut, Segmenter, SegmenterConfig, SegmenterState
+from streams.runtime import Context, Record, now_ms
+from streams.topics import AUDIO_CHUNKS, AUDIO_SPEECH
+from streamscribe.logs import get_logger
+from streamscribe.settings import VadSettings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class StreamMeta:
+    stream_id: str
+    job_id: str | None
+    revision: int
+    options: dict[str, str]
+    source: str
+    mode: str  # merge | utterance
+    split: bool
+    seq: int = -1
+    source_samples: int = 0  # per channel, at the source rate
+    finals: int = 0
+    next_report: float = 0.1
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> segmenter state + pieces
+    ended: bool = False
+
+    def dumps(self) -> bytes:
+        return json.dumps(self.__dict__, separators=(",", ":")).encode()
+
+    @classmethod
+    def loads(cls, raw: bytes) -> StreamMeta:
+        return cls(**json.loads(raw))
+
+
+def stream_key(stream_id: str, revision: int) -> str:
+    return f"{stream_id}#{revision}"
+
+
+def _piece(start: int, pcm: np.ndarray) -> bytes:
+    return struct.pack(">q", start) + pcm.astype("<i2").tobytes()
+
+
+def _unpiece(raw: bytes) -> tuple[int, np.ndarray]:
+    (start,) = struct.unpack(">q", raw[:8])
+    return start, np.frombuffer(raw[8:], dtype="<i2").astype(np.int16)
+
+
+class VadStage:
+    name: ClassVar[str] = "streamscribe-vad"
+    inputs: ClassVar[tuple[str, ...]] = (AUDIO_CHUNKS,)
+    stateful: ClassVar[bool] = True
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    def __init__(self, settings: VadSettings) -> None:
+        self.settings = settings
+        self._cache: dict[str, tuple[int, dict[str, Segmenter]]] = {}
+
+    # -- Stage protocol ------------------------------------------------------------------------------
+    def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
+        return False
+
+    def forget(self, record: Record) -> None:
+        v = record.value
+        self._cache.pop(stream_key(v.get("stream_id", ""), v.get("revision", 1)), None)
+
+    def close(self) -> None:
+        self._cache.clear()
+
+    def handle(self, record: Record, ctx: Context) -> None:
+        chunk = record.value
+        key = stream_key(chunk["stream_id"], chunk["revision"])
+        raw = ctx.get(key)
+        meta = StreamMeta.loads(raw) if raw else None
+        if meta is not None and (meta.ended or chunk["seq"] <= meta.seq):
+            return  # redelivered
+        if meta is None:
+            meta = self._open(chunk, ctx)
+        segmenters = self._segmenters(key, meta, ctx)
+
+        frames = decode_pcm(chunk["data"], chunk["channels"], chunk["encoding"])
+        gap = chunk["start_sample"] - meta.source_samples
+        if gap > 0:  # the producer skipped audio: keep time straight with silence
+            log.warning("gap in stream", stream_id=meta.stream_id, samples=gap)
+            frames = np.concatenate([np.zeros((gap, frames.shape[1]), dtype=np.int16), frames])
+        elif gap < 0:
+            frames = frames[-gap:]
+        meta.source_samples += len(frames)
+        meta.seq = chunk["seq"]
+
+        channels = {"m": mix_down(frames)} if not meta.split else {str(c): frames[:, c] for c in range(frames.shape[1])}
+        cuts: list[tuple[str, Cut]] = []
+        for name, mono in channels.items():
+            pcm = to_rate(mono, chunk["sample_rate"], PIPELINE_RATE)
+            seg = segmenters.setdefault(name, self._new_segmenter(meta))
+            ch = meta.channels.setdefault(name, {"pieces": []})
+            ctx.put(f"{key}/pcm/{name}/{chunk['seq']:012d}", _piece(seg.st.total, pcm))
+            ch["pieces"].append([chunk["seq"], seg.st.total, len(pcm)])
+            cuts += [(name, c) for c in seg.feed(pcm)]
+            if chunk["end_of_stream"]:
+                cuts += [(name, c) for c in seg.finish()]
+            self._trim(key, name, seg, ch, ctx)
+            ch["state"] = seg.st.to_json()
+
+        for name, cut in cuts:
+            self._emit_cut(meta, name, cut, ctx)
+
+        duration = self._duration(meta, chunk)
+        if chunk["end_of_stream"]:
+            self._end(key, meta, chunk, duration, ctx)
+        else:
+            self._report(meta, duration, ctx)
+        ctx.put(key, meta.dumps())
+        self._cache[key] = (meta.seq, segmenters)
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _open(self, chunk: dict[str, Any], ctx: Context) -> StreamMeta:
+        options = dict(chunk["options"])
+        mode = options.get("segmentation") or ("merge" if chunk["source"] == "upload" else "utterance")
+        split = options.get("channel_mode", "mix") == "split" and chunk["channels"] > 1
+        if chunk["seq"] != 0:
+            log.warning("stream joined after its first chunk", stream_id=chunk["stream_id"], seq=chunk["seq"])
+        meta = StreamMeta(stream_id=chunk["stream_id"], job_id=chunk["job_id"], revision=chunk["revision"],
+                          options=options, source=chunk["source"], mode=mode, split=split,
+                          source_samples=chunk["start_sample"] if chunk["seq"] != 0 else 0)
+        ctx.job_event(chunk, "RUNNING", progress=0.0, message="finding speech")
+        return meta
+
+    def _config(self, meta: StreamMeta) -> SegmenterConfig:
+        s = self.settings
+        return SegmenterConfig(aggressiveness=s.aggressiveness, frame_ms=s.frame_ms,
+                               end_silence_ms=s.end_silence_ms, pad_ms=s.pad_ms,
+                               max_segment_s=s.max_segment_s, partial_interval_s=s.partial_interval_s,
+                               mode="merge" if meta.mode == "merge" else "utterance")
+
+    def _new_segmenter(self, meta: StreamMeta) -> Segmenter:
+        return Segmenter(self._config(meta))
+
+    def _segmenters(self, key: str, meta: StreamMeta, ctx: Context) -> dict[str, Segmenter]:
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == meta.seq:
+            return cached[1]
+        # rebuild from the changelog: segmenter state plus the audio pieces it still needs
+        out: dict[str, Segmenter] = {}
+        for name, ch in meta.channels.items():
+            state = SegmenterState.from_json(ch["state"])
+            pieces = [_unpiece(raw) for seq, _, _ in ch["pieces"]
+                      if (raw := ctx.get(f"{key}/pcm/{name}/{seq:012d}")) is not None]
+            start = pieces[0][0] if pieces else state.total
+            buf = np.concatenate([p for _, p in pieces]) if pieces else np.zeros(0, dtype=np.int16)
+            out[name] = Segmenter(self._config(meta), state, buf, start)
+        return out
+
+    def _trim(self, key: str, name: str, seg: Segmenter, ch: dict[str, Any], ctx: Context) -> None:
+        keep = seg.retain_from()
+        pieces = ch["pieces"]
+        while pieces and pieces[0][1] + pieces[0][2] <= keep:
+            seq = pieces.pop(0)[0]
+            ctx.put(f"{key}/pcm/{name}/{seq:012d}", None)
+        seg.trim(pieces[0][1] if pieces else seg.st.total)
+
+    def _emit_cut(self, meta: StreamMeta, name: str, cut: Cut, ctx: Context) -> None:
+        channel = None if name == "m" else int(name)
+        index = meta.finals
+        if cut.kind == "FINAL":
+            meta.finals += 1
+        ctx.emit(AUDIO_SPEECH, meta.stream_id, {
+            "stream_id": meta.stream_id, "job_id": meta.job_id, "revision": meta.revision, "kind": cut.kind,
+            "segment_id": f"{meta.stream_id}:{name}:{round(cut.start_s * 1000):09d}", "index": index,
+            "channel": channel, "start": round(cut.start_s, 3), "end": round(cut.end_s, 3),
+            "sample_rate": PIPELINE_RATE, "audio": cut.audio.astype("<i2").tobytes(), "options": meta.options,
+            "source": meta.source, "segment_count": None, "duration": None, "error": None,
+            "produced_at": now_ms(),
+        })
+
+    @staticmethod
+    def _duration(meta: StreamMeta, chunk: dict[str, Any]) -> float:
+        return meta.source_samples / chunk["sample_rate"]
+
+    def _report(self, meta: StreamMeta, position: float, ctx: Context) -> None:
+        total = float(meta.options.get("duration") or 0)
+        if total <= 0 or position / total < meta.next_report:
+            return
+        meta.next_report = min(1.0, (int(position / total * 10) + 1) / 10)
+        ctx.job_event(meta.__dict__, "RUNNING", progress=min(1.0, position / total),
+                      message=f"{meta.finals} speech segments so far")
+
+    def _end(self, key: str, meta: StreamMeta, chunk: dict[str, Any], duration: float, ctx: Context) -> None:
+        error = chunk.get("error")
+        ctx.emit(AUDIO_SPEECH, meta.stream_id, {
+            "stream_id": meta.stream_id, "job_id": meta.job_id, "revision": meta.revision, "kind": "END",
+            "segment_id": f"{meta.stream_id}:end", "index": meta.finals, "channel": None,
+            "start": round(duration, 3), "end": round(duration, 3), "sample_rate": PIPELINE_RATE,
+            "audio": b"", "options": meta.options, "source": meta.source, "segment_count": meta.finals,
+            "duration": round(duration, 3), "error": error, "produced_at": now_ms(),
+        })
+        if not error:
+            ctx.job_event(meta.__dict__, "COMPLETED", progress=1.0,
+                          message=f"{meta.finals} speech segments in {duration:.1f} s of audio")
+        for name, ch in meta.channels.items():
+            for seq, _, _ in ch["pieces"]:
+                ctx.put(f"{key}/pcm/{name}/{seq:012d}", None)
+        meta.channels = {}
+        meta.ended = True

@@ -1,0 +1,81 @@
+"""The topic catalogue: every topic the pipeline uses, its contract, partitions and configuration.
+
+Audio flows  ingest.requests -> audio.chunks -> audio.speech -> asr.segments -> transcripts,
+every stage reports on jobs.events, and each consumed topic has a ``.dlq`` sibling for poison events.
+Topics are created explicitly at start (``streams.admin.ensure_topics``); nothing relies on auto-creation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streamscribe.settings import KafkaSettings
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    schema: str | None  # schemas/avro/<schema>.avsc, None for opaque state changelogs
+    doc: str
+    config: dict[str, str] = field(default_factory=dict)
+    has_dlq: bool = False
+
+
+INGEST_REQUESTS = "ingest.requests"
+AUDIO_CHUNKS = "audio.chunks"
+AUDIO_SPEECH = "audio.speech"
+ASR_SEGMENTS = "asr.segments"
+TRANSCRIPTS = "transcripts"
+JOBS_EVENTS = "jobs.events"
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    TopicSpec(INGEST_REQUESTS, "ingest_request", "stored recordings to decode (claim checks)",
+              {"retention.ms": str(4 * WEEK_MS)}, has_dlq=True),
+    TopicSpec(AUDIO_CHUNKS, "audio_chunk", "inline PCM, <= 1 s per event, from every source",
+              {"retention.ms": str(WEEK_MS)}, has_dlq=True),
+    TopicSpec(AUDIO_SPEECH, "speech_segment", "speech segments found by VAD, 16 kHz mono PCM",
+              {"retention.ms": str(WEEK_MS)}, has_dlq=True),
+    TopicSpec(ASR_SEGMENTS, "asr_segment", "recognized text with word timings, partial and final",
+              {"retention.ms": str(4 * WEEK_MS)}, has_dlq=True),
+    TopicSpec(TRANSCRIPTS, "transcript_event", "finished transcript segments and completions",
+              {"retention.ms": "-1"}, has_dlq=True),
+    TopicSpec(JOBS_EVENTS, "job_event", "progress and failure reports from every stage",
+              {"retention.ms": str(4 * WEEK_MS)}, has_dlq=True),
+)
+
+DLQ_SUFFIX = ".dlq"
+STATE_SUFFIX = ".state"
+
+
+def dlq_name(topic: str) -> str:
+    return topic + DLQ_SUFFIX
+
+
+def state_topic(group: str) -> str:
+    """Changelog of a consumer group's per-stream state, partitioned like the group's input."""
+    return group + STATE_SUFFIX
+
+
+def schema_of(topic: str) -> str:
+    base = topic.removesuffix(DLQ_SUFFIX)
+    if topic.endswith(DLQ_SUFFIX):
+        return "dead_letter"
+    for spec in CATALOGUE:
+        if spec.name == base and spec.schema:
+            return spec.schema
+    raise KeyError(f"no contract for topic {topic!r}")
+
+
+def all_topics(kafka: KafkaSettings, state_groups: tuple[str, ...]) -> list[tuple[str, dict[str, str]]]:
+    """(full name, config) for every topic the platform needs, DLQs and state changelogs included."""
+    big = {"max.message.bytes": str(kafka.max_message_bytes)}
+    out: list[tuple[str, dict[str, str]]] = []
+    for spec in CATALOGUE:
+        out.append((kafka.topic_prefix + spec.name, {**spec.config, **big}))
+        if spec.has_dlq:
+            out.append((kafka.topic_prefix + dlq_name(spec.name), {"retention.ms": "-1", **big}))
+    for group in state_groups:
+        out.append((kafka.topic_prefix + state_topic(group), {"cleanup.policy": "compact", **big}))
+    return out

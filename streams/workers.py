@@ -1,0 +1,104 @@
+"""Build and run one pipeline stage as its own process and consumer group."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.runtime import Stage, StageRunner
+from streamscribe.logs import configure, get_logger
+from streamscribe.settings import Settings
+
+STAGES = ("ingest", "vad", "asr", "post", "materializer")
+
+
+def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
+    """The stage object and its batch size."""
+    if name == "ingest":
+        from connectors.storage.local import LocalObjectStore
+        from streams.stages.ingest import IngestStage
+
+        return IngestStage(LocalObjectStore(settings.storage_root), settings.chunk_seconds), 1
+    if name == "vad":
+        from streams.stages.vad import VadStage
+
+        return VadStage(settings.vad), 200
+    if name == "asr":
+        from processors.asr.models import ModelRegistry
+        from processors.asr.transcriber import Transcriber
+        from streams.stages.asr import AsrStage
+
+        a = settings.asr
+        transcriber = Transcriber(ModelRegistry(a.model_paths), compute_type=a.compute_type,
+                                  cpu_threads=a.cpu_threads, batch_size=a.batch_size, max_loaded=a.loaded_models)
+        transcriber.load(a.default_model)  # load and warm the default model once per worker, not per job
+        return AsrStage(a, transcriber, settings.pipeline_version), a.batch_size
+    if name == "post":
+        from streams.stages.post import PostStage
+
+        return PostStage(), 200
+    if name == "materializer":
+        from streams.stages.materializer import MaterializerStage
+
+        return MaterializerStage(settings.database_url), 500
+    raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+
+
+def serve_health(port: int, stage: str, runner: StageRunner) -> ThreadingHTTPServer:
+    """/health (ready once the worker holds its group membership) and /metrics (Prometheus)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/metrics"):
+                body, ctype, code = generate_latest(), CONTENT_TYPE_LATEST, 200
+            elif self.path.startswith("/health"):
+                ready = runner.ready.is_set()
+                body = json.dumps({"stage": stage, "status": "ready" if ready else "starting",
+                                   "partitions": sorted(runner.partitions)}).encode()
+                ctype, code = "application/json", 200 if ready else 503
+            else:
+                body, ctype, code = b"not found", "text/plain", 404
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
+    return server
+
+
+def run_worker(name: str, settings: Settings, metrics_port: int | None = None) -> None:
+    configure(settings.log_level, settings.log_format, component=name)
+    log = get_logger(__name__)
+    stage, batch = build_stage(name, settings)
+    runner = StageRunner(stage, settings, max_batch=batch)
+    if metrics_port:
+        serve_health(metrics_port, name, runner)
+    log.info("worker starting", stage=name, batch=batch)
+    runner.run()
+
+
+def state_groups() -> tuple[str, ...]:
+    from streams.stages.post import PostStage
+    from streams.stages.vad import VadStage
+
+    return (VadStage.name, PostStage.name)
+
+
+def build_stage_classes() -> list[type[Stage]]:
+    """The stage classes in data-flow order (for status and admin tooling; nothing is constructed)."""
+    from streams.stages.asr import AsrStage
+    from streams.stages.ingest import IngestStage
+    from streams.stages.materializer import MaterializerStage
+    from streams.stages.post import PostStage
+    from streams.stages.vad import VadStage
+
+    return [IngestStage, VadStage, AsrStage, PostStage, MaterializerStage]  # type: ignore[list-item]

@@ -1,0 +1,3 @@
+"""streamscribe: speech transcription as an event-driven pipeline on Kafka."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,269 @@
+"""The ``streamscribe`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streamscribe.settings import Settings
+
+
+def _settings(home: str | None) -> Settings:
+    if home:
+        os.environ["STREAMSCRIBE_HOME"] = str(Path(home).resolve())
+    return Settings()
+
+
+def _server_url(settings: Settings, server: str | None) -> str:
+    if server:
+        return server
+    from streamscribe.stack.supervisor import read_stack
+
+    stack = read_stack(settings.home)
+    if stack:
+        return str(stack["gateway_url"])
+    return f"http://{settings.gateway.host}:{settings.gateway.port}"
+
+
+home_option = click.option("--home", type=click.Path(file_okay=False), default=None,
+                           help="Stack home directory (default: $STREAMSCRIBE_HOME or ~/.streamscribe).")
+
+
+@click.group()
+@click.version_option(package_name="streamscribe")
+def main() -> None:
+    """Speech transcription as an event-driven pipeline on Kafka."""
+
+
+@main.command()
+@click.option("--detach", is_flag=True, help="Run in the background; return once /health is ready.")
+@home_option
+@click.option("--port", type=int, default=None, help="Gateway port (default 8080).")
+@click.option("--timeout", type=float, default=300, show_default=True, help="Seconds to wait for readiness.")
+def up(detach: bool, home: str | None, port: int | None, timeout: float) -> None:
+    """Start the embedded stack: broker, PostgreSQL, storage, every processor and the gateway."""
+    from streamscribe.logs import configure
+    from streamscribe.stack.supervisor import pid_alive, read_stack, stack_file
+
+    settings = _settings(home)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    running = read_stack(settings.home)
+    if running and pid_alive(running.get("supervisor_pid")):
+        raise click.ClickException(f"a stack is already running from {settings.home} at {running['gateway_url']}")
+    stack_file(settings.home).unlink(missing_ok=True)
+    gateway_port = port or settings.gateway.port
+    if not detach:
+        configure(settings.log_level, "console", component="supervisor")
+        from streamscribe.stack.supervisor import run_foreground
+
+        run_foreground(settings, gateway_port)
+        return
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "streamscribe.cli", "up", "--home", str(settings.home), "--port", str(gateway_port)]
+    with open(logs / "supervisor.log", "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, "STREAMSCRIBE_HOME": str(settings.home)})
+    url = f"http://127.0.0.1:{gateway_port}"
+    click.echo(f"starting streamscribe in {settings.home} ...", err=True)
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (logs / "supervisor.log").read_text(errors="replace").splitlines()[-30:]
+            raise click.ClickException("the stack failed to start:\n" + "\n".join(tail))
+        last = asyncio.run(_health(url))
+        if last.get("status") == "ok":
+            click.echo(f"streamscribe is up at {url} (home {settings.home})")
+            return
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    raise click.ClickException(f"the stack was not healthy after {timeout:.0f} s: {last}")
+
+
+async def _health(url: str) -> dict[str, Any]:
+    from streamscribe.client import Client
+
+    try:
+        async with Client(url) as c:
+            return await c.health()
+    except Exception as exc:
+        return {"status": "unreachable", "error": str(exc)}
+
+
+@main.command()
+@home_option
+@click.option("--timeout", type=float, default=60, show_default=True)
+def down(home: str | None, timeout: float) -> None:
+    """Stop the embedded stack started from this home, cleanly."""
+    from streamscribe.stack.supervisor import pid_alive, read_stack, stack_file
+
+    settings = _settings(home)
+    stack = read_stack(settings.home)
+    if not stack or not pid_alive(stack.get("supervisor_pid")):
+        stack_file(settings.home).unlink(missing_ok=True)
+        click.echo("streamscribe is not running")
+        return
+    pid = int(stack["supervisor_pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid_alive(pid):
+        raise click.ClickException(f"the supervisor (pid {pid}) did not stop within {timeout:.0f} s")
+    click.echo("streamscribe stopped")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--server", default=None, help="Gateway URL (default: the local stack).")
+@click.option("--model", default=None, help="Model name (see GET /v1/models).")
+@click.option("--language", default=None, help="Language code, or 'auto' with multilingual models.")
+@click.option("--format", "fmt", type=click.Choice(["json", "srt", "vtt", "txt"]), default="txt", show_default=True)
+@home_option
+def transcribe(file: Path, server: str | None, model: str | None, language: str | None, fmt: str,
+               home: str | None) -> None:
+    """Upload FILE, show progress on stderr, print the transcript on stdout."""
+    settings = _settings(home)
+    url = _server_url(settings, server)
+    try:
+        code, output = asyncio.run(_transcribe(url, file, model, language, fmt))
+    except Exception as exc:  # connection refused, API errors: one clear line, non-zero exit
+        raise click.ClickException(str(exc)) from exc
+    if code:
+        raise click.ClickException(output)
+    click.echo(output, nl=not output.endswith("\n"))
+
+
+async def _transcribe(url: str, file: Path, model: str | None, language: str | None, fmt: str) -> tuple[int, str]:
+    import json
+
+    from tqdm import tqdm
+
+    from streamscribe.client import Client
+
+    interactive = sys.stderr.isatty()
+    async with Client(url) as client:
+        job = await client.submit(file, model=model, language=language)
+        job_id = job["job_id"]
+        click.echo(f"job {job_id} queued", err=True)
+        bar = tqdm(total=100, unit="%", file=sys.stderr, desc="queued", disable=not interactive,
+                   bar_format="{desc:<22} {percentage:3.0f}%|{bar}| {elapsed}")
+        seen: dict[str, str] = {}
+
+        def progress(j: dict[str, Any]) -> None:
+            running = [n for n, s in j["stages"].items() if s["state"] == "running"]
+            desc = f"{j['status']}" + (f": {running[-1]}" if running else "")
+            bar.set_description_str(desc)
+            bar.n = round(100 * j["progress"])
+            bar.refresh()
+            if not interactive:
+                for name, st in j["stages"].items():
+                    line = f"{st['state']} {round(100 * (st['progress'] or 0))}%"
+                    if seen.get(name) != line:
+                        seen[name] = line
+                        click.echo(f"  {name}: {line}" + (f" - {st['message']}" if st.get("message") else ""),
+                                   err=True)
+
+        final = await client.wait(job_id, on_progress=progress)
+        bar.close()
+        if final["status"] == "failed":
+            return 1, f"job {job_id} failed ({final.get('error_stage') or 'pipeline'}): {final['error']}"
+        out = await client.transcript(job_id, fmt)
+        return 0, json.dumps(out, indent=2, ensure_ascii=False) if fmt == "json" else out
+
+
+@main.command()
+@home_option
+@click.option("--server", default=None)
+def status(home: str | None, server: str | None) -> None:
+    """Health of every component and the lag of every consumer group."""
+    from streams.admin import group_lag
+    from streams.workers import build_stage_classes
+    from streamscribe.stack.supervisor import read_stack
+
+    settings = _settings(home)
+    stack = read_stack(settings.home)
+    if stack:
+        settings.kafka.bootstrap_servers = stack["kafka_bootstrap"]
+    url = _server_url(settings, server)
+    health = asyncio.run(_health(url))
+    click.echo(f"gateway {url}: {health.get('status')}")
+    for name, comp in health.get("components", {}).items():
+        extra = comp.get("error") or ", ".join(f"{k}={v}" for k, v in comp.items() if k not in ("status", "stage"))
+        click.echo(f"  {name:<22} {comp['status']:<9} {extra}")
+    if stack:
+        click.echo("processes:")
+        for name, child in stack.get("children", {}).items():
+            click.echo(f"  {name:<22} pid {child['pid']:<8} restarts {child['restarts']}")
+    click.echo("consumer groups (committed / end of log = lag):")
+    for cls in build_stage_classes():
+        try:
+            lags = group_lag(settings.kafka, settings.kafka.topic_prefix + cls.name,
+                             [settings.kafka.topic_prefix + t for t in cls.inputs], timeout=5)
+        except Exception as exc:
+            click.echo(f"  {cls.name:<28} unavailable: {exc}")
+            continue
+        for lag in lags:
+            click.echo(f"  {cls.name:<28} {lag.topic:<16} {lag.committed:>8} / {lag.end:<8} lag {lag.lag}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--metrics-port", type=int, default=None)
+def worker(name: str, metrics_port: int | None) -> None:
+    """Run one pipeline stage (ingest, vad, asr, post, materializer) as its own consumer group."""
+    from streams.workers import run_worker
+
+    run_worker(name, Settings(), metrics_port)
+
+
+@main.command()
+def gateway() -> None:
+    """Run the REST/WebSocket gateway."""
+    from gateway.app import run_gateway
+
+    run_gateway(Settings())
+
+
+@main.command()
+@click.option("--database-url", envvar="STREAMSCRIBE_DATABASE_URL", required=True)
+def migrate(database_url: str) -> None:
+    """Apply pending database migrations."""
+    from processors.materializer.migrate import apply_migrations
+
+    applied = apply_migrations(database_url)
+    click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@home_option
+@click.option("--port", type=int, default=None)
+def demo(file: Path, home: str | None, port: int | None) -> None:
+    """Start the stack, transcribe FILE end to end, print the transcript, stop the stack."""
+    ctx = click.get_current_context()
+    settings = _settings(home)
+    from streamscribe.stack.ports import free_port
+
+    gw_port = port or free_port(settings.gateway.port)
+    ctx.invoke(up, detach=True, home=str(settings.home), port=gw_port, timeout=300)
+    try:
+        started = time.monotonic()
+        ctx.invoke(transcribe, file=file, server=f"http://127.0.0.1:{gw_port}", model=None, language=None,
+                   fmt="txt", home=str(settings.home))
+        click.echo(f"(transcribed through Kafka in {time.monotonic() - started:.1f} s)", err=True)
+    finally:
+        ctx.invoke(down, home=str(settings.home), timeout=60)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""A small async client for the gateway's REST API (used by the CLI, the demo and the benchmarks)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, body: Any) -> None:
+        detail = body.get("detail") if isinstance(body, dict) else body
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.body = body
+
+
+class Client:
+    def __init__(self, base_url: str, token: str | None = None) -> None:
+        self.base = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=600))
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+
+    async def _json(self, resp: aiohttp.ClientResponse) -> Any:
+        text = await resp.text()
+        try:
+            body = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            body = text
+        if resp.status >= 400:
+            raise ApiError(resp.status, body)
+        return body
+
+    async def health(self) -> dict[str, Any]:
+        async with self.session.get(f"{self.base}/health") as resp:
+            text = await resp.text()
+            body: dict[str, Any] = json.loads(text) if text else {}
+            return body
+
+    async def submit(self, path: Path, **fields: str | None) -> dict[str, Any]:
+        form = aiohttp.FormData()
+        for k, v in fields.items():
+            if v is not None:
+                form.add_field(k, v)
+        with open(path, "rb") as fh:
+            form.add_field("file", fh, filename=path.name)
+            async with self.session.post(f"{self.base}/v1/jobs", data=form) as resp:
+                body: dict[str, Any] = await self._json(resp)
+                return body
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        async with self.session.get(f"{self.base}/v1/jobs/{job_id}") as resp:
+            body: dict[str, Any] = await self._json(resp)
+            return body
+
+    async def transcript(self, job_id: str, fmt: str = "json", revision: int | None = None) -> Any:
+        params = {"format": fmt, **({"revision": str(revision)} if revision else {})}
+        async with self.session.get(f"{self.base}/v1/jobs/{job_id}/transcript", params=params) as resp:
+            if fmt == "json":
+                return await self._json(resp)
+            if resp.status >= 400:
+                await self._json(resp)
+            return await resp.text()
+
+    async def wait(self, job_id: str, interval: float = 0.25, timeout: float = 3600,
+                   on_progress: Any = None) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            job = await self.job(job_id)
+            if on_progress:
+                on_progress(job)
+            if job["status"] in ("completed", "failed"):
+                return job
+            if loop.time() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
+            await asyncio.sleep(interval)

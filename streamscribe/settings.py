@@ -1,0 +1,105 @@
+"""One typed settings object for every process of the platform.
+
+Values come from environment variables prefixed ``STREAMSCRIBE_`` (nested with ``__``, e.g.
+``STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS``). The embedded launcher passes its endpoints to the processes it
+starts the same way, so a worker started by hand against a production cluster reads the same names.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streamscribe import __version__
+
+Profile = Literal["embedded", "production"]
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    topic_prefix: str = ""
+    partitions: int = 4
+    replication_factor: int = 1
+    session_timeout_ms: int = 6000
+    fetch_wait_max_ms: int = 100
+    max_message_bytes: int = 8 * 1024 * 1024
+    # Extra librdkafka properties (security.protocol, sasl.* ...) as a JSON object in the environment.
+    client_config: dict[str, str] = Field(default_factory=dict)
+
+
+class SchemaRegistrySettings(BaseModel):
+    # Confluent-compatible Schema Registry URL; empty means the file-backed registry under the home dir.
+    url: str = ""
+
+
+class StorageSettings(BaseModel):
+    # Local object storage root; empty means <home>/objects.
+    root: str = ""
+
+
+class AsrSettings(BaseModel):
+    default_model: str = "tiny.en"
+    # Extra CTranslate2 Whisper model directories: name -> path, as JSON in the environment.
+    model_paths: dict[str, str] = Field(default_factory=dict)
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    beam_size: int = 5
+    batch_size: int = 8
+    word_timestamps: bool = True
+    loaded_models: int = 2
+
+
+class VadSettings(BaseModel):
+    aggressiveness: int = 2
+    frame_ms: int = 30
+    min_speech_ms: int = 150
+    end_silence_ms: int = 500
+    pad_ms: int = 200
+    # Uploads merge utterances into windows up to this long (Whisper reads 30 s at a time).
+    max_segment_s: float = 28.0
+    # Live streams publish growing PARTIAL segments this often while someone speaks.
+    partial_interval_s: float = 0.8
+
+
+class GatewaySettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STREAMSCRIBE_", env_nested_delimiter="__", extra="ignore")
+
+    profile: Profile = "embedded"
+    home: Path = Path.home() / ".streamscribe"
+    database_url: str = ""
+    pipeline_version: str = __version__
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    asr: AsrSettings = Field(default_factory=AsrSettings)
+    vad: VadSettings = Field(default_factory=VadSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    # Chunk length for audio.chunks produced by ingest (the design caps it at one second).
+    chunk_seconds: float = 1.0
+    # Health endpoints of the pipeline workers (stage -> URL), checked by the gateway's /health.
+    worker_health_urls: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def storage_root(self) -> Path:
+        return Path(self.storage.root) if self.storage.root else self.home / "objects"
+
+    @property
+    def schema_registry_file(self) -> Path:
+        return self.home / "schema-registry.json"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

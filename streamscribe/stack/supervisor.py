@@ -1,0 +1,239 @@
+"""Run the embedded stack: broker, PostgreSQL, every pipeline stage as its own process, and the gateway.
+
+The supervisor restarts a worker that dies (a crash or a ``kill -9``) with a short backoff, the way systemd
+or Kubernetes would, and writes what it runs to ``<home>/stack.json`` for ``down`` and ``status``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamscribe.logs import get_logger
+from streamscribe.settings import Settings
+from streamscribe.stack import broker, postgres
+from streamscribe.stack.ports import free_port, wait_for_port
+
+log = get_logger(__name__)
+
+STACK_FILE = "stack.json"
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    restart: bool = True
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    backoff: float = 0.5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> None:
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        logf.close()
+        log.info("started", child=self.name, pid=self.proc.pid)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+
+def stack_file(home: Path) -> Path:
+    return home / STACK_FILE
+
+
+def read_stack(home: Path) -> dict[str, Any] | None:
+    path = stack_file(home)
+    if not path.exists():
+        return None
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return data
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, gateway_port: int) -> None:
+        self.settings = settings
+        self.home = settings.home.resolve()
+        self.gateway_port = gateway_port
+        self.logs = self.home / "logs"
+        self.children: list[Child] = []
+        self.infra: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+        self.info: dict[str, Any] = {}
+
+    # -- start ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        from streams.admin import ensure_topics
+        from streams.workers import STAGES, state_groups
+
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.settings.storage_root.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "STREAMSCRIBE_HOME": str(self.home), "STREAMSCRIBE_PROFILE": "embedded"}
+
+        bootstrap = os.environ.get("STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            port = free_port(19092)
+            self.infra["broker"] = broker.start(port, self.logs / "broker.log")
+            if not wait_for_port(port, 30):
+                raise RuntimeError(f"the broker did not listen on {port}; see {self.logs / 'broker.log'}")
+            bootstrap = f"127.0.0.1:{port}"
+        env["STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS"] = bootstrap
+        self.settings.kafka.bootstrap_servers = bootstrap
+
+        database_url = self.settings.database_url or os.environ.get("DATABASE_URL", "")
+        if not database_url:
+            pg_port = free_port(15432)
+            pgdata = self.home / "pgdata"
+            postgres.prepare(pgdata)
+            self.infra["postgres"] = postgres.start(pgdata, pg_port, self.logs / "postgres.log")
+            postgres.wait_ready_and_create_db(pg_port)
+            database_url = postgres.url(pg_port)
+        env["STREAMSCRIBE_DATABASE_URL"] = database_url
+
+        from processors.materializer.migrate import apply_migrations
+
+        applied = apply_migrations(database_url)
+        log.info("database ready", migrations_applied=applied)
+        for attempt in range(20):
+            try:
+                ensure_topics(self.settings.kafka, state_groups())
+                break
+            except Exception as exc:
+                if attempt == 19:
+                    raise
+                log.warning("topics not created yet", error=str(exc))
+                time.sleep(0.5)
+
+        health: dict[str, str] = {}
+        for name in STAGES:
+            port = free_port()
+            health[name] = f"http://127.0.0.1:{port}/health"
+            self.children.append(Child(
+                name, [sys.executable, "-m", "streamscribe.cli", "worker", name, "--metrics-port", str(port)],
+                env, self.logs / f"{name}.log", extra={"metrics_port": port},
+            ))
+        gw_env = {**env, "STREAMSCRIBE_GATEWAY__PORT": str(self.gateway_port),
+                  "STREAMSCRIBE_WORKER_HEALTH_URLS": json.dumps(health)}
+        self.children.append(Child("gateway", [sys.executable, "-m", "streamscribe.cli", "gateway"], gw_env,
+                                   self.logs / "gateway.log"))
+        for child in self.children:
+            child.start()
+        self.info = {
+            "home": str(self.home), "supervisor_pid": os.getpid(), "kafka_bootstrap": bootstrap,
+            "database_url": database_url, "gateway_url": f"http://127.0.0.1:{self.gateway_port}",
+            "worker_health": health, "started_at": time.time(),
+        }
+        self._write_state()
+
+    def _write_state(self) -> None:
+        data = {**self.info, "infra": {k: p.pid for k, p in self.infra.items()},
+                "children": {c.name: {"pid": c.pid, "restarts": c.restarts, **c.extra} for c in self.children}}
+        tmp = stack_file(self.home).with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, stack_file(self.home))
+
+    # -- supervise -----------------------------------------------------------------------------------
+    def supervise(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        while not self.stopping:
+            changed = False
+            for child in self.children:
+                proc = child.proc
+                if proc is None or proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                if child.next_start == 0.0:
+                    log.warning("process exited; restarting", child=child.name, code=proc.returncode,
+                                backoff=child.backoff)
+                    child.next_start = now + child.backoff
+                    child.backoff = min(child.backoff * 2, 10.0)
+                elif now >= child.next_start:
+                    child.restarts += 1
+                    child.next_start = 0.0
+                    child.start()
+                    changed = True
+            for name, proc in self.infra.items():
+                if proc.poll() is not None and not self.stopping:
+                    log.error("infrastructure process exited; stopping the stack", child=name, code=proc.returncode)
+                    self.stopping = True
+            if changed:
+                self._write_state()
+            time.sleep(0.2)
+        self.stop()
+
+    def _on_signal(self, *_: object) -> None:
+        self.stopping = True
+
+    def stop(self) -> None:
+        self.stopping = True
+        order = [c for c in self.children if c.name == "gateway"] + [c for c in self.children if c.name != "gateway"]
+        for child in order:
+            if child.proc and child.proc.poll() is None:
+                child.proc.terminate()
+        deadline = time.monotonic() + 15
+        for child in order:
+            if child.proc:
+                try:
+                    child.proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+                    child.proc.wait()
+        if "postgres" in self.infra:
+            pg = self.infra["postgres"]
+            pg.send_signal(signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint, exit
+            try:
+                pg.wait(30)
+            except subprocess.TimeoutExpired:
+                pg.kill()
+        if "broker" in self.infra:
+            b = self.infra["broker"]
+            b.terminate()
+            try:
+                b.wait(10)
+            except subprocess.TimeoutExpired:
+                b.kill()
+        stack_file(self.home).unlink(missing_ok=True)
+        log.info("stack stopped")
+
+
+def run_foreground(settings: Settings, gateway_port: int) -> None:
+    sup = Supervisor(settings, gateway_port)
+    try:
+        sup.start()
+    except BaseException:
+        sup.stop()
+        raise
+    sup.supervise()
