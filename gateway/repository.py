@@ -99,7 +99,8 @@ class Repository:
         segments = [
             {"id": s["segment_id"], "start": s["start_s"], "end": s["end_s"], "text": s["text"],
              "speaker": s["speaker"], "channel": s["channel"], "confidence": s["confidence"],
-             "words": json.loads(s["words"])}
+             "words": [{"start": w["start"], "end": w["end"], "word": w["word"], "probability": w["probability"]}
+                       for w in json.loads(s["words"])]}
             for s in segs
         ]
         return {

@@ -34,7 +34,7 @@ def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
         a = settings.asr
         transcriber = Transcriber(ModelRegistry(a.model_paths), compute_type=a.compute_type,
                                   cpu_threads=a.cpu_threads, batch_size=a.batch_size, max_loaded=a.loaded_models)
-        transcriber.load(a.default_model)  # load and warm the default model once per worker, not per job
+        transcriber.warm_up(a.default_model)  # load and warm the default model once per worker, not per job
         return AsrStage(a, transcriber, settings.pipeline_version), a.batch_size
     if name == "post":
         from streams.stages.post import PostStage

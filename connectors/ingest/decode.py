@@ -51,13 +51,19 @@ def probe(path: Path) -> AudioInfo:
     except DecodeError:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"unsupported or corrupt file: {exc}") from exc
+        raise DecodeError(f"unsupported or corrupt file: {_why(exc)}") from exc
+
+
+def _why(exc: Exception) -> str:
+    """The decoder's reason without the server-side path FFmpeg puts in its messages."""
+    return str(getattr(exc, "strerror", None) or exc)
 
 
 def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream:
     if not container.streams.audio:
         kinds = sorted({s.type for s in container.streams}) or ["nothing"]
-        raise DecodeError(f"no audio stream in the file (it contains {', '.join(kinds)})")
+        raise DecodeError(f"no audio stream in the file (read as {container.format.long_name or container.format.name}"
+                          f", it contains {', '.join(kinds)})")
     return container.streams.audio[0]
 
 
@@ -92,8 +98,9 @@ def decode_chunks(path: Path, chunk_seconds: float = 1.0) -> Iterator[PcmChunk]:
     except DecodeError:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        where = f" after {produced / TARGET_RATE:.1f} s" if produced else ""
-        raise DecodeError(f"audio could not be decoded{where}: {exc}") from exc
+        if produced:
+            raise DecodeError(f"audio could not be decoded after {produced / TARGET_RATE:.1f} s: {_why(exc)}") from exc
+        raise DecodeError(f"unsupported or corrupt file: {_why(exc)}") from exc
     if pending_len:
         yield PcmChunk(produced, np.concatenate(pending))
         produced += pending_len

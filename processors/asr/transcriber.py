@@ -19,6 +19,7 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 from processors.asr.models import ModelRegistry
 
 RATE = 16_000
+ALIGN = 320  # samples: 20 ms, one Whisper timestamp step
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,11 @@ class Transcriber:
                 self._models.popitem(last=False)
             return entry
 
+    def warm_up(self, name: str) -> None:
+        """Load a model and run it once on a second of silence, so the first job does not pay for it."""
+        self.load(name)
+        self.transcribe([Request(np.zeros(RATE, dtype=np.float32), 0.0, DecodeOptions(model=name, beam_size=1))])
+
     def transcribe(self, requests: Sequence[Request]) -> list[Result]:
         results: list[Result | None] = [None] * len(requests)
         groups: dict[tuple[DecodeOptions, str], list[int]] = {}
@@ -102,12 +108,14 @@ class Transcriber:
         for req in requests:
             audio = req.audio.astype(np.float32, copy=False)
             n = max(len(audio), 1)
-            if len(audio) == 0:
-                audio = np.zeros(1, dtype=np.float32)
-            pieces.append(audio)
+            # Clips start on a 20 ms grid: faster-whisper rounds word times (absolute in the laid-out audio)
+            # to 10 ms, so an aligned start makes a segment's timings independent of what it is batched with.
+            gap = np.zeros(n + (-n) % ALIGN - len(audio), dtype=np.float32)
+            pieces += [audio, gap]
             bounds.append((pos, pos + n))
-            clips.append({"start": pos / RATE, "end": (pos + n) / RATE})
-            pos += n
+            # +0.5 sample: faster-whisper truncates seconds * rate to an int sample index
+            clips.append({"start": (pos + 0.5) / RATE, "end": (pos + n + 0.5) / RATE})
+            pos += n + (-n) % ALIGN
         audio = np.concatenate(pieces)
         language = opts.language
         if language is None and not model.model.is_multilingual:
@@ -129,9 +137,13 @@ class Transcriber:
             texts[k].append(seg.text.strip())
             logprobs[k].append(seg.avg_logprob)
             nospeech[k].append(seg.no_speech_prob)
+            lo = requests[k].offset
+            hi = lo + (bounds[k][1] - bounds[k][0]) / RATE
             for w in seg.words or []:
-                words[k].append(Word(round(w.start + shift, 3), round(w.end + shift, 3), w.word,
-                                     round(float(w.probability), 4)))
+                # word timings are kept inside the segment's audio, so segments never overlap
+                start = min(max(w.start + shift, lo), hi)
+                end = min(max(w.end + shift, start), hi)
+                words[k].append(Word(round(float(start), 3), round(float(end), 3), w.word, round(float(w.probability), 4)))
         elapsed = time.monotonic() - started
         total = sum(b - a for a, b in bounds)
         return [

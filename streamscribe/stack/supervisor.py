@@ -37,6 +37,7 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     backoff: float = 0.5
+    started_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -44,6 +45,7 @@ class Child:
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=logf, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         logf.close()
+        self.started_at = time.monotonic()
         log.info("started", child=self.name, pid=self.proc.pid)
 
     @property
@@ -172,9 +174,11 @@ class Supervisor:
             changed = False
             for child in self.children:
                 proc = child.proc
-                if proc is None or proc.poll() is None:
-                    continue
                 now = time.monotonic()
+                if proc is None or proc.poll() is None:
+                    if now - child.started_at > 60:
+                        child.backoff = 0.5  # it has been stable: the next crash restarts quickly again
+                    continue
                 if child.next_start == 0.0:
                     log.warning("process exited; restarting", child=child.name, code=proc.returncode,
                                 backoff=child.backoff)

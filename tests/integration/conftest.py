@@ -1,0 +1,120 @@
+"""A real embedded stack for the integration tests: Tansu broker, PostgreSQL 18, real workers and model.
+
+One stack is started per test session with ``streamscribe up --detach`` (exactly what users run) in a
+temporary home, and stopped with ``streamscribe down`` at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from streamscribe.client import Client
+from streamscribe.settings import Settings
+from streamscribe.stack.ports import free_port
+from streamscribe.stack.supervisor import pid_alive, read_stack
+
+CLI = [sys.executable, "-m", "streamscribe.cli"]
+
+
+@dataclass
+class Stack:
+    home: Path
+    url: str
+
+    @property
+    def info(self) -> dict[str, Any]:
+        info = read_stack(self.home)
+        assert info is not None, "the stack is not running"
+        return info
+
+    def settings(self) -> Settings:
+        info = self.info
+        env = {"STREAMSCRIBE_HOME": str(self.home),
+               "STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS": info["kafka_bootstrap"],
+               "STREAMSCRIBE_DATABASE_URL": info["database_url"]}
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            return Settings()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def pid(self, child: str) -> int:
+        return int(self.info["children"][child]["pid"])
+
+    def restarts(self, child: str) -> int:
+        return int(self.info["children"][child]["restarts"])
+
+    def kill9(self, child: str) -> int:
+        pid = self.pid(child)
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def wait_restarted(self, child: str, old_pid: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = read_stack(self.home)
+            if info and info["children"][child]["pid"] != old_pid:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{child} was not restarted within {timeout} s")
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "STREAMSCRIBE_HOME": str(self.home)})
+
+    async def db(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.info["database_url"])
+
+    async def transcribe(self, path: Path, timeout: float = 600, **fields: str) -> tuple[dict[str, Any], Any]:
+        async with Client(self.url) as client:
+            job = await client.submit(path, **fields)
+            final = await client.wait(job["job_id"], timeout=timeout)
+            transcript = await client.transcript(job["job_id"]) if final["status"] == "completed" else None
+            return final, transcript
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("stack")
+    port = free_port()
+    env = {**os.environ, "STREAMSCRIBE_HOME": str(home)}
+    up = subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port)],
+                        capture_output=True, text=True, timeout=400, env=env)
+    if up.returncode != 0:
+        logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted((home / "logs").glob("*.log")))
+        pytest.fail(f"streamscribe up failed:\n{up.stdout}\n{up.stderr}\n{logs}")
+    stack = Stack(home, f"http://127.0.0.1:{port}")
+    try:
+        yield stack
+    finally:
+        info = read_stack(home)
+        subprocess.run([*CLI, "down", "--home", str(home)], capture_output=True, text=True, timeout=120, env=env)
+        if info:
+            assert not pid_alive(info["supervisor_pid"]), "streamscribe down left the supervisor running"
+
+
+def run(coro: Any) -> Any:
+    return asyncio.get_event_loop().run_until_complete(coro)
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=1)[:3000]

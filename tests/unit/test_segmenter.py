@@ -1,0 +1,89 @@
+"""The VAD segmenter on real speech: cuts are sane, bounded, non-overlapping and deterministic across a
+restart from persisted state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from connectors.ingest.decode import decode_chunks
+from processors.vad.segmenter import RATE, Cut, Segmenter, SegmenterConfig, SegmenterState
+
+
+def _chunks(path: Path) -> list[np.ndarray]:
+    return [c.frames.astype(np.int32).mean(axis=1).astype(np.int16) for c in decode_chunks(path)]
+
+
+def _run(chunks: list[np.ndarray], cfg: SegmenterConfig, restart_at: int | None = None) -> list[Cut]:
+    seg = Segmenter(cfg)
+    cuts: list[Cut] = []
+    for i, chunk in enumerate(chunks):
+        if i == restart_at:
+            # persist and rebuild, as the VAD stage does after a crash
+            state = SegmenterState.from_json(json.loads(json.dumps(seg.st.to_json())))
+            seg = Segmenter(cfg, state, seg.buf.copy(), seg.buf_start)
+        cuts += seg.feed(chunk)
+        seg.trim(seg.retain_from())
+    return cuts + seg.finish()
+
+
+@pytest.fixture(scope="module")
+def meeting(speech: Path) -> list[np.ndarray]:
+    return _chunks(speech / "meetings" / "ami_dev00.flac") + _chunks(speech / "calls" / "call_center_phone_call.mp3")
+
+
+@pytest.mark.parametrize("mode", ["merge", "utterance"])
+def test_cuts_are_ordered_bounded_and_cover_speech(meeting: list[np.ndarray], mode: str) -> None:
+    cfg = SegmenterConfig(mode=mode)  # type: ignore[arg-type]
+    finals = [c for c in _run(meeting, cfg) if c.kind == "FINAL"]
+    total = sum(len(c) for c in meeting)
+    assert len(finals) >= 3
+    for a, b in zip(finals, finals[1:], strict=False):
+        assert a.end <= b.start
+    for c in finals:
+        assert 0 <= c.start < c.end <= total
+        assert c.end - c.start <= cfg.max_segment_s * RATE + cfg.pad
+        assert len(c.audio) == c.end - c.start
+    speech_time = sum(c.end - c.start for c in finals) / total
+    assert 0.5 < speech_time <= 1.0  # conversations are mostly speech; silence at the edges is dropped
+
+
+def test_merge_mode_fills_whisper_windows(meeting: list[np.ndarray]) -> None:
+    finals = [c for c in _run(meeting, SegmenterConfig(mode="merge")) if c.kind == "FINAL"]
+    utterances = [c for c in _run(meeting, SegmenterConfig(mode="utterance")) if c.kind == "FINAL"]
+    assert len(finals) < len(utterances) / 3
+    assert max(c.end - c.start for c in finals) > 20 * RATE
+
+
+def test_utterance_mode_sends_growing_partials(meeting: list[np.ndarray]) -> None:
+    cuts = _run(meeting, SegmenterConfig(mode="utterance", partial_interval_s=0.8))
+    partials = [c for c in cuts if c.kind == "PARTIAL"]
+    assert partials
+    finals = [c for c in cuts if c.kind == "FINAL"]
+    for p in partials:  # each partial grows from the start of the utterance its final will cover
+        assert any(f.start == p.start for f in finals), p
+
+
+@pytest.mark.parametrize("restart_at", [3, 17, 41])
+def test_restart_from_persisted_state_cuts_identically(meeting: list[np.ndarray], restart_at: int) -> None:
+    cfg = SegmenterConfig(mode="merge")
+    straight = [(c.kind, c.start, c.end) for c in _run(meeting, cfg)]
+    restarted = [(c.kind, c.start, c.end) for c in _run(meeting, cfg, restart_at)]
+    assert restarted == straight
+
+
+def test_silence_gives_no_segments() -> None:
+    cuts = _run([np.zeros(RATE, dtype=np.int16)] * 5, SegmenterConfig())
+    assert cuts == []
+
+
+def test_long_speech_is_cut_at_a_quiet_point(speech: Path) -> None:
+    # the read set without its pauses is one long stretch of speech
+    audio = np.concatenate([c for f in sorted((speech / "read").glob("LJ*.wav"))[:6] for c in _chunks(f)])
+    cfg = SegmenterConfig(mode="utterance", end_silence_ms=3000, max_segment_s=10.0)
+    finals = [c for c in _run([audio[i:i + RATE] for i in range(0, len(audio), RATE)], cfg) if c.kind == "FINAL"]
+    assert all(c.end - c.start <= 10 * RATE + cfg.pad for c in finals)
+    assert len(finals) >= 3
