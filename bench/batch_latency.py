@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.corpus import write_long_recording  # noqa: E402
-from streamscribe.client import Client  # noqa: E402
-from streamscribe.stack.ports import free_port  # noqa: E402
+from bench.corpus import write_long_recording
+from streamscribe.client import Client
+from streamscribe.stack.ports import free_port
 
 CLI = [sys.executable, "-m", "streamscribe.cli"]
 

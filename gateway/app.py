@@ -145,11 +145,11 @@ async def get_transcript(request: web.Request) -> web.Response:
     if job is None:
         raise Problem(404, "Not Found", f"no job {job_id!r}")
     if job["status"] == "failed":
-        raise Problem(409, "Job failed", job["error"] or "the job failed", job_id=job_id, status="failed")
+        raise Problem(409, "Job failed", job["error"] or "the job failed", job_id=job_id, job_status="failed")
     transcript = await repo.transcript(job_id, int(revision) if revision else None)
     if transcript is None or (transcript["status"] != "completed" and job["status"] != "completed"):
         raise Problem(409, "Not ready", f"job {job_id} is {job['status']}; the transcript is not complete yet",
-                      job_id=job_id, status=job["status"], progress=job["progress"])
+                      job_id=job_id, job_status=job["status"], progress=job["progress"])
     if fmt == "json":
         return web.json_response(transcript)
     return web.Response(text=render(transcript, fmt), content_type=MEDIA_TYPES[fmt], charset="utf-8")

@@ -78,7 +78,7 @@ def group_lag(kafka: KafkaSettings, group: str, topics: list[str], timeout: floa
         while len(ends) < len(tps) and time.monotonic() < deadline:
             probe.consume(100, 0.2)
             for tp in tps:
-                lo, hi = probe.get_watermark_offsets(tp, cached=True)
+                _, hi = probe.get_watermark_offsets(tp, cached=True)
                 if hi >= 0:
                     ends[(tp.topic, tp.partition)] = hi
     finally:

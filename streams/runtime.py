@@ -276,9 +276,10 @@ class StageRunner:
         log.error("dead-lettering event", stage=self.stage.name, topic=topic, partition=msg.partition(),
                   offset=msg.offset(), error=f"{type(exc).__name__}: {exc}")
         DEAD_LETTERS.labels(self.stage.name, topic).inc()
-        ctx.emit(dlq_name(topic), msg.key().decode(errors="replace") if msg.key() else None, {
+        key = msg.key()
+        ctx.emit(dlq_name(topic), key.decode(errors="replace") if key else None, {
             "topic": topic, "partition": msg.partition() or 0, "offset": msg.offset() or 0,
-            "key": msg.key(), "value": msg.value(), "stage": self.stage.name,
+            "key": key, "value": msg.value(), "stage": self.stage.name,
             "error_type": type(exc).__name__, "error": str(exc)[:4000], "failed_at": now_ms(),
         })
 

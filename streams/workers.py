@@ -101,4 +101,4 @@ def build_stage_classes() -> list[type[Stage]]:
     from streams.stages.post import PostStage
     from streams.stages.vad import VadStage
 
-    return [IngestStage, VadStage, AsrStage, PostStage, MaterializerStage]  # type: ignore[list-item]
+    return [IngestStage, VadStage, AsrStage, PostStage, MaterializerStage]

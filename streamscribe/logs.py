@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
 
 def configure(level: str = "INFO", fmt: str = "json", component: str | None = None) -> None:
-    renderer: structlog.types.Processor
-    if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
-    else:
-        renderer = structlog.processors.JSONRenderer()
+    renderer: structlog.types.Processor = (
+        structlog.dev.ConsoleRenderer(colors=False) if fmt == "console" else structlog.processors.JSONRenderer()
+    )
     processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -29,11 +29,12 @@ def configure(level: str = "INFO", fmt: str = "json", component: str | None = No
         cache_logger_on_first_use=True,
     )
     # Libraries that use the standard logging module go to stderr at WARNING and above.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 def _add_component(component: str) -> structlog.types.Processor:
-    def add(_logger: object, _name: str, event: dict) -> dict:  # type: ignore[type-arg]
+    def add(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         event.setdefault("component", component)
         return event
 
@@ -41,4 +42,4 @@ def _add_component(component: str) -> structlog.types.Processor:
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.get_logger(name)

@@ -61,7 +61,7 @@ def _why(exc: Exception) -> str:
 
 def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream:
     if not container.streams.audio:
-        kinds = sorted({s.type for s in container.streams}) or ["nothing"]
+        kinds: list[str] = sorted({str(s.type) for s in container.streams}) or ["nothing"]
         raise DecodeError(f"no audio stream in the file (read as {container.format.long_name or container.format.name}"
                           f", it contains {', '.join(kinds)})")
     return container.streams.audio[0]
@@ -111,4 +111,4 @@ def decode_chunks(path: Path, chunk_seconds: float = 1.0) -> Iterator[PcmChunk]:
 def _frames(container: av.container.InputContainer,
             stream: av.audio.stream.AudioStream) -> Iterator[av.AudioFrame]:
     for packet in container.demux(stream):
-        yield from packet.decode()  # type: ignore[misc]
+        yield from packet.decode()

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from connectors.ingest.decode import TARGET_RATE, decode_chunks
-from streamscribe.settings import Settings
 from streams.kafka import make_producer
 from streams.registry import make_registry
 from streams.serde import AvroSerde
 from streams.topics import AUDIO_CHUNKS
+from streamscribe.settings import Settings
 
 
 def now_ms() -> int:

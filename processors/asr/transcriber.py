@@ -143,7 +143,8 @@ class Transcriber:
                 # word timings are kept inside the segment's audio, so segments never overlap
                 start = min(max(w.start + shift, lo), hi)
                 end = min(max(w.end + shift, start), hi)
-                words[k].append(Word(round(float(start), 3), round(float(end), 3), w.word, round(float(w.probability), 4)))
+                words[k].append(Word(round(float(start), 3), round(float(end), 3), w.word,
+                                     round(float(w.probability), 4)))
         elapsed = time.monotonic() - started
         total = sum(b - a for a, b in bounds)
         return [

@@ -159,7 +159,8 @@ class Projection:
             )
             await conn.execute(
                 """
-                UPDATE jobs SET status = 'failed', error = COALESCE(error, $3), error_stage = COALESCE(error_stage, 'post'),
+                UPDATE jobs SET status = 'failed', error = COALESCE(error, $3),
+                       error_stage = COALESCE(error_stage, 'post'),
                        duration = COALESCE(duration, $4), updated_at = now(), completed_at = COALESCE(completed_at, $5)
                 WHERE job_id = $1 AND revision = $2 AND status <> 'completed'
                 """,

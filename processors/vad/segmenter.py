@@ -198,10 +198,10 @@ class Segmenter:
                 cuts += self._close_utterance(st.utt_start, st.last_voiced_end, at_end=False)
             else:
                 cuts += self._cap_long_speech()
-        if self.cfg.mode == "merge" and st.win_start is not None and not st.in_speech:
-            # a window that cannot take one more minimal utterance is closed now, keeping latency bounded
-            if st.pos - st.win_start >= self._max_len:
-                cuts.append(self._emit_window())
+        # a merge window that has reached its length is closed now, keeping latency bounded
+        if (self.cfg.mode == "merge" and st.win_start is not None and not st.in_speech
+                and st.pos - st.win_start >= self._max_len):
+            cuts.append(self._emit_window())
         return cuts
 
     def _close_utterance(self, start: int, end: int, at_end: bool) -> list[Cut]:

@@ -14,9 +14,9 @@ def binary() -> str:
 
 def start(port: int, log_path: Path) -> subprocess.Popen[bytes]:
     listener = f"tcp://127.0.0.1:{port}"
-    logf = open(log_path, "ab")
-    return subprocess.Popen(
-        [binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-         "--storage-engine", "memory://tansu/", "--cluster-id", "streamscribe"],
-        stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(log_path, "ab") as logf:
+        return subprocess.Popen(
+            [binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+             "--storage-engine", "memory://tansu/", "--cluster-id", "streamscribe"],
+            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+        )

@@ -65,13 +65,12 @@ def start(pgdata: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
     sockdir = pgdata / "sock"
     sockdir.mkdir(exist_ok=True)
     _chown(sockdir, user)
-    logf = open(log_path, "ab")
-    proc = subprocess.Popen(
-        [_bin("postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port), "-k", str(sockdir),
-         "-c", "max_connections=200", "-c", "fsync=on", "-c", "shared_buffers=128MB"],
-        stdout=logf, stderr=subprocess.STDOUT, user=user, env={**os.environ, **env}, start_new_session=True,
-    )
-    return proc
+    with open(log_path, "ab") as logf:
+        return subprocess.Popen(
+            [_bin("postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port), "-k", str(sockdir),
+             "-c", "max_connections=200", "-c", "shared_buffers=128MB"],
+            stdout=logf, stderr=subprocess.STDOUT, user=user, env={**os.environ, **env}, start_new_session=True,
+        )
 
 
 def url(port: int, database: str = DATABASE) -> str:

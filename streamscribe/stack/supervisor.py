@@ -41,10 +41,9 @@ class Child:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
-        logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=logf, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        logf.close()
+        with open(self.log_path, "ab") as logf:
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=logf, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
         self.started_at = time.monotonic()
         log.info("started", child=self.name, pid=self.proc.pid)
 
@@ -191,7 +190,8 @@ class Supervisor:
                     changed = True
             for name, proc in self.infra.items():
                 if proc.poll() is not None and not self.stopping:
-                    log.error("infrastructure process exited; stopping the stack", child=name, code=proc.returncode)
+                    log.error("infrastructure process exited; stopping the stack", child=name,
+                              code=proc.returncode)
                     self.stopping = True
             if changed:
                 self._write_state()

@@ -29,7 +29,7 @@ def direct_transcripts(files: list[Path]) -> list[str]:
 
 async def test_pipeline_wer_matches_direct_faster_whisper(stack: Stack, speech: Path) -> None:
     refs = read_references(speech)
-    files = sorted((speech / "read").glob("LJ*.wav")) + [speech / "read" / "jfk.flac"]
+    files = [*sorted((speech / "read").glob("LJ*.wav")), speech / "read" / "jfk.flac"]
     results = await asyncio.gather(*(stack.transcribe(f) for f in files))
     assert all(job["status"] == "completed" for job, _ in results), [j for j, _ in results]
     pipeline = [t["text"] for _, t in results]

@@ -94,7 +94,8 @@ def _read_dlq(stack: Stack, topic: str, keys: set[str], timeout: float = 60) -> 
                          "enable.auto.commit": False, "fetch.wait.max.ms": 100})
     found: dict[str, dict[str, Any]] = {}
     try:
-        consumer.assign([TopicPartition(dlq_name(topic), p, OFFSET_BEGINNING) for p in range(settings.kafka.partitions)])
+        consumer.assign([TopicPartition(dlq_name(topic), p, OFFSET_BEGINNING)
+                         for p in range(settings.kafka.partitions)])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not keys <= set(found):
             for msg in consumer.consume(100, 0.5):

@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ async def _wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 120
 def _assert_intact(rows: list[dict[str, Any]], reference: list[tuple[str, float, float, str]]) -> None:
     ids = [r["segment_id"] for r in rows]
     assert len(ids) == len(set(ids))
-    assert all(a["end_s"] <= b["start_s"] + 1e-6 for a, b in zip(rows, rows[1:], strict=False)), "overlapping segments"
+    assert all(a["end_s"] <= b["start_s"] + 1e-6 for a, b in pairwise(rows)), "overlapping segments"
     got = _shape(rows)
     assert len(got) == len(reference), f"{len(got)} segments after the crash, {len(reference)} without"
     assert [g[0] for g in got] == [r[0] for r in reference], "segment ids differ from the run without a crash"

@@ -3,6 +3,7 @@ post -> materializer -> PostgreSQL -> API, and the CLI around it."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import jiwer
@@ -35,7 +36,7 @@ async def test_upload_travels_the_pipeline_and_is_queryable(stack: Stack, speech
         assert all(seg["start"] - 0.01 <= w["start"] <= w["end"] <= seg["end"] + 0.01 for w in seg["words"])
     starts = [s["start"] for s in segments]
     assert starts == sorted(starts)
-    assert all(a["end"] <= b["start"] + 1e-6 for a, b in zip(segments, segments[1:], strict=False))
+    assert all(a["end"] <= b["start"] + 1e-6 for a, b in pairwise(segments))
 
     # every result row names the model, pipeline version and revision that made it
     conn = await stack.db()

@@ -4,6 +4,7 @@ restart from persisted state."""
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def test_cuts_are_ordered_bounded_and_cover_speech(meeting: list[np.ndarray], mo
     finals = [c for c in _run(meeting, cfg) if c.kind == "FINAL"]
     total = sum(len(c) for c in meeting)
     assert len(finals) >= 3
-    for a, b in zip(finals, finals[1:], strict=False):
+    for a, b in pairwise(finals):
         assert a.end <= b.start
     for c in finals:
         assert 0 <= c.start < c.end <= total
