@@ -20,6 +20,7 @@ from processors.asr.models import ModelRegistry
 
 RATE = 16_000
 ALIGN = 320  # samples: 20 ms, one Whisper timestamp step
+LEAD = 160 * ALIGN  # 3.2 s of silence before each laid-out segment (see _transcribe_group)
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,17 @@ class Transcriber:
     def _transcribe_group(self, requests: list[Request], opts: DecodeOptions) -> list[Result]:
         model, pipeline = self.load(opts.model)
         started = time.monotonic()
+        # Segments are laid out one after another, each after LEAD of silence and on a 20 ms grid, so that a
+        # segment's word timings do not depend on what it is batched with: faster-whisper rounds word times
+        # (absolute in the laid-out audio) to 10 ms, and its first-word heuristic looks at the time since the
+        # previous clip's last word. Only the clips are recognised; the silence between them costs nothing.
         clips, bounds, pieces, pos = [], [], [], 0
         for req in requests:
             audio = req.audio.astype(np.float32, copy=False)
             n = max(len(audio), 1)
-            # Clips start on a 20 ms grid: faster-whisper rounds word times (absolute in the laid-out audio)
-            # to 10 ms, so an aligned start makes a segment's timings independent of what it is batched with.
-            gap = np.zeros(n + (-n) % ALIGN - len(audio), dtype=np.float32)
-            pieces += [audio, gap]
+            pieces.append(np.zeros(LEAD, dtype=np.float32))
+            pos += LEAD
+            pieces += [audio, np.zeros(n + (-n) % ALIGN - len(audio), dtype=np.float32)]
             bounds.append((pos, pos + n))
             # +0.5 sample: faster-whisper truncates seconds * rate to an int sample index
             clips.append({"start": (pos + 0.5) / RATE, "end": (pos + n + 0.5) / RATE})

@@ -83,6 +83,9 @@ class AsrStage:
             seg = r.value
             if seg["kind"] == "END":
                 self._emit(ctx, seg, None, error=seg.get("error"))
+                if not seg.get("error"):
+                    ctx.job_event(seg, "COMPLETED", progress=1.0,
+                                  message=f"recognised {seg.get('segment_count') or 0} segments")
                 continue
             if i in failures:
                 self._emit(ctx, seg, None, error=failures[i])

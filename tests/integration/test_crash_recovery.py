@@ -83,10 +83,10 @@ def _assert_intact(rows: list[dict[str, Any]], reference: list[tuple[str, float,
     assert len(got) == len(reference), f"{len(got)} segments after the crash, {len(reference)} without"
     assert [g[0] for g in got] == [r[0] for r in reference], "segment ids differ from the run without a crash"
     assert [g[3] for g in got] == [r[3] for r in reference], "segment texts differ from the run without a crash"
-    # A window recognised again after a crash may share a batch with different windows; Whisper's word
-    # alignment can then move a word boundary slightly. Segment windows themselves are cut identically.
+    # A window recognised again after a crash may share an ASR batch with other windows than before; batched
+    # int8 arithmetic can then move a word boundary by a frame or two (20-40 ms). Windows are cut identically.
     for g, r in zip(got, reference, strict=True):
-        assert abs(g[1] - r[1]) <= 0.5 and abs(g[2] - r[2]) <= 0.5, (g, r)
+        assert abs(g[1] - r[1]) <= 0.3 and abs(g[2] - r[2]) <= 0.3, (g, r)
 
 
 @pytest.mark.parametrize("stage", ["ingest", "asr", "post", "materializer"])
