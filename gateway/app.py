@@ -15,11 +15,13 @@ from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
 from connectors.storage.local import LocalObjectStore
+from gateway import speakers
 from gateway.problems import Problem, problem_middleware
 from gateway.publisher import Publisher
+from gateway.refs import HTTP, MODELS, PUBLISHER, REPO, SETTINGS, STORE
 from gateway.repository import Repository
 from processors.asr.models import ModelRegistry, UnknownModel
-from processors.post.render import FORMATS, MEDIA_TYPES, render
+from processors.post.render import FORMATS, MEDIA_TYPES, render, to_rttm
 from streams.kafka import base_config
 from streams.runtime import now_ms
 from streams.topics import INGEST_REQUESTS
@@ -29,15 +31,30 @@ from streamscribe.settings import Settings
 
 log = get_logger(__name__)
 
-SETTINGS = web.AppKey("settings", Settings)
-REPO = web.AppKey("repo", Repository)
-PUBLISHER = web.AppKey("publisher", Publisher)
-STORE = web.AppKey("store", LocalObjectStore)
-MODELS = web.AppKey("models", ModelRegistry)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
+OPTION_FIELDS = ("language", "initial_prompt", "hotwords", "beam_size", "channel_mode", "segmentation", "diarize",
+                 "min_speakers", "max_speakers", "speaker_names", "speaker_threshold")
+ALLOWED_OPTION_VALUES = {"channel_mode": ("mix", "split"), "segmentation": ("merge", "utterance"),
+                         "diarize": ("auto", "channels", "acoustic", "off")}
 
-OPTION_FIELDS = ("language", "initial_prompt", "hotwords", "beam_size", "channel_mode", "segmentation")
-ALLOWED_OPTION_VALUES = {"channel_mode": ("mix", "split"), "segmentation": ("merge", "utterance")}
+
+def validate_options(fields: dict[str, str]) -> None:
+    """Raise a 400 problem for an option a worker could not honour."""
+    for name, allowed in ALLOWED_OPTION_VALUES.items():
+        if name in fields and fields[name] not in allowed:
+            raise Problem(400, "Bad Request", f"{name} must be one of {', '.join(allowed)}")
+    for name, lo, hi in (("beam_size", 1, 10), ("min_speakers", 1, 20), ("max_speakers", 1, 20)):
+        if name in fields and not (fields[name].isdigit() and lo <= int(fields[name]) <= hi):
+            raise Problem(400, "Bad Request", f"{name} must be an integer from {lo} to {hi}")
+    if "min_speakers" in fields and "max_speakers" in fields and int(fields["min_speakers"]) > int(
+            fields["max_speakers"]):
+        raise Problem(400, "Bad Request", "min_speakers must not exceed max_speakers")
+    if "speaker_threshold" in fields:
+        try:
+            ok = 0.0 < float(fields["speaker_threshold"]) <= 1.0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise Problem(400, "Bad Request", "speaker_threshold must be a number in (0, 1]")
 
 
 def _job_id() -> str:
@@ -88,13 +105,11 @@ async def create_job(request: web.Request) -> web.Response:
     except UnknownModel as exc:
         store.delete(object_key)
         raise Problem(400, "Unknown model", str(exc), models=exc.known) from None
-    for name, allowed in ALLOWED_OPTION_VALUES.items():
-        if name in fields and fields[name] not in allowed:
-            store.delete(object_key)
-            raise Problem(400, "Bad Request", f"{name} must be one of {', '.join(allowed)}")
-    if "beam_size" in fields and not (fields["beam_size"].isdigit() and 1 <= int(fields["beam_size"]) <= 10):
+    try:
+        validate_options(fields)
+    except Problem:
         store.delete(object_key)
-        raise Problem(400, "Bad Request", "beam_size must be an integer from 1 to 10")
+        raise
     options = {"model": model, **fields}
     stream_id = job_id
     repo = request.app[REPO]
@@ -135,8 +150,8 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def get_transcript(request: web.Request) -> web.Response:
     job_id = request.match_info["job_id"]
     fmt = request.query.get("format", "json")
-    if fmt not in FORMATS:
-        raise Problem(400, "Bad Request", f"format must be one of {', '.join(FORMATS)}")
+    if fmt not in (*FORMATS, "rttm"):
+        raise Problem(400, "Bad Request", f"format must be one of {', '.join((*FORMATS, 'rttm'))}")
     revision = request.query.get("revision")
     if revision is not None and not revision.isdigit():
         raise Problem(400, "Bad Request", "revision must be a positive integer")
@@ -152,6 +167,9 @@ async def get_transcript(request: web.Request) -> web.Response:
                       job_id=job_id, job_status=job["status"], progress=job["progress"])
     if fmt == "json":
         return web.json_response(transcript)
+    if fmt == "rttm":
+        turns = await repo.turns(job_id, transcript["revision"])
+        return web.Response(text=to_rttm(job_id, turns), content_type="text/plain", charset="utf-8")
     return web.Response(text=render(transcript, fmt), content_type=MEDIA_TYPES[fmt], charset="utf-8")
 
 
@@ -231,6 +249,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/jobs", list_jobs)
     app.router.add_get("/v1/jobs/{job_id}", get_job)
     app.router.add_get("/v1/jobs/{job_id}/transcript", get_transcript)
+    speakers.add_routes(app)
     return app
 
 

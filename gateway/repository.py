@@ -96,9 +96,12 @@ class Repository:
             "WHERE job_id = $1 AND revision = $2 ORDER BY start_s, idx",
             job_id, rev,
         )
+        speakers = await self.speakers(job_id, rev)
+        display = {s["id"]: s["name"] or s["label"] for s in speakers}
         segments = [
             {"id": s["segment_id"], "start": s["start_s"], "end": s["end_s"], "text": s["text"],
-             "speaker": s["speaker"], "channel": s["channel"], "confidence": s["confidence"],
+             "speaker": display.get(s["speaker"], s["speaker"]), "speaker_id": s["speaker"],
+             "channel": s["channel"], "confidence": s["confidence"],
              "words": [{"start": w["start"], "end": w["end"], "word": w["word"], "probability": w["probability"]}
                        for w in json.loads(s["words"])]}
             for s in segs
@@ -108,8 +111,69 @@ class Repository:
             "duration": t["duration"], "language": t["language"], "model": t["model"],
             "pipeline_version": t["pipeline_version"],
             "text": t["text"] if t["text"] is not None else " ".join(s["text"] for s in segments),
-            "error": t["error"], "segments": segments,
+            "error": t["error"], "speakers": speakers, "segments": segments,
         }
+
+    async def speakers(self, job_id: str, revision: int) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT speaker_id, label, name, channel, talk_time, identified_as, similarity FROM transcript_speakers "
+            "WHERE job_id = $1 AND revision = $2 ORDER BY talk_time DESC, speaker_id",
+            job_id, revision,
+        )
+        return [{"id": r["speaker_id"], "label": r["label"], "name": r["name"], "channel": r["channel"],
+                 "talk_time": r["talk_time"], "identified_as": r["identified_as"], "similarity": r["similarity"]}
+                for r in rows]
+
+    async def rename_speaker(self, job_id: str, revision: int, speaker_id: str, name: str | None) -> bool:
+        status = await self.pool.execute(
+            "UPDATE transcript_speakers SET name = $4, renamed = true WHERE job_id = $1 AND revision = $2 "
+            "AND speaker_id = $3",
+            job_id, revision, speaker_id, name,
+        )
+        return bool(status.endswith(" 1"))
+
+    async def turns(self, job_id: str, revision: int) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT start_s, end_s, speaker_id FROM speaker_turns WHERE job_id = $1 AND revision = $2 ORDER BY idx",
+            job_id, revision,
+        )
+        return [{"start": r["start_s"], "end": r["end_s"], "speaker": r["speaker_id"]} for r in rows]
+
+    # -- voice profiles -------------------------------------------------------------------------------
+    async def create_profile(self, profile_id: str, org_id: str, name: str, object_keys: list[str]) -> None:
+        await self.pool.execute(
+            "INSERT INTO speaker_profiles (profile_id, org_id, name, samples, object_keys) VALUES ($1, $2, $3, $4, $5)",
+            profile_id, org_id, name, len(object_keys), object_keys,
+        )
+
+    async def profiles(self, org_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch("SELECT * FROM speaker_profiles WHERE org_id = $1 ORDER BY created_at", org_id)
+        return [self._profile_json(r) for r in rows]
+
+    async def profile(self, org_id: str, profile_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow("SELECT * FROM speaker_profiles WHERE org_id = $1 AND profile_id = $2",
+                                       org_id, profile_id)
+        return self._profile_json(row) if row else None
+
+    async def rename_profile(self, org_id: str, profile_id: str, name: str) -> bool:
+        status = await self.pool.execute(
+            "UPDATE speaker_profiles SET name = $3, updated_at = now() WHERE org_id = $1 AND profile_id = $2",
+            org_id, profile_id, name,
+        )
+        return bool(status.endswith(" 1"))
+
+    async def delete_profile(self, org_id: str, profile_id: str) -> list[str] | None:
+        keys = await self.pool.fetchval(
+            "DELETE FROM speaker_profiles WHERE org_id = $1 AND profile_id = $2 RETURNING object_keys",
+            org_id, profile_id,
+        )
+        return list(keys) if keys is not None else None
+
+    @staticmethod
+    def _profile_json(r: asyncpg.Record) -> dict[str, Any]:
+        return {"id": r["profile_id"], "name": r["name"], "status": r["status"], "samples": r["samples"],
+                "voiced_seconds": r["voiced_seconds"], "backend": r["backend"], "error": r["error"],
+                "created_at": _iso(r["created_at"]), "updated_at": _iso(r["updated_at"])}
 
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")

@@ -114,7 +114,7 @@ class Stage(Protocol):
     name: ClassVar[str]
     inputs: ClassVar[tuple[str, ...]]
     stateful: ClassVar[bool]
-    transient_errors: ClassVar[tuple[type[BaseException], ...]]
+    transient_errors: tuple[type[BaseException], ...]
 
     def handle(self, record: Record, ctx: Context) -> None: ...
 
@@ -180,16 +180,19 @@ class StageRunner:
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions assigned", stage=self.stage.name, partitions=[p.partition for p in partitions])
-        if self.state is not None:
-            self.state.assign([p.partition for p in partitions])
+        held = {n for _, n in self.partitions}
         self.partitions |= {(p.topic, p.partition) for p in partitions}
+        if self.state is not None:
+            # Co-partitioned inputs (same key, same partition count) share one state partition per number.
+            self.state.assign(sorted({p.partition for p in partitions} - held))
         self.ready.set()
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions revoked", stage=self.stage.name, partitions=[p.partition for p in partitions])
-        if self.state is not None:
-            self.state.revoke([p.partition for p in partitions])
         self.partitions -= {(p.topic, p.partition) for p in partitions}
+        if self.state is not None:
+            still = {n for _, n in self.partitions}
+            self.state.revoke(sorted({p.partition for p in partitions} - still))
 
     # -- one batch -------------------------------------------------------------------------------------
     def step(self) -> int:

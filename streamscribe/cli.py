@@ -127,15 +127,22 @@ def down(home: str | None, timeout: float) -> None:
 @click.option("--server", default=None, help="Gateway URL (default: the local stack).")
 @click.option("--model", default=None, help="Model name (see GET /v1/models).")
 @click.option("--language", default=None, help="Language code, or 'auto' with multilingual models.")
-@click.option("--format", "fmt", type=click.Choice(["json", "srt", "vtt", "txt"]), default="txt", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "srt", "vtt", "txt", "rttm"]), default="txt",
+              show_default=True)
+@click.option("--diarize", type=click.Choice(["auto", "channels", "acoustic", "off"]), default=None,
+              help="Who spoke when: channels (one party per channel), acoustic, auto (the default) or off.")
+@click.option("--speakers", type=click.IntRange(1, 20), default=None, help="Exact number of speakers, if known.")
+@click.option("--speaker-names", default=None, help="Names for channels in order, e.g. 'agent,customer'.")
 @home_option
 def transcribe(file: Path, server: str | None, model: str | None, language: str | None, fmt: str,
-               home: str | None) -> None:
+               diarize: str | None, speakers: int | None, speaker_names: str | None, home: str | None) -> None:
     """Upload FILE, show progress on stderr, print the transcript on stdout."""
     settings = _settings(home)
     url = _server_url(settings, server)
+    fields = {"model": model, "language": language, "diarize": diarize, "speaker_names": speaker_names,
+              "min_speakers": str(speakers) if speakers else None, "max_speakers": str(speakers) if speakers else None}
     try:
-        code, output = asyncio.run(_transcribe(url, file, model, language, fmt))
+        code, output = asyncio.run(_transcribe(url, file, fields, fmt))
     except Exception as exc:  # connection refused, API errors: one clear line, non-zero exit
         raise click.ClickException(str(exc)) from exc
     if code:
@@ -143,7 +150,7 @@ def transcribe(file: Path, server: str | None, model: str | None, language: str 
     click.echo(output, nl=not output.endswith("\n"))
 
 
-async def _transcribe(url: str, file: Path, model: str | None, language: str | None, fmt: str) -> tuple[int, str]:
+async def _transcribe(url: str, file: Path, fields: dict[str, str | None], fmt: str) -> tuple[int, str]:
     import json
 
     from tqdm import tqdm
@@ -152,7 +159,7 @@ async def _transcribe(url: str, file: Path, model: str | None, language: str | N
 
     interactive = sys.stderr.isatty()
     async with Client(url) as client:
-        job = await client.submit(file, model=model, language=language)
+        job = await client.submit(file, **fields)
         job_id = job["job_id"]
         click.echo(f"job {job_id} queued", err=True)
         bar = tqdm(total=100, unit="%", file=sys.stderr, desc="queued", disable=not interactive,
@@ -259,7 +266,7 @@ def demo(file: Path, home: str | None, port: int | None) -> None:
     try:
         started = time.monotonic()
         ctx.invoke(transcribe, file=file, server=f"http://127.0.0.1:{gw_port}", model=None, language=None,
-                   fmt="txt", home=str(settings.home))
+                   fmt="txt", diarize=None, speakers=None, speaker_names=None, home=str(settings.home))
         click.echo(f"(transcribed through Kafka in {time.monotonic() - started:.1f} s)", err=True)
     finally:
         ctx.invoke(down, home=str(settings.home), timeout=60)

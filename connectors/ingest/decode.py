@@ -54,6 +54,26 @@ def probe(path: Path) -> AudioInfo:
         raise DecodeError(f"unsupported or corrupt file: {_why(exc)}") from exc
 
 
+def channels_identical(path: Path, seconds: float = 30.0, threshold: float = 0.98) -> bool:
+    """True when every channel carries the same signal (a mono recording stored as stereo), judged by the
+    correlation of the first ``seconds``; such audio is one source, not one party per channel."""
+    frames = []
+    total = 0
+    for chunk in decode_chunks(path):
+        frames.append(chunk.frames.astype(np.float64))
+        total += len(chunk.frames)
+        if total >= seconds * TARGET_RATE:
+            break
+    audio = np.concatenate(frames)
+    if audio.shape[1] < 2:
+        return True
+    energy = audio.std(axis=0)
+    if np.any(energy == 0):  # a silent channel: whatever the other holds, it is not a second party
+        return bool(np.all(energy == 0))
+    corr = np.atleast_2d(np.corrcoef(audio.T))
+    return bool(corr[np.triu_indices(audio.shape[1], 1)].min() >= threshold)
+
+
 def _why(exc: Exception) -> str:
     """The decoder's reason without the server-side path FFmpeg puts in its messages."""
     return str(getattr(exc, "strerror", None) or exc)

@@ -37,13 +37,36 @@ class Projection:
         self.pool = pool
 
     async def apply(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Apply (kind, event) pairs in order, in one transaction. kind is 'job' or 'transcript'."""
+        """Apply (kind, event) pairs in order, in one transaction.
+        kind is 'job', 'transcript', 'turns' or 'profile'."""
+        handlers = {"job": self._job_event, "transcript": self._transcript_event, "turns": self._turns_event,
+                    "profile": self._profile_event}
         async with self.pool.acquire() as conn, conn.transaction():
             for kind, event in events:
-                if kind == "job":
-                    await self._job_event(conn, event)
-                else:
-                    await self._transcript_event(conn, event)
+                await handlers[kind](conn, event)
+
+    # -- speaker.turns and speakers.profiles -----------------------------------------------------------
+    async def _turns_event(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> None:
+        if ev["kind"] != "FINAL":
+            return
+        job_id = await self._ensure_job(conn, ev)
+        await conn.execute("DELETE FROM speaker_turns WHERE job_id = $1 AND revision = $2", job_id, ev["revision"])
+        await conn.executemany(
+            "INSERT INTO speaker_turns (job_id, revision, idx, start_s, end_s, speaker_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            [(job_id, ev["revision"], i, t["start"], t["end"], t["speaker"]) for i, t in enumerate(ev["turns"])],
+        )
+
+    async def _profile_event(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> None:
+        await conn.execute(
+            """
+            UPDATE speaker_profiles SET status = $2, embedding = $3, voiced_seconds = $4, backend = $5, error = $6,
+                   updated_at = now()
+            WHERE profile_id = $1
+            """,
+            ev["profile_id"], "failed" if ev.get("error") else "ready", ev["embedding"] or None,
+            ev["voiced_seconds"], ev["backend"], ev.get("error"),
+        )
 
     # -- jobs.events ---------------------------------------------------------------------------------
     async def _ensure_job(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> str:
@@ -132,6 +155,19 @@ class Projection:
             if stored != ev["segment_count"]:
                 kind, ev = "FAILED", {**ev, "error": f"materialized {stored} of {ev['segment_count']} segments"}
         if kind == "COMPLETED":
+            await conn.executemany(
+                """
+                INSERT INTO transcript_speakers (job_id, revision, speaker_id, label, name, channel, talk_time,
+                                                 identified_as, similarity)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT (job_id, revision, speaker_id) DO UPDATE SET
+                  label = EXCLUDED.label, channel = EXCLUDED.channel, talk_time = EXCLUDED.talk_time,
+                  identified_as = EXCLUDED.identified_as, similarity = EXCLUDED.similarity,
+                  name = CASE WHEN transcript_speakers.renamed THEN transcript_speakers.name ELSE EXCLUDED.name END
+                """,
+                [(job_id, ev["revision"], s["id"], s["label"], s.get("name"), s.get("channel"), s["talk_time"],
+                  s.get("identified_as"), s.get("similarity")) for s in ev.get("speakers") or []],
+            )
             await conn.execute(
                 """
                 UPDATE transcripts SET status = 'completed', language = $3, duration = $4, segment_count = $5,

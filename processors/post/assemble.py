@@ -49,8 +49,10 @@ def _confidence(words: list[dict[str, Any]]) -> float | None:
     return round(sum(w["probability"] for w in words) / len(words), 4)
 
 
-def split_segment(seg: dict[str, Any], rules: SplitRules = SplitRules()) -> list[Piece]:
-    """One recognised segment (``asr.segments`` FINAL) -> readable pieces, in time order."""
+def split_segment(seg: dict[str, Any], rules: SplitRules = SplitRules(),
+                  speakers: list[str | None] | None = None) -> list[Piece]:
+    """One recognised segment (``asr.segments`` FINAL) -> readable pieces, in time order. With ``speakers``
+    (one per word) a piece never spans two speakers and carries its speaker."""
     words: list[dict[str, Any]] = list(seg.get("words") or [])
     base = seg["segment_id"]
     if not words:
@@ -58,20 +60,23 @@ def split_segment(seg: dict[str, Any], rules: SplitRules = SplitRules()) -> list
         if not text:
             return []
         return [Piece(f"{base}.0", seg["start"], seg["end"], text, [], None, seg.get("channel"))]
-    groups: list[list[dict[str, Any]]] = [[]]
-    for w in words:
-        cur = groups[-1]
+    who = speakers if speakers is not None else [None] * len(words)
+    groups: list[list[int]] = [[]]
+    for i, w in enumerate(words):
+        cur = [words[j] for j in groups[-1]]
         if cur:
             span = w["end"] - cur[0]["start"]
             pause = w["start"] - cur[-1]["end"]
             long_enough = cur[-1]["end"] - cur[0]["start"] >= rules.min_seconds
             sentence_done = cur[-1]["word"].strip().endswith(SENTENCE_END)
             too_long = span > rules.max_seconds or len(_join([*cur, w])) > rules.max_chars
-            if (long_enough and (sentence_done or pause >= rules.pause_seconds)) or too_long:
+            new_speaker = who[i] != who[groups[-1][-1]]
+            if new_speaker or (long_enough and (sentence_done or pause >= rules.pause_seconds)) or too_long:
                 groups.append([])
-        groups[-1].append(w)
+        groups[-1].append(i)
     pieces = []
-    for k, g in enumerate(x for x in groups if x):
+    for k, idx in enumerate(x for x in groups if x):
+        g = [words[j] for j in idx]
         pieces.append(Piece(f"{base}.{k}", round(g[0]["start"], 3), round(g[-1]["end"], 3), _join(g), g,
-                            _confidence(g), seg.get("channel")))
+                            _confidence(g), seg.get("channel"), who[idx[0]]))
     return pieces

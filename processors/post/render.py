@@ -46,6 +46,14 @@ def to_txt(transcript: dict[str, Any]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def to_rttm(recording: str, turns: list[dict[str, Any]]) -> str:
+    """Speaker turns as NIST RTTM lines (the format diarization scoring tools read)."""
+    return "".join(
+        f"SPEAKER {recording} 1 {t['start']:.3f} {t['end'] - t['start']:.3f} <NA> <NA> {t['speaker']} <NA> <NA>\n"
+        for t in turns
+    )
+
+
 def render(transcript: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(transcript, indent=2, ensure_ascii=False)

@@ -25,7 +25,7 @@ class AsrStage:
     name: ClassVar[str] = "streamscribe-asr"
     inputs: ClassVar[tuple[str, ...]] = (AUDIO_SPEECH,)
     stateful: ClassVar[bool] = False
-    transient_errors: ClassVar[tuple[type[BaseException], ...]] = (MemoryError,)
+    transient_errors: tuple[type[BaseException], ...] = (MemoryError,)
 
     def __init__(self, settings: AsrSettings, transcriber: Transcriber, pipeline_version: str) -> None:
         self.settings = settings

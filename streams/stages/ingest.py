@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from connectors.ingest.decode import TARGET_RATE, DecodeError, decode_chunks, probe
+from connectors.ingest.decode import TARGET_RATE, DecodeError, channels_identical, decode_chunks, probe
 from connectors.storage.local import LocalObjectStore, ObjectNotFound
 from streams.runtime import Context, Record, now_ms
 from streams.topics import AUDIO_CHUNKS, INGEST_REQUESTS
@@ -24,7 +24,7 @@ class IngestStage:
     name: ClassVar[str] = "streamscribe-ingest"
     inputs: ClassVar[tuple[str, ...]] = (INGEST_REQUESTS,)
     stateful: ClassVar[bool] = False
-    transient_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    transient_errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self, store: LocalObjectStore, chunk_seconds: float = 1.0) -> None:
         self.store = store
@@ -54,6 +54,8 @@ class IngestStage:
             channels = max(1, info.channels)
             if info.duration:
                 options["duration"] = f"{info.duration:.3f}"
+            if info.channels > 1:
+                options["channels_identical"] = str(channels_identical(path)).lower()
             options.setdefault("codec", info.codec)
             for chunk in decode_chunks(path, self.chunk_seconds):
                 channels = chunk.frames.shape[1]

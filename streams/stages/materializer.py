@@ -1,4 +1,5 @@
-"""Materializer stage: transcripts + jobs.events -> PostgreSQL (``processors.materializer.Projection``).
+"""Materializer stage: transcripts, jobs.events, speaker.turns and speakers.profiles -> PostgreSQL
+(``processors.materializer.Projection``).
 
 A consumed batch is applied in one database transaction before its offsets are committed; every write is an
 upsert, so a batch replayed after a crash changes nothing. A lost database connection is transient: the
@@ -15,14 +16,16 @@ import asyncpg
 
 from processors.materializer.projection import TRANSIENT_DB_ERRORS, Projection
 from streams.runtime import Context, Record
-from streams.topics import JOBS_EVENTS, TRANSCRIPTS
+from streams.topics import JOBS_EVENTS, SPEAKER_PROFILES, SPEAKER_TURNS, TRANSCRIPTS
+
+KINDS = {JOBS_EVENTS: "job", TRANSCRIPTS: "transcript", SPEAKER_TURNS: "turns", SPEAKER_PROFILES: "profile"}
 
 
 class MaterializerStage:
     name: ClassVar[str] = "streamscribe-materializer"
-    inputs: ClassVar[tuple[str, ...]] = (TRANSCRIPTS, JOBS_EVENTS)
+    inputs: ClassVar[tuple[str, ...]] = (TRANSCRIPTS, JOBS_EVENTS, SPEAKER_TURNS, SPEAKER_PROFILES)
     stateful: ClassVar[bool] = False
-    transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_DB_ERRORS
+    transient_errors: tuple[type[BaseException], ...] = TRANSIENT_DB_ERRORS
 
     def __init__(self, database_url: str) -> None:
         self.loop = asyncio.new_event_loop()
@@ -34,7 +37,7 @@ class MaterializerStage:
 
     @staticmethod
     def _events(records: Sequence[Record]) -> list[tuple[str, dict[str, Any]]]:
-        return [("job" if r.topic == JOBS_EVENTS else "transcript", r.value) for r in records]
+        return [(KINDS[r.topic], r.value) for r in records]
 
     def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
         self.loop.run_until_complete(self.projection.apply(self._events(records)))

@@ -1,9 +1,13 @@
-"""Post stage: asr.segments -> transcripts.
+"""Post stage: asr.segments (+ speaker.turns) -> transcripts.
 
-Each FINAL window becomes readable transcript segments (``processors.post.assemble``) published at once, so
-subscribers and the database see text while a long job is still running. When the stream's END arrives the
-stage checks that every window VAD announced was recognised and closes the revision: COMPLETED with its
-summary, or FAILED with the reason (source error, lost window, no speech at all).
+Each FINAL window becomes readable transcript segments (``processors.post.assemble``). Without diarization
+they are published at once, so subscribers and the database see text while a long job still runs. With
+diarization the windows wait (as per-stream state) for the stream's speaker turns; every word then gets its
+speaker (``processors.post.speakers``) and segments are also cut where the speaker changes.
+
+When the stream's END (and, with diarization, its turns) have arrived, the stage checks that every window
+VAD announced was recognised and closes the revision: COMPLETED with its summary and speakers, or FAILED with
+the reason (source error, lost window, no speech at all).
 """
 
 from __future__ import annotations
@@ -13,19 +17,26 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from processors.post.assemble import split_segment
+from processors.post.speakers import attribute_words
 from streams.runtime import Context, Record, now_ms
+from streams.stages.diarization import channel_speaker
 from streams.stages.vad import stream_key
-from streams.topics import ASR_SEGMENTS, TRANSCRIPTS
+from streams.topics import ASR_SEGMENTS, SPEAKER_TURNS, TRANSCRIPTS
 from streamscribe.logs import get_logger
 
 log = get_logger(__name__)
 
 
+def _new_state() -> dict[str, Any]:
+    return {"seen": [], "pieces": 0, "words": 0, "chars": 0, "languages": {}, "errors": [], "ended": False,
+            "end": None, "turns": None, "waiting": []}
+
+
 class PostStage:
     name: ClassVar[str] = "streamscribe-post"
-    inputs: ClassVar[tuple[str, ...]] = (ASR_SEGMENTS,)
+    inputs: ClassVar[tuple[str, ...]] = (ASR_SEGMENTS, SPEAKER_TURNS)
     stateful: ClassVar[bool] = True
-    transient_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    transient_errors: tuple[type[BaseException], ...] = ()
 
     def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
         return False
@@ -37,60 +48,90 @@ class PostStage:
         pass
 
     def handle(self, record: Record, ctx: Context) -> None:
-        seg = record.value
-        if seg["kind"] == "PARTIAL":
+        ev = record.value
+        if record.topic == ASR_SEGMENTS and ev["kind"] == "PARTIAL":
             return  # live partials are for the live channel; transcripts hold finals only
-        key = stream_key(seg["stream_id"], seg["revision"])
+        key = stream_key(ev["stream_id"], ev["revision"])
         raw = ctx.get(key)
-        st: dict[str, Any] = json.loads(raw) if raw else {
-            "seen": [], "pieces": 0, "words": 0, "chars": 0, "languages": {}, "errors": [], "ended": False,
-        }
+        st: dict[str, Any] = json.loads(raw) if raw else _new_state()
         if st["ended"]:
             return
-        if seg["kind"] == "FINAL":
-            if seg["index"] in st["seen"]:
-                return  # redelivered window: its segments were already published
-            st["seen"].append(seg["index"])
-            if seg.get("error"):
-                st["errors"].append(seg["error"])
-            for piece in split_segment(seg):
-                self._emit(ctx, seg, "SEGMENT", segment=piece.to_event(st["pieces"]))
-                st["pieces"] += 1
-                st["words"] += len(piece.words)
-                st["chars"] += len(piece.text)
-            if seg.get("language"):
-                st["languages"][seg["language"]] = st["languages"].get(seg["language"], 0.0) + seg["end"] - seg["start"]
+        if record.topic == SPEAKER_TURNS:
+            if ev["kind"] == "FINAL" and st["turns"] is None:
+                st["turns"] = {"turns": ev["turns"], "speakers": ev["speakers"], "error": ev.get("error")}
+        elif ev["kind"] == "FINAL":
+            if ev["index"] in st["seen"]:
+                return  # redelivered window
+            st["seen"].append(ev["index"])
+            if ev.get("error"):
+                st["errors"].append(ev["error"])
+            if ev.get("language"):
+                st["languages"][ev["language"]] = st["languages"].get(ev["language"], 0.0) + ev["end"] - ev["start"]
+            if self._diarized(ev):
+                ctx.put(f"{key}/win/{ev['index']:06d}", json.dumps(ev, default=str).encode())
+                st["waiting"].append(ev["index"])
+            else:
+                self._publish(ctx, ev, st, None)
         else:
-            self._close(ctx, seg, st)
-        ctx.put(key, json.dumps(st, separators=(",", ":")).encode())
+            st["end"] = {k: v for k, v in ev.items() if k not in ("words",)}
+        if st["end"] is not None and (not self._diarized(st["end"]) or st["turns"] is not None):
+            self._close(ctx, key, st)
+        ctx.put(key, json.dumps(st, separators=(",", ":"), default=str).encode())
 
-    def _close(self, ctx: Context, end: dict[str, Any], st: dict[str, Any]) -> None:
+    @staticmethod
+    def _diarized(ev: dict[str, Any]) -> bool:
+        return ev["options"].get("diarize") in ("acoustic", "channels")
+
+    def _publish(self, ctx: Context, seg: dict[str, Any], st: dict[str, Any],
+                 turns: list[dict[str, Any]] | None) -> None:
+        speakers: list[str | None] | None = None
+        if seg["options"].get("diarize") == "channels" and seg.get("channel") is not None:
+            speakers = [channel_speaker(seg["channel"])] * len(seg["words"])
+        elif turns is not None:
+            speakers = attribute_words(seg["words"], turns)
+        for piece in split_segment(seg, speakers=speakers):
+            self._emit(ctx, seg, "SEGMENT", segment=piece.to_event(st["pieces"]))
+            st["pieces"] += 1
+            st["words"] += len(piece.words)
+            st["chars"] += len(piece.text)
+
+    def _close(self, ctx: Context, key: str, st: dict[str, Any]) -> None:
+        end = st["end"]
+        turns = st["turns"] or {"turns": [], "speakers": [], "error": None}
+        for index in sorted(st["waiting"]):
+            raw = ctx.get(f"{key}/win/{index:06d}")
+            ctx.put(f"{key}/win/{index:06d}", None)
+            if raw is not None:
+                self._publish(ctx, json.loads(raw), st, turns["turns"])
         st["ended"] = True
         expected = end.get("segment_count") or 0
         missing = sorted(set(range(expected)) - set(st["seen"]))
-        error = end.get("error") or (st["errors"][0] if st["errors"] else None)
+        error = end.get("error") or (st["errors"][0] if st["errors"] else None) or turns.get("error")
         if not error and missing:
             error = (f"{len(missing)} of {expected} speech segments were not recognised (see the dead-letter "
                      f"topics); first missing index {missing[0]}")
         if not error and st["chars"] == 0:
-            duration = end.get("duration") or 0.0
-            error = f"no speech detected in {duration:.1f} s of audio"
+            error = f"no speech detected in {end.get('duration') or 0.0:.1f} s of audio"
         language = max(st["languages"], key=st["languages"].get) if st["languages"] else None
         if error:
             self._emit(ctx, end, "FAILED", error=error, language=language)
             ctx.job_event(end, "FAILED", error=error)
         else:
-            self._emit(ctx, end, "COMPLETED", language=language, segment_count=st["pieces"])
+            self._emit(ctx, end, "COMPLETED", language=language, segment_count=st["pieces"],
+                       speakers=turns["speakers"])
             ctx.job_event(end, "COMPLETED", progress=1.0,
-                          message=f"{st['pieces']} transcript segments, {st['words']} words")
-        st["seen"] = []
+                          message=f"{st['pieces']} transcript segments, {st['words']} words"
+                          + (f", {len(turns['speakers'])} speakers" if turns["speakers"] else ""))
+        st.update(seen=[], waiting=[], turns=None, end=None)
 
     @staticmethod
     def _emit(ctx: Context, src: dict[str, Any], kind: str, *, segment: dict[str, Any] | None = None,
-              error: str | None = None, language: str | None = None, segment_count: int | None = None) -> None:
+              error: str | None = None, language: str | None = None, segment_count: int | None = None,
+              speakers: list[dict[str, Any]] | None = None) -> None:
         ctx.emit(TRANSCRIPTS, src["stream_id"], {
             "stream_id": src["stream_id"], "job_id": src["job_id"], "revision": src["revision"], "kind": kind,
             "segment": segment, "model": src["model"], "pipeline_version": src["pipeline_version"],
             "language": language or src.get("language"), "duration": src.get("duration"),
-            "segment_count": segment_count, "source": src["source"], "error": error, "produced_at": now_ms(),
+            "segment_count": segment_count, "source": src["source"], "error": error,
+            "speakers": speakers or [], "produced_at": now_ms(),
         })

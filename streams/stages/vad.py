@@ -50,6 +50,15 @@ class StreamMeta:
         return cls(**json.loads(raw))
 
 
+def resolve_diarization(options: dict[str, str], channels: int) -> str:
+    """auto -> channels when the audio has distinct channels (one party each), acoustic otherwise."""
+    requested = options.get("diarize", "auto")
+    distinct = channels > 1 and options.get("channels_identical") != "true"
+    if requested == "auto":
+        return "channels" if distinct else "acoustic"
+    return requested if requested in ("channels", "acoustic", "off") else "off"
+
+
 def stream_key(stream_id: str, revision: int) -> str:
     return f"{stream_id}#{revision}"
 
@@ -67,7 +76,7 @@ class VadStage:
     name: ClassVar[str] = "streamscribe-vad"
     inputs: ClassVar[tuple[str, ...]] = (AUDIO_CHUNKS,)
     stateful: ClassVar[bool] = True
-    transient_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    transient_errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self, settings: VadSettings) -> None:
         self.settings = settings
@@ -134,7 +143,8 @@ class VadStage:
     def _open(self, chunk: dict[str, Any], ctx: Context) -> StreamMeta:
         options = dict(chunk["options"])
         mode = options.get("segmentation") or ("merge" if chunk["source"] == "upload" else "utterance")
-        split = options.get("channel_mode", "mix") == "split" and chunk["channels"] > 1
+        options["diarize"] = resolve_diarization(options, chunk["channels"])
+        split = options["diarize"] == "channels" or (options.get("channel_mode") == "split" and chunk["channels"] > 1)
         if chunk["seq"] != 0:
             log.warning("stream joined after its first chunk", stream_id=chunk["stream_id"], seq=chunk["seq"])
         meta = StreamMeta(stream_id=chunk["stream_id"], job_id=chunk["job_id"], revision=chunk["revision"],

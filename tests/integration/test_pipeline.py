@@ -21,7 +21,8 @@ async def test_upload_travels_the_pipeline_and_is_queryable(stack: Stack, speech
     assert set(job["stages"]) >= {"ingest", "vad", "asr", "post"}
     assert all(s["state"] == "completed" for n, s in job["stages"].items() if n != "asr"), job["stages"]
 
-    assert set(transcript) >= {"job_id", "stream_id", "status", "duration", "language", "model", "text", "segments"}
+    assert set(transcript) >= {"job_id", "stream_id", "status", "duration", "language", "model", "text", "segments",
+                               "speakers"}
     assert transcript["model"] == "tiny.en" and transcript["language"] == "en"
     assert transcript["duration"] == pytest.approx(11.0, abs=0.1)
     reference = read_references(speech)["jfk.flac"]
@@ -30,7 +31,7 @@ async def test_upload_travels_the_pipeline_and_is_queryable(stack: Stack, speech
     segments = transcript["segments"]
     assert segments, transcript
     for seg in segments:
-        assert set(seg) == {"id", "start", "end", "text", "speaker", "channel", "confidence", "words"}
+        assert set(seg) == {"id", "start", "end", "text", "speaker", "speaker_id", "channel", "confidence", "words"}
         assert 0 <= seg["start"] < seg["end"] <= transcript["duration"] + 0.05
         assert seg["words"] and all(set(w) == {"start", "end", "word", "probability"} for w in seg["words"])
         assert all(seg["start"] - 0.01 <= w["start"] <= w["end"] <= seg["end"] + 0.01 for w in seg["words"])

@@ -1,0 +1,19 @@
+"""Typed keys of what the gateway application holds."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from connectors.storage.local import LocalObjectStore
+from gateway.publisher import Publisher
+from gateway.repository import Repository
+from processors.asr.models import ModelRegistry
+from streamscribe.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+REPO = web.AppKey("repo", Repository)
+PUBLISHER = web.AppKey("publisher", Publisher)
+STORE = web.AppKey("store", LocalObjectStore)
+MODELS = web.AppKey("models", ModelRegistry)
+HTTP = web.AppKey("http", aiohttp.ClientSession)

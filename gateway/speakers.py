@@ -1,0 +1,127 @@
+"""Speaker endpoints: enrolled voice profiles, and the speakers of a transcript."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from gateway.problems import Problem
+from gateway.refs import PUBLISHER, REPO, STORE
+from streams.runtime import now_ms
+from streams.topics import SPEAKER_ENROLLMENTS
+
+ORG = "default"  # organisations arrive with authentication; profiles are already scoped by org_id
+MAX_NAME = 200
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+        raise Problem(400, "Bad Request", f"name must be a non-empty string of at most {MAX_NAME} characters")
+    return value.strip()
+
+
+async def enroll(request: web.Request) -> web.Response:
+    """multipart: name, and one or more ``file`` parts with recordings of the person."""
+    if not request.content_type.startswith("multipart/"):
+        raise Problem(415, "Unsupported Media Type", "send multipart/form-data with 'name' and 'file' parts")
+    profile_id = uuid.uuid4().hex
+    store = request.app[STORE]
+    name: str | None = None
+    keys: list[str] = []
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, aiohttp.BodyPartReader):
+            continue
+        if part.name == "name":
+            name = (await part.text()).strip()
+        elif part.name == "file":
+            key = f"speakers/{profile_id}/{len(keys)}{Path(part.filename or '').suffix.lower()[:10]}"
+            fh, tmp = store.writer(key)
+            with fh:
+                while chunk := await part.read_chunk(1 << 20):
+                    fh.write(chunk)
+            store.commit(key, tmp)
+            keys.append(key)
+        else:
+            await part.release()
+    if not keys:
+        raise Problem(400, "Bad Request", "at least one 'file' part with a recording of the speaker is needed")
+    try:
+        name = _name(name)
+    except Problem:
+        for key in keys:
+            store.delete(key)
+        raise
+    await request.app[REPO].create_profile(profile_id, ORG, name, keys)
+    await request.app[PUBLISHER].publish(SPEAKER_ENROLLMENTS, profile_id, {
+        "profile_id": profile_id, "org_id": ORG, "name": name, "object_keys": keys, "submitted_at": now_ms(),
+    })
+    return web.json_response({"id": profile_id, "name": name, "status": "pending", "samples": len(keys)},
+                             status=202, headers={"Location": f"/v1/speakers/{profile_id}"})
+
+
+async def list_profiles(request: web.Request) -> web.Response:
+    return web.json_response({"speakers": await request.app[REPO].profiles(ORG)})
+
+
+async def get_profile(request: web.Request) -> web.Response:
+    profile = await request.app[REPO].profile(ORG, request.match_info["profile_id"])
+    if profile is None:
+        raise Problem(404, "Not Found", f"no speaker profile {request.match_info['profile_id']!r}")
+    return web.json_response(profile)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise Problem(400, "Bad Request", "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "Bad Request", "the body must be a JSON object")
+    return body
+
+
+async def rename_profile(request: web.Request) -> web.Response:
+    name = _name((await _json_body(request)).get("name"))
+    pid = request.match_info["profile_id"]
+    if not await request.app[REPO].rename_profile(ORG, pid, name):
+        raise Problem(404, "Not Found", f"no speaker profile {pid!r}")
+    return web.json_response(await request.app[REPO].profile(ORG, pid))
+
+
+async def delete_profile(request: web.Request) -> web.Response:
+    pid = request.match_info["profile_id"]
+    keys = await request.app[REPO].delete_profile(ORG, pid)
+    if keys is None:
+        raise Problem(404, "Not Found", f"no speaker profile {pid!r}")
+    for key in keys:
+        request.app[STORE].delete(key)
+    return web.Response(status=204)
+
+
+async def rename_transcript_speaker(request: web.Request) -> web.Response:
+    """PATCH /v1/jobs/{job_id}/speakers/{speaker_id} {"name": "Alice"} (null restores the label)."""
+    body = await _json_body(request)
+    name = None if body.get("name") is None else _name(body.get("name"))
+    job_id, speaker_id = request.match_info["job_id"], request.match_info["speaker_id"]
+    repo = request.app[REPO]
+    job = await repo.job(job_id)
+    if job is None:
+        raise Problem(404, "Not Found", f"no job {job_id!r}")
+    revision = int(request.query.get("revision") or job["revision"])
+    if not await repo.rename_speaker(job_id, revision, speaker_id, name):
+        raise Problem(404, "Not Found", f"job {job_id} revision {revision} has no speaker {speaker_id!r}")
+    return web.json_response({"speakers": await repo.speakers(job_id, revision)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/speakers", enroll)
+    app.router.add_get("/v1/speakers", list_profiles)
+    app.router.add_get("/v1/speakers/{profile_id}", get_profile)
+    app.router.add_patch("/v1/speakers/{profile_id}", rename_profile)
+    app.router.add_delete("/v1/speakers/{profile_id}", delete_profile)
+    app.router.add_patch("/v1/jobs/{job_id}/speakers/{speaker_id}", rename_transcript_speaker)

@@ -1,0 +1,1 @@
+"""Speaker diarization and identification: who spoke when, and whose voice it is."""
