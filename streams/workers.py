@@ -48,7 +48,7 @@ def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
         numba_cache_dir(str(settings.home))
         return DiarizationStage(SenkoBackend(), profile_source(settings.database_url),
                                 LocalObjectStore(settings.storage_root), settings.diarization.identify_threshold,
-                                transient=(psycopg.OperationalError,)), 20
+                                transient=(psycopg.OperationalError,)), 2
     if name == "post":
         from streams.stages.post import PostStage
 

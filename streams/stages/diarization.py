@@ -82,8 +82,9 @@ class DiarizationStage:
             if len(window.embeddings):
                 ctx.put(f"{key}/emb/{seg['index']:06d}", window.to_bytes())
                 meta["windows"].append([seg["index"], seg["channel"], seg["start"], seg["end"]])
-            if len(meta["seen"]) == 1:
-                ctx.job_event(seg, "RUNNING", progress=0.0, message="embedding speakers")
+            total = float(seg["options"].get("duration") or 0)
+            ctx.job_event(seg, "RUNNING", progress=min(1.0, seg["end"] / total) if total > 0 else None,
+                          message=f"speaker embeddings for {len(meta['seen'])} segments")
         else:
             self._finish(key, seg, meta, mode, ctx)
         ctx.put(key, json.dumps(meta, separators=(",", ":")).encode())
