@@ -15,11 +15,12 @@ from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
 from connectors.storage.local import LocalObjectStore
-from gateway import speakers
+from gateway import live, speakers, twilio
 from gateway.problems import Problem, problem_middleware
 from gateway.publisher import Publisher
 from gateway.refs import HTTP, MODELS, PUBLISHER, REPO, SETTINGS, STORE
 from gateway.repository import Repository
+from gateway.results import ResultsFeed
 from processors.asr.models import ModelRegistry, UnknownModel
 from processors.post.render import FORMATS, MEDIA_TYPES, render, to_rttm
 from streams.kafka import base_config
@@ -227,10 +228,14 @@ async def _startup(app: web.Application) -> None:
     app[PUBLISHER] = Publisher(settings.kafka, settings.schema_registry.url, settings.schema_registry_file,
                                "gateway")
     app[HTTP] = aiohttp.ClientSession()
+    app[live.RESULTS] = ResultsFeed(settings)
+    app[live.RESULTS].start()
+    await asyncio.to_thread(app[live.RESULTS].wait_ready)
 
 
 async def _cleanup(app: web.Application) -> None:
     await app[HTTP].close()
+    app[live.RESULTS].close()
     app[PUBLISHER].close()
     await app[REPO].pool.close()
 
@@ -250,6 +255,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/jobs/{job_id}", get_job)
     app.router.add_get("/v1/jobs/{job_id}/transcript", get_transcript)
     speakers.add_routes(app)
+    live.add_routes(app)
+    twilio.add_routes(app)
     return app
 
 

@@ -21,14 +21,15 @@ class Repository:
 
     async def create_job(self, *, job_id: str, stream_id: str, filename: str | None, content_type: str | None,
                          size_bytes: int, object_key: str, model: str, language: str | None,
-                         options: dict[str, str]) -> None:
+                         options: dict[str, str], source: str = "upload") -> None:
         await self.pool.execute(
             """
             INSERT INTO jobs (job_id, stream_id, status, source, filename, content_type, size_bytes, object_key,
                               model, language, options)
-            VALUES ($1, $2, 'queued', 'upload', $3, $4, $5, $6, $7, $8, $9::jsonb)
+            VALUES ($1, $2, 'queued', $10, $3, $4, $5, $6, $7, $8, $9::jsonb)
             """,
             job_id, stream_id, filename, content_type, size_bytes, object_key, model, language, json.dumps(options),
+            source,
         )
 
     async def fail_job(self, job_id: str, error: str, stage: str) -> None:

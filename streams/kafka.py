@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamscribe.settings import KafkaSettings
 
@@ -50,3 +50,26 @@ def make_producer(kafka: KafkaSettings, client_id: str) -> Producer:
 
 def make_consumer(kafka: KafkaSettings, group: str, client_id: str) -> Consumer:
     return Consumer(consumer_config(kafka, group, client_id))
+
+
+def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout: float = 10.0) -> None:
+    """Assign ``partitions`` positioned at their current end of log.
+
+    The end is taken from the high watermark a fetch returns (not from ListOffsets, which the embedded broker
+    answers wrongly), so this works the same on Apache Kafka and on Tansu.
+    """
+    import time
+
+    from confluent_kafka import OFFSET_BEGINNING
+
+    consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions])
+    ends: dict[tuple[str, int], int] = {}
+    deadline = time.monotonic() + timeout
+    while len(ends) < len(partitions) and time.monotonic() < deadline:
+        consumer.consume(500, 0.1)
+        for tp in partitions:
+            _, hi = consumer.get_watermark_offsets(tp, cached=True)
+            if hi >= 0:
+                ends[(tp.topic, tp.partition)] = hi
+    consumer.assign([TopicPartition(tp.topic, tp.partition, ends.get((tp.topic, tp.partition), 0))
+                     for tp in partitions])

@@ -195,8 +195,19 @@ class StageRunner:
             self.state.revoke(sorted({p.partition for p in partitions} - still))
 
     # -- one batch -------------------------------------------------------------------------------------
+    def _next_batch(self) -> list[Message]:
+        """Whatever is already fetched, up to max_batch; else wait for the first event and take what came with
+        it. (``consume(n, timeout)`` alone would wait the whole timeout for n events: latency on every hop.)"""
+        messages = self.consumer.consume(self.max_batch, 0)
+        if messages:
+            return messages
+        first = self.consumer.poll(self.poll_timeout)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(self.max_batch - 1, 0)] if self.max_batch > 1 else [first]
+
     def step(self) -> int:
-        messages = self.consumer.consume(self.max_batch, self.poll_timeout)
+        messages = self._next_batch()
         if not messages:
             return 0
         started = time.monotonic()

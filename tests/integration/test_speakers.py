@@ -148,8 +148,8 @@ async def test_enrolled_voice_is_identified_in_another_recording(stack: Stack, s
         assert profile["voiced_seconds"] > 5
 
     # another recording of the same reader, after two other people talking in a meeting
-    mix = _write(tmp_path / "meeting_then_reader.wav", np.concatenate(
-        [_mono(speech / "meetings" / "ami_dev00.flac"), _mono(read / "LJ001-0010.wav"), _mono(read / "LJ001-0011.wav")]))
+    parts = [speech / "meetings" / "ami_dev00.flac", read / "LJ001-0010.wav", read / "LJ001-0011.wav"]
+    mix = _write(tmp_path / "meeting_then_reader.wav", np.concatenate([_mono(p) for p in parts]))
     job, t = await stack.transcribe(mix, diarize="acoustic")
     assert job["status"] == "completed", job
     identified = [s for s in t["speakers"] if s["identified_as"] == profile_id]

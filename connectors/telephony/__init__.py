@@ -1,0 +1,1 @@
+"""Telephony media streams (Twilio Media Streams) into pipeline audio."""

@@ -1,0 +1,87 @@
+"""Client audio frames -> ``audio.chunks`` events for one live stream, archived as a WAV for replay."""
+
+from __future__ import annotations
+
+import wave
+from typing import Any
+
+from connectors.storage.local import LocalObjectStore
+from gateway.publisher import Publisher
+from processors.audio.pcm import decode_pcm
+from streams.runtime import now_ms
+from streams.topics import AUDIO_CHUNKS
+
+BYTES_PER_SAMPLE = {"PCM_S16LE": 2, "MULAW": 1}
+
+
+class LiveAudio:
+    """Accumulates frames into chunks of at least ``min_seconds`` (and at most one second) and publishes each
+    with a contiguous ``seq``; ``end`` publishes the end-of-stream chunk (so whatever was heard is finalized)."""
+
+    def __init__(self, publisher: Publisher, store: LocalObjectStore, *, stream_id: str, job_id: str,
+                 sample_rate: int, channels: int, encoding: str, options: dict[str, str], source: str,
+                 object_key: str, min_seconds: float = 0.1) -> None:
+        self.publisher = publisher
+        self.stream_id, self.job_id = stream_id, job_id
+        self.rate, self.channels, self.encoding = sample_rate, channels, encoding
+        self.options, self.source = options, source
+        self.frame_bytes = BYTES_PER_SAMPLE[encoding] * channels
+        self.min_bytes = max(self.frame_bytes, int(sample_rate * min_seconds) * self.frame_bytes)
+        self.max_bytes = sample_rate * self.frame_bytes
+        self.seq = 0
+        self.samples = 0
+        self.pending = bytearray()
+        self.ended = False
+        self.store, self.object_key = store, object_key
+        fh, self._tmp = store.writer(object_key)
+        fh.close()
+        self._wav = wave.open(str(self._tmp), "wb")  # noqa: SIM115 (closed in end())
+        self._wav.setnchannels(channels)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(sample_rate)
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / self.rate
+
+    async def write(self, data: bytes) -> None:
+        if self.ended:
+            return
+        self.pending.extend(data)
+        while len(self.pending) >= self.min_bytes:
+            take = min(len(self.pending), self.max_bytes)
+            take -= take % self.frame_bytes
+            await self._publish(bytes(self.pending[:take]), last=False)
+            del self.pending[:take]
+
+    async def end(self, error: str | None = None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        tail = bytes(self.pending[: len(self.pending) - len(self.pending) % self.frame_bytes])
+        self.pending.clear()
+        if tail:
+            await self._publish(tail, last=False)
+        await self._publish(b"", last=True, error=error)
+        self._wav.close()
+        self.store.commit(self.object_key, self._tmp)
+
+    async def _publish(self, data: bytes, last: bool, error: str | None = None) -> None:
+        if data:
+            self._wav.writeframes(decode_pcm(data, self.channels, self.encoding).tobytes())
+        value: dict[str, Any] = {
+            "stream_id": self.stream_id, "job_id": self.job_id, "revision": 1, "seq": self.seq,
+            "start_sample": self.samples, "sample_rate": self.rate, "channels": self.channels,
+            "encoding": self.encoding, "data": data, "end_of_stream": last, "error": error,
+            "options": self.options if self.seq == 0 else {}, "source": self.source, "produced_at": now_ms(),
+        }
+        await self.publisher.publish(AUDIO_CHUNKS, self.stream_id, value)
+        self.seq += 1
+        self.samples += len(data) // self.frame_bytes
+
+
+def archive_key(job_id: str) -> str:
+    return f"live/{job_id}/audio.wav"
+
+
+

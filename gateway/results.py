@@ -1,0 +1,84 @@
+"""Live results for the gateway's open sessions: one consumer per gateway process reads ``asr.segments`` from
+the end of the log and hands each event to the session that owns its stream (if any, on this process)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from streams.kafka import assign_at_end, base_config
+from streams.registry import make_registry
+from streams.serde import AvroSerde
+from streams.topics import ASR_SEGMENTS
+from streamscribe.logs import get_logger
+from streamscribe.settings import Settings
+
+log = get_logger(__name__)
+
+
+class ResultsFeed:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = settings.kafka.topic_prefix + ASR_SEGMENTS
+        self.serde = AvroSerde(make_registry(settings.schema_registry.url, settings.schema_registry_file),
+                               settings.kafka.topic_prefix)
+        self._sessions: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="results-feed")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wait_ready(self, timeout: float = 15) -> bool:
+        return self._ready.wait(timeout)
+
+    def register(self, stream_id: str) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        with self._lock:
+            self._sessions[stream_id] = (asyncio.get_running_loop(), queue)
+        return queue
+
+    def unregister(self, stream_id: str) -> None:
+        with self._lock:
+            self._sessions.pop(stream_id, None)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        kafka = self.settings.kafka
+        consumer = Consumer({**base_config(kafka), "group.id": f"{kafka.topic_prefix}gateway-live-{uuid.uuid4().hex}",
+                             "enable.auto.commit": False, "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
+                             "fetch.message.max.bytes": kafka.max_message_bytes})
+        try:
+            md = consumer.list_topics(self.topic, timeout=10)
+            parts = [TopicPartition(self.topic, p) for p in md.topics[self.topic].partitions]
+            assign_at_end(consumer, parts)
+            self._ready.set()
+            while not self._stop.is_set():
+                msg = consumer.poll(0.2)
+                if msg is None or msg.error():
+                    continue
+                key = msg.key()
+                with self._lock:
+                    target = self._sessions.get(key.decode()) if key else None
+                if target is None:
+                    continue
+                try:
+                    value = self.serde.deserialize(self.topic, msg.value())
+                except Exception as exc:  # the ASR stage dead-letters such events; a viewer just skips them
+                    log.warning("undecodable live result skipped", error=str(exc))
+                    continue
+                loop, queue = target
+                loop.call_soon_threadsafe(queue.put_nowait, value)
+        except Exception:
+            log.exception("live results feed stopped")
+        finally:
+            consumer.close()
