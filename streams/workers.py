@@ -37,7 +37,7 @@ def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
         transcriber = Transcriber(ModelRegistry(a.model_paths), compute_type=a.compute_type,
                                   cpu_threads=a.cpu_threads, batch_size=a.batch_size, max_loaded=a.loaded_models)
         transcriber.warm_up(a.default_model)  # load and warm the default model once per worker, not per job
-        return AsrStage(a, transcriber, settings.pipeline_version), a.batch_size
+        return AsrStage(a, transcriber, settings.pipeline_version), a.consume_batch
     if name == "diarization":
         import psycopg
 

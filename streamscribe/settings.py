@@ -25,7 +25,7 @@ class KafkaSettings(BaseModel):
     partitions: int = 4
     replication_factor: int = 1
     session_timeout_ms: int = 6000
-    fetch_wait_max_ms: int = 100
+    fetch_wait_max_ms: int = 50
     max_message_bytes: int = 8 * 1024 * 1024
     # Extra librdkafka properties (security.protocol, sasl.* ...) as a JSON object in the environment.
     client_config: dict[str, str] = Field(default_factory=dict)
@@ -51,6 +51,12 @@ class AsrSettings(BaseModel):
     batch_size: int = 8
     word_timestamps: bool = True
     loaded_models: int = 2
+    # A live partial that waited longer than this is skipped (a newer partial or the final follows): under
+    # load the recogniser sheds partials, never finals.
+    partial_max_age_s: float = 1.0
+    partials_per_batch: int = 4
+    # Messages taken per batch: partials of the same segment within a batch collapse to the newest one.
+    consume_batch: int = 32
 
 
 class VadSettings(BaseModel):
@@ -58,6 +64,8 @@ class VadSettings(BaseModel):
     frame_ms: int = 30
     min_speech_ms: int = 150
     end_silence_ms: int = 500
+    # Live streams (utterance mode) end an utterance after this much silence: less waiting, faster finals.
+    utterance_end_silence_ms: int = 350
     pad_ms: int = 200
     # Uploads merge utterances into windows up to this long (Whisper reads 30 s at a time).
     max_segment_s: float = 28.0

@@ -39,6 +39,7 @@ class SegmenterConfig:
     pad_ms: int = 200
     max_segment_s: float = 28.0
     partial_interval_s: float = 0.8
+    first_partial_s: float = 0.4  # the first partial of an utterance comes this soon after speech starts
     mode: Mode = "merge"
 
     @property
@@ -189,7 +190,7 @@ class Segmenter:
                 # speech began at the first voiced frame of the window
                 first = recent.index(1)
                 st.utt_start = st.pos - (len(recent) - first) * fl
-                st.last_partial = st.pos
+                st.last_partial = st.pos - int((self.cfg.partial_interval_s - self.cfg.first_partial_s) * RATE)
         else:
             recent = st.flags[-self._end_frames:]
             silent = len(recent) - sum(recent)

@@ -7,7 +7,9 @@ recognised together; per-stream order is kept on output (END follows the stream'
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from processors.asr.models import UnknownModel
@@ -38,13 +40,16 @@ class AsrStage:
     def close(self) -> None:
         pass
 
-    def decode_options(self, options: dict[str, str]) -> DecodeOptions:
+    def decode_options(self, options: dict[str, str], partial: bool = False) -> DecodeOptions:
+        """Finals decode with the job's settings; partials (which a later partial or the final replaces) use
+        greedy search without word timings, to answer quickly."""
         language = options.get("language") or None
         return DecodeOptions(
             model=options.get("model") or self.settings.default_model,
             language=None if language in (None, "auto") else language,
-            beam_size=int(options.get("beam_size") or self.settings.beam_size),
-            word_timestamps=self.settings.word_timestamps,
+            beam_size=1 if partial else int(options.get("beam_size") or self.settings.beam_size),
+            word_timestamps=self.settings.word_timestamps and not partial,
+            quick=partial or options.get("segmentation") == "utterance",
             initial_prompt=options.get("initial_prompt") or None,
             hotwords=options.get("hotwords") or None,
         )
@@ -53,20 +58,47 @@ class AsrStage:
         self.handle_batch([record], ctx)
 
     def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
-        # A newer PARTIAL (or the FINAL) of the same segment makes older partials in the batch moot.
+        """Finals (and ENDs) first, published at once; then the partials still worth answering: the newest of
+        each segment, not older than ``partial_max_age_s``, of a stream that has not ended in this batch, at most
+        ``partials_per_batch`` of them."""
         latest: dict[str, int] = {}
+        ended: set[str] = set()
         for i, r in enumerate(records):
-            if r.value["kind"] != "END":
+            if r.value["kind"] == "END":
+                ended.add(r.value["stream_id"])
+            else:
                 latest[r.value["segment_id"]] = i
+        now = datetime.now(UTC)
+        finals = [i for i, r in enumerate(records) if r.value["kind"] == "END"
+                  or (r.value["kind"] == "FINAL" and latest[r.value["segment_id"]] == i)]
+        partials = [i for i, r in enumerate(records) if r.value["kind"] == "PARTIAL" and latest.get(
+            r.value["segment_id"]) == i and r.value["stream_id"] not in ended and _age(r.value, now)
+            <= self.settings.partial_max_age_s]
+        # a bounded share of each batch goes to partials (the longest-waiting first), so finals never queue
+        # behind a long run of partials; the rest are dropped, their streams send newer ones
+        waiting = sorted(partials, key=lambda i: -_age(records[i].value, now))
+        partials = sorted(waiting[: self.settings.partials_per_batch])
+        started = time.monotonic()
+        self._answer(records, finals, ctx)
+        took = time.monotonic() - started
+        if partials:
+            ctx.drain()  # finals go out before the partials are computed
+            self._answer(records, partials, ctx)
+        log.debug("asr batch", events=len(records), finals=len(finals), partials=len(partials),
+                  dropped=len(waiting) - len(partials), finals_s=round(took, 3),
+                  total_s=round(time.monotonic() - started, 3))
+        return True
+
+    def _answer(self, records: Sequence[Record], indices: list[int], ctx: Context) -> None:
         todo: list[int] = []
         requests: list[Request] = []
         failures: dict[int, str] = {}
-        for i, r in enumerate(records):
-            seg = r.value
-            if seg["kind"] == "END" or latest.get(seg["segment_id"]) != i:
+        for i in indices:
+            seg = records[i].value
+            if seg["kind"] == "END":
                 continue
             try:
-                opts = self.decode_options(seg["options"])
+                opts = self.decode_options(seg["options"], partial=seg["kind"] == "PARTIAL")
                 self.transcriber.registry.get(opts.model)
             except (UnknownModel, ValueError) as exc:
                 failures[i] = str(exc)
@@ -79,8 +111,8 @@ class AsrStage:
         results = dict(zip(todo, self.transcriber.transcribe(requests), strict=True)) if requests else {}
 
         progress: dict[str, dict[str, Any]] = {}
-        for i, r in enumerate(records):
-            seg = r.value
+        for i in indices:
+            seg = records[i].value
             if seg["kind"] == "END":
                 self._emit(ctx, seg, None, error=seg.get("error"))
                 if not seg.get("error"):
@@ -98,7 +130,6 @@ class AsrStage:
             total = float(seg["options"].get("duration") or 0)
             ctx.job_event(seg, "RUNNING", progress=min(1.0, seg["end"] / total) if total > 0 else None,
                           message=f"recognised {seg['index'] + 1} segments")
-        return True
 
     def _emit(self, ctx: Context, seg: dict[str, Any], res: Result | None, error: str | None = None) -> None:
         opts = seg["options"]
@@ -117,3 +148,8 @@ class AsrStage:
             "segment_count": seg.get("segment_count"), "duration": seg.get("duration"), "error": error,
             "processing_seconds": round(res.seconds, 4) if res else None, "produced_at": now_ms(),
         })
+
+
+def _age(seg: dict[str, Any], now: datetime) -> float:
+    produced = seg.get("produced_at")
+    return (now - produced).total_seconds() if isinstance(produced, datetime) else 0.0

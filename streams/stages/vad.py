@@ -155,8 +155,10 @@ class VadStage:
 
     def _config(self, meta: StreamMeta) -> SegmenterConfig:
         s = self.settings
+        live = meta.mode != "merge"
         return SegmenterConfig(aggressiveness=s.aggressiveness, frame_ms=s.frame_ms,
-                               end_silence_ms=s.end_silence_ms, pad_ms=s.pad_ms,
+                               end_silence_ms=s.utterance_end_silence_ms if live else s.end_silence_ms,
+                               pad_ms=s.pad_ms,
                                max_segment_s=s.max_segment_s, partial_interval_s=s.partial_interval_s,
                                mode="merge" if meta.mode == "merge" else "utterance")
 

@@ -1,0 +1,142 @@
+"""Live latency: M concurrent WebSocket sessions of real speech paced in real time.
+
+    .venv/bin/python bench/live_latency.py [--streams 1 2 4 8] [--files 16]
+
+Each session streams the LJ Speech reads (one utterance per file, 1 s of silence between them; session i starts
+at file i, so sessions say different things) to /v1/live in 100 ms frames at real-time pace, the sessions
+starting at random moments within the first five seconds, as independent callers would. For each utterance it records when its FINAL message arrives, measured from
+the moment the end of its speech was sent (speech end = the file's last 10 ms frame above -45 dBFS of its
+peak, so the silence the VAD must wait for is part of the latency), and when the first PARTIAL or FINAL
+covering its speech arrives, measured from its speech start. Prints p50/p95 per stream count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.corpus import SPEECH
+from connectors.ingest.decode import decode_chunks
+from streamscribe.stack.ports import free_port
+
+CLI = [sys.executable, "-m", "streamscribe.cli"]
+RATE = 16000
+FRAME = RATE // 10  # 100 ms
+
+
+def speech_bounds(audio: np.ndarray) -> tuple[float, float]:
+    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160).astype(np.float64)
+    rms = np.sqrt((frames**2).mean(axis=1))
+    loud = np.nonzero(rms > rms.max() * 10 ** (-45 / 20))[0]
+    return loud[0] * 0.01, (loud[-1] + 1) * 0.01
+
+
+def build_session(files: int, rotate: int = 0) -> tuple[bytes, list[tuple[float, float]]]:
+    pieces, utterances, t = [], [], 0.0
+    chosen = sorted((SPEECH / "read").glob("LJ*.wav"))[:files]
+    for f in chosen[rotate % len(chosen):] + chosen[: rotate % len(chosen)]:
+        audio = np.concatenate([c.frames[:, 0] for c in decode_chunks(f)])
+        start, end = speech_bounds(audio)
+        utterances.append((t + start, t + end))
+        pieces += [audio, np.zeros(RATE, dtype=np.int16)]
+        t += len(audio) / RATE + 1.0
+    return np.concatenate(pieces).astype("<i2").tobytes(), utterances
+
+
+async def session(url: str, audio: bytes, utterances: list[tuple[float, float]],
+                  delay: float = 0.0) -> tuple[list[float], list[float]]:
+    await asyncio.sleep(delay)
+    finals: list[tuple[float, float]] = []  # (arrival, segment end)
+    firsts: list[tuple[float, float]] = []  # (arrival, segment end) of partials and finals
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/v1/live", max_msg_size=0) as ws:
+        await ws.send_json({"type": "start", "sample_rate": RATE, "channels": 1, "encoding": "pcm_s16le",
+                            "diarize": "off"})
+        started = await ws.receive_json()
+        assert started["type"] == "started", started
+        t0 = time.monotonic()
+
+        async def receive() -> None:
+            async for msg in ws:
+                data = json.loads(msg.data)
+                now = time.monotonic() - t0
+                if data["type"] in ("partial", "final"):
+                    firsts.append((now, data["segment"]["end"]))
+                    if data["type"] == "final":
+                        finals.append((now, data["segment"]["end"]))
+                if data["type"] in ("completed", "error"):
+                    return
+
+        reader = asyncio.create_task(receive())
+        for i, offset in enumerate(range(0, len(audio), FRAME * 2)):
+            await asyncio.sleep(max(0.0, t0 + i * 0.1 - time.monotonic()))
+            await ws.send_bytes(audio[offset: offset + FRAME * 2])
+        await ws.send_json({"type": "stop"})
+        await asyncio.wait_for(reader, 300)
+    final_lat, first_lat = [], []
+    for start, end in utterances:
+        arrival = next((a for a, e in sorted(finals) if e >= end - 0.35), None)
+        if arrival is not None:
+            final_lat.append(arrival - end)
+        first = next((a for a, e in sorted(firsts) if e > start + 0.1), None)
+        if first is not None:
+            first_lat.append(first - start)
+    return final_lat, first_lat
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--files", type=int, default=16)
+    args = parser.parse_args()
+    sessions = [build_session(args.files, i) for i in range(max(args.streams))]
+    audio, utterances = sessions[0]
+    home, port = Path(tempfile.mkdtemp(prefix="ss-live-")) / "home", free_port()
+    subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port)], check=True)
+    rows = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        asyncio.run(session(url, audio[: RATE * 2 * 12], utterances[:1]))  # warm-up
+        for m in args.streams:
+            results = asyncio.run(_many(url, sessions[:m]))
+            finals = [x for r in results for x in r[0]]
+            firsts = [x for r in results for x in r[1]]
+            row = {"streams": m, "utterances": len(utterances) * m, "finals_received": len(finals),
+                   "final_p50": round(pct(finals, 50), 2), "final_p95": round(pct(finals, 95), 2),
+                   "first_partial_p50": round(pct(firsts, 50), 2), "first_partial_p95": round(pct(firsts, 95), 2),
+                   "final_max": round(max(finals), 2) if finals else None}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        subprocess.run([*CLI, "down", "--home", str(home)], check=True)
+    speech = sum(e - s for s, e in utterances)
+    print(f"\n{date.today().isoformat()}, {len(utterances)} utterances per stream, {speech:.0f} s of speech")
+    print("| streams | final p50 | final p95 | first partial p50 | first partial p95 | finals / utterances |")
+    for r in rows:
+        print(f"| {r['streams']} | {r['final_p50']:.2f} s | {r['final_p95']:.2f} s | {r['first_partial_p50']:.2f} s | "
+              f"{r['first_partial_p95']:.2f} s | {r['finals_received']} / {r['utterances']} |")
+
+
+async def _many(url: str, sessions: list[tuple[bytes, list[tuple[float, float]]]]) -> list[tuple[list[float], list[float]]]:
+    rng = np.random.default_rng(7)
+    delays = [0.0, *list(rng.uniform(0, 5, len(sessions) - 1))]
+    return list(await asyncio.gather(*(session(url, a, u, d) for (a, u), d in zip(sessions, delays, strict=True))))
+
+
+if __name__ == "__main__":
+    main()
