@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/live_latency.py [--streams 1 2 4 8] [--files 16]
 
-Each session streams the LJ Speech reads (one utterance per file, 1 s of silence between them; session i starts
-at file i, so sessions say different things) to /v1/live in 100 ms frames at real-time pace, the sessions
-starting at random moments within the first five seconds, as independent callers would. For each utterance it records when its FINAL message arrives, measured from
-the moment the end of its speech was sent (speech end = the file's last 10 ms frame above -45 dBFS of its
-peak, so the silence the VAD must wait for is part of the latency), and when the first PARTIAL or FINAL
-covering its speech arrives, measured from its speech start. Prints p50/p95 per stream count.
+Each session streams the LJ Speech reads (one utterance per file, 1 s of silence between them; session i
+starts at file i, so sessions say different things) to /v1/live in 100 ms frames at real-time pace, the
+sessions starting at random moments within the first five seconds, as independent callers would. For each
+utterance it records when its FINAL message arrives, measured from the moment the end of its speech was sent
+(speech end = the file's last 10 ms frame above -45 dBFS of its peak, so the silence the VAD must wait for is
+part of the latency), and when the first PARTIAL or FINAL covering its speech arrives, measured from its
+speech start. Prints p50/p95 per stream count.
 """
 
 from __future__ import annotations
@@ -132,7 +133,10 @@ def main() -> None:
               f"{r['first_partial_p95']:.2f} s | {r['finals_received']} / {r['utterances']} |")
 
 
-async def _many(url: str, sessions: list[tuple[bytes, list[tuple[float, float]]]]) -> list[tuple[list[float], list[float]]]:
+Session = tuple[bytes, list[tuple[float, float]]]
+
+
+async def _many(url: str, sessions: list[Session]) -> list[tuple[list[float], list[float]]]:
     rng = np.random.default_rng(7)
     delays = [0.0, *list(rng.uniform(0, 5, len(sessions) - 1))]
     return list(await asyncio.gather(*(session(url, a, u, d) for (a, u), d in zip(sessions, delays, strict=True))))

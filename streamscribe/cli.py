@@ -223,6 +223,115 @@ def status(home: str | None, server: str | None) -> None:
             click.echo(f"  {cls.name:<28} {lag.topic:<16} {lag.committed:>8} / {lag.end:<8} lag {lag.lag}")
 
 
+def _stack_settings(home: str | None) -> Settings:
+    """Settings pointed at the local stack's broker when one is running from this home."""
+    from streamscribe.stack.supervisor import read_stack
+
+    settings = _settings(home)
+    stack = read_stack(settings.home)
+    if stack and not os.environ.get("STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS"):
+        settings.kafka.bootstrap_servers = stack["kafka_bootstrap"]
+    return settings
+
+
+@main.command()
+@click.argument("source")
+@click.option("--stream-id", required=True, help="Key of the stream (one call or session); also its job id.")
+@click.option("--realtime", is_flag=True, help="Pace the audio at real time, like a live line.")
+@click.option("--channels", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Channels of raw stdin audio.")
+@click.option("--rate", type=int, default=16000, show_default=True, help="Sample rate of raw stdin audio.")
+@click.option("--encoding", type=click.Choice(["pcm_s16le", "mulaw"]), default="pcm_s16le", show_default=True,
+              help="Encoding of raw stdin audio.")
+@click.option("--model", default=None)
+@click.option("--language", default=None)
+@click.option("--diarize", type=click.Choice(["auto", "channels", "acoustic", "off"]), default=None)
+@click.option("--speaker-names", default=None)
+@click.option("--wait", is_flag=True, help="Wait for the transcript and print it (needs the gateway).")
+@home_option
+def produce(source: str, stream_id: str, realtime: bool, channels: int, rate: int, encoding: str, model: str | None,
+            language: str | None, diarize: str | None, speaker_names: str | None, wait: bool, home: str | None) -> None:
+    """Write SOURCE (an audio file, or - for raw PCM on stdin) to audio.chunks straight through Kafka."""
+    import numpy as np
+
+    from connectors.producer.audio import AudioProducer
+
+    settings = _stack_settings(home)
+    options = {k: v for k, v in {"model": model, "language": language, "diarize": diarize,
+                                 "speaker_names": speaker_names}.items() if v}
+    producer = AudioProducer(settings, client_id=f"produce-{stream_id}")
+    if source == "-":
+        width = 2 if encoding == "pcm_s16le" else 1
+        block = rate // 10 * channels * width  # 100 ms
+        seq, samples = 0, 0
+        started = time.monotonic()
+        while data := sys.stdin.buffer.read(block):
+            data = data[: len(data) - len(data) % (channels * width)]
+            frames = np.frombuffer(data, dtype="<i2" if width == 2 else np.uint8).reshape(-1, channels)
+            if realtime:
+                time.sleep(max(0.0, started + samples / rate - time.monotonic()))
+            producer.send(stream_id, seq, samples, frames, sample_rate=rate, options=options if seq == 0 else None,
+                          encoding=encoding.upper())
+            seq, samples = seq + 1, samples + len(frames)
+        producer.send(stream_id, seq, samples, np.zeros((0, channels), dtype=np.int16), sample_rate=rate,
+                      end_of_stream=True, encoding=encoding.upper())
+        producer.flush()
+        count = seq + 1
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise click.BadParameter(f"{source} is not a file (use - for stdin)", param_hint="SOURCE")
+        count = producer.send_file(path, stream_id, speed=1.0 if realtime else None, options=options)
+    click.echo(f"produced {count} chunks to audio.chunks as stream {stream_id}", err=True)
+    if wait:
+        url = _server_url(settings, None)
+        code, output = asyncio.run(_wait_stream(url, stream_id))
+        if code:
+            raise click.ClickException(output)
+        click.echo(output, nl=not output.endswith("\n"))
+
+
+async def _wait_stream(url: str, stream_id: str) -> tuple[int, str]:
+    from streamscribe.client import ApiError, Client
+
+    async with Client(url) as client:
+        for _ in range(3000):
+            try:
+                job = await client.job(stream_id)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                await asyncio.sleep(0.2)  # the job appears once the first result is materialized
+                continue
+            if job["status"] == "failed":
+                return 1, f"stream {stream_id} failed: {job['error']}"
+            if job["status"] == "completed":
+                return 0, await client.transcript(stream_id, "txt")
+            await asyncio.sleep(0.2)
+    return 1, f"stream {stream_id} did not complete in time"
+
+
+@main.command()
+@click.argument("topic")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest event instead of new ones.")
+@click.option("--group", default=None, help="Consume as this consumer group (offsets committed); default: none.")
+@click.option("--max", "max_events", type=int, default=None, help="Stop after this many events.")
+@click.option("--timeout", type=float, default=None, help="Stop after this many seconds without an event.")
+@home_option
+def tail(topic: str, from_beginning: bool, group: str | None, max_events: int | None, timeout: float | None,
+         home: str | None) -> None:
+    """Print the events of TOPIC as JSON lines (Avro decoded; long binary fields summarised)."""
+    from streams.tail import tail_topic
+
+    settings = _stack_settings(home)
+    try:
+        for line in tail_topic(settings, topic, from_beginning=from_beginning, group=group, max_events=max_events,
+                               idle_timeout=timeout):
+            click.echo(line)
+    except KeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.command()
 @click.argument("name")
 @click.option("--metrics-port", type=int, default=None)

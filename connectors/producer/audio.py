@@ -36,11 +36,13 @@ class AudioProducer:
 
     def send(self, stream_id: str, seq: int, start_sample: int, frames: np.ndarray, *, sample_rate: int,
              end_of_stream: bool = False, options: dict[str, str] | None = None, source: str = "producer",
-             job_id: str | None = None, error: str | None = None) -> None:
+             job_id: str | None = None, error: str | None = None, encoding: str = "PCM_S16LE") -> None:
         value: dict[str, Any] = {
             "stream_id": stream_id, "job_id": job_id, "revision": 1, "seq": seq, "start_sample": start_sample,
             "sample_rate": sample_rate, "channels": frames.shape[1] if frames.ndim == 2 else 1,
-            "encoding": "PCM_S16LE", "data": frames.astype("<i2").tobytes(), "end_of_stream": end_of_stream,
+            "encoding": encoding,
+            "data": frames.astype("<i2").tobytes() if encoding == "PCM_S16LE" else frames.astype(np.uint8).tobytes(),
+            "end_of_stream": end_of_stream,
             "error": error, "options": options or {}, "source": source, "produced_at": now_ms(),
         }
         payload = self.serde.serialize(self.topic, value)

@@ -50,6 +50,20 @@ def to_rate(mono: np.ndarray, rate: int, target: int = PIPELINE_RATE) -> np.ndar
     return np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16)
 
 
+class StreamResampler:
+    """Resamples a stream chunk by chunk without edge effects at chunk boundaries (soxr keeps the filter state)."""
+
+    def __init__(self, rate: int, target: int = PIPELINE_RATE) -> None:
+        self.rate, self.target = rate, target
+        self._soxr = soxr.ResampleStream(rate, target, 1, dtype="float32", quality="HQ") if rate != target else None
+
+    def __call__(self, mono: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._soxr is None:
+            return mono
+        out = self._soxr.resample_chunk(mono.astype(np.float32) / 32768.0, last=last)
+        return np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16)
+
+
 def to_float(pcm: np.ndarray) -> np.ndarray:
     """int16 -> float32 in [-1, 1), what Whisper models take."""
     return pcm.astype(np.float32) / 32768.0

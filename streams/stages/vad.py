@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from processors.audio.pcm import PIPELINE_RATE, decode_pcm, mix_down, to_rate
+from processors.audio.pcm import PIPELINE_RATE, StreamResampler, decode_pcm, mix_down
 from processors.vad.segmenter import Cut, Segmenter, SegmenterConfig, SegmenterState
 from streams.runtime import Context, Record, now_ms
 from streams.topics import AUDIO_CHUNKS, AUDIO_SPEECH
@@ -81,6 +81,9 @@ class VadStage:
     def __init__(self, settings: VadSettings) -> None:
         self.settings = settings
         self._cache: dict[str, tuple[int, dict[str, Segmenter]]] = {}
+        # Resamplers for sources not at 16 kHz (telephony, producers) live in memory only: after a restart a
+        # fresh one continues the stream (a few samples of filter history differ at that point, no more).
+        self._resamplers: dict[tuple[str, str], StreamResampler] = {}
 
     # -- Stage protocol ------------------------------------------------------------------------------
     def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
@@ -88,7 +91,16 @@ class VadStage:
 
     def forget(self, record: Record) -> None:
         v = record.value
-        self._cache.pop(stream_key(v.get("stream_id", ""), v.get("revision", 1)), None)
+        key = stream_key(v.get("stream_id", ""), v.get("revision", 1))
+        self._cache.pop(key, None)
+        for k in [k for k in self._resamplers if k[0] == key]:
+            del self._resamplers[k]
+
+    def _resampler(self, key: str, channel: str, rate: int) -> StreamResampler:
+        r = self._resamplers.get((key, channel))
+        if r is None or r.rate != rate:
+            r = self._resamplers[(key, channel)] = StreamResampler(rate)
+        return r
 
     def close(self) -> None:
         self._cache.clear()
@@ -117,7 +129,7 @@ class VadStage:
         channels = {"m": mix_down(frames)} if not meta.split else {str(c): frames[:, c] for c in range(frames.shape[1])}
         cuts: list[tuple[str, Cut]] = []
         for name, mono in channels.items():
-            pcm = to_rate(mono, chunk["sample_rate"], PIPELINE_RATE)
+            pcm = self._resampler(key, name, chunk["sample_rate"])(mono, last=chunk["end_of_stream"])
             seg = segmenters.setdefault(name, self._new_segmenter(meta))
             ch = meta.channels.setdefault(name, {"pieces": []})
             ctx.put(f"{key}/pcm/{name}/{chunk['seq']:012d}", _piece(seg.st.total, pcm))
@@ -231,3 +243,5 @@ class VadStage:
                 ctx.put(f"{key}/pcm/{name}/{seq:012d}", None)
         meta.channels = {}
         meta.ended = True
+        for k in [k for k in self._resamplers if k[0] == key]:
+            del self._resamplers[k]
