@@ -15,7 +15,7 @@ from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
 from connectors.storage.local import LocalObjectStore
-from gateway import live, speakers, twilio
+from gateway import live, replays, speakers, twilio
 from gateway.problems import Problem, problem_middleware
 from gateway.publisher import Publisher
 from gateway.refs import HTTP, MODELS, PUBLISHER, REPO, SETTINGS, STORE
@@ -256,6 +256,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/jobs/{job_id}/transcript", get_transcript)
     speakers.add_routes(app)
     live.add_routes(app)
+    replays.add_routes(app)
     twilio.add_routes(app)
     return app
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+# Options that change what a run produces; a replay asking for the same model and these is the same revision.
+RESULT_OPTIONS = ("language", "initial_prompt", "hotwords", "beam_size", "diarize", "min_speakers", "max_speakers",
+                  "speaker_names", "speaker_threshold", "channel_mode", "segmentation")
+
+
+def request_key(model: str, options: dict[str, str]) -> str:
+    relevant = {k: str(options[k]) for k in RESULT_OPTIONS if options.get(k) not in (None, "")}
+    return hashlib.sha256(json.dumps([model, relevant], sort_keys=True).encode()).hexdigest()[:32]
 
 STAGE_WEIGHTS = {"ingest": 0.1, "vad": 0.1, "asr": 0.7, "post": 0.1}
 
@@ -22,15 +32,63 @@ class Repository:
     async def create_job(self, *, job_id: str, stream_id: str, filename: str | None, content_type: str | None,
                          size_bytes: int, object_key: str, model: str, language: str | None,
                          options: dict[str, str], source: str = "upload") -> None:
-        await self.pool.execute(
-            """
-            INSERT INTO jobs (job_id, stream_id, status, source, filename, content_type, size_bytes, object_key,
-                              model, language, options)
-            VALUES ($1, $2, 'queued', $10, $3, $4, $5, $6, $7, $8, $9::jsonb)
-            """,
-            job_id, stream_id, filename, content_type, size_bytes, object_key, model, language, json.dumps(options),
-            source,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """
+                INSERT INTO jobs (job_id, stream_id, status, source, filename, content_type, size_bytes, object_key,
+                                  model, language, options)
+                VALUES ($1, $2, 'queued', $10, $3, $4, $5, $6, $7, $8, $9::jsonb)
+                """,
+                job_id, stream_id, filename, content_type, size_bytes, object_key, model, language,
+                json.dumps(options), source,
+            )
+            await conn.execute(
+                "INSERT INTO revisions (job_id, revision, model, options, request_key) "
+                "VALUES ($1, 1, $2, $3::jsonb, $4)",
+                job_id, model, json.dumps(options), request_key(model, options),
+            )
+
+    # -- revisions and replays ---------------------------------------------------------------------
+    async def revisions(self, job_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch("SELECT * FROM revisions WHERE job_id = $1 ORDER BY revision", job_id)
+        return [{"revision": r["revision"], "status": r["status"], "model": r["model"],
+                 "options": json.loads(r["options"]), "replay_id": r["replay_id"], "error": r["error"],
+                 "created_at": _iso(r["created_at"]), "completed_at": _iso(r["completed_at"])} for r in rows]
+
+    async def jobs_created_between(self, since: datetime | None, until: datetime | None) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT job_id FROM jobs WHERE ($1::timestamptz IS NULL OR created_at >= $1) "
+            "AND ($2::timestamptz IS NULL OR created_at < $2) ORDER BY created_at", since, until)
+        return [r["job_id"] for r in rows]
+
+    async def start_revision(self, job_id: str, model: str, options: dict[str, str],
+                             replay_id: str) -> tuple[int, bool, asyncpg.Record]:
+        """The revision a replay with these settings is (an existing one when it was asked for before: replays
+        are idempotent), creating it if needed. Returns (revision, created, job row)."""
+        key = request_key(model, options)
+        async with self.pool.acquire() as conn, conn.transaction():
+            job = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1 FOR UPDATE", job_id)
+            if job is None:
+                raise LookupError(job_id)
+            existing = await conn.fetchval(
+                "SELECT revision FROM revisions WHERE job_id = $1 AND request_key = $2 AND status <> 'failed'",
+                job_id, key)
+            if existing is not None:
+                return int(existing), False, job
+            revision = int(await conn.fetchval(
+                "SELECT COALESCE(max(revision), 0) + 1 FROM revisions WHERE job_id = $1", job_id))
+            await conn.execute(
+                "INSERT INTO revisions (job_id, revision, model, options, request_key, replay_id) "
+                "VALUES ($1, $2, $3, $4::jsonb, $5, $6)", job_id, revision, model, json.dumps(options), key, replay_id)
+            await conn.execute(
+                "UPDATE jobs SET revision = $2, status = 'queued', error = NULL, error_stage = NULL, "
+                "completed_at = NULL, model = $3, updated_at = now() WHERE job_id = $1", job_id, revision, model)
+            return revision, True, job
+
+    async def latest_completed_revision(self, job_id: str) -> int | None:
+        value = await self.pool.fetchval(
+            "SELECT max(revision) FROM transcripts WHERE job_id = $1 AND status = 'completed'", job_id)
+        return int(value) if value is not None else None
 
     async def fail_job(self, job_id: str, error: str, stage: str) -> None:
         await self.pool.execute(
@@ -78,6 +136,7 @@ class Repository:
             "job_id": row["job_id"], "stream_id": row["stream_id"], "status": row["status"],
             "source": row["source"], "filename": row["filename"], "size_bytes": row["size_bytes"],
             "model": row["model"], "language": row["language"], "options": json.loads(row["options"]),
+            "audio_stored": bool(row["object_key"]),
             "duration": row["duration"], "revision": row["revision"], "progress": round(min(progress, 1.0), 3),
             "stages": stage_map, "error": row["error"], "error_stage": row["error_stage"],
             "created_at": _iso(row["created_at"]), "started_at": _iso(row["started_at"]),
@@ -88,7 +147,7 @@ class Repository:
         job = await self.pool.fetchrow("SELECT job_id, stream_id, status, revision FROM jobs WHERE job_id = $1", job_id)
         if job is None:
             return None
-        rev = revision or job["revision"]
+        rev = revision or await self.latest_completed_revision(job_id) or job["revision"]
         t = await self.pool.fetchrow("SELECT * FROM transcripts WHERE job_id = $1 AND revision = $2", job_id, rev)
         if t is None:
             return None

@@ -333,6 +333,155 @@ def tail(topic: str, from_beginning: bool, group: str | None, max_events: int | 
 
 
 @main.command()
+@click.option("--job", "jobs", multiple=True, help="Job id to replay (repeatable).")
+@click.option("--since", default=None, help="Replay jobs created at or after this ISO time.")
+@click.option("--until", default=None, help="... and before this ISO time.")
+@click.option("--model", required=True, help="Model for the new revision (see GET /v1/models).")
+@click.option("--language", default=None)
+@click.option("--initial-prompt", default=None)
+@click.option("--hotwords", default=None)
+@click.option("--wait", is_flag=True, help="Wait until every new revision is finished.")
+@click.option("--server", default=None)
+@home_option
+def replay(jobs: tuple[str, ...], since: str | None, until: str | None, model: str, language: str | None,
+           initial_prompt: str | None, hotwords: str | None, wait: bool, server: str | None, home: str | None) -> None:
+    """Re-run stored recordings through the pipeline with another model or settings, as new revisions."""
+    if not jobs and not since and not until:
+        raise click.UsageError("name the recordings: --job ID (repeatable) or --since/--until")
+    body: dict[str, Any] = {"model": model, "language": language, "initial_prompt": initial_prompt,
+                            "hotwords": hotwords}
+    if jobs:
+        body["job_ids"] = list(jobs)
+    else:
+        body.update(since=since, until=until)
+    url = _server_url(_settings(home), server)
+    try:
+        result = asyncio.run(_replay(url, {k: v for k, v in body.items() if v is not None}, wait))
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from exc
+    failed = False
+    for item in result["jobs"]:
+        if "error" in item:
+            failed = True
+            click.echo(f"{item['job_id']}\terror: {item['error']}")
+        else:
+            state = "new" if item["created"] else "existing"
+            click.echo(f"{item['job_id']}\trevision {item['revision']}\t{state}" +
+                       (f"\t{item['status']}" if "status" in item else ""))
+    if failed:
+        raise SystemExit(1)
+
+
+async def _replay(url: str, body: dict[str, Any], wait: bool) -> dict[str, Any]:
+    from streamscribe.client import Client
+
+    async with Client(url) as client:
+        async with client.session.post(f"{client.base}/v1/replays", json=body) as resp:
+            result: dict[str, Any] = await client._json(resp)
+        if wait:
+            for item in result["jobs"]:
+                if "revision" not in item:
+                    continue
+                while True:
+                    revs = {r["revision"]: r for r in (await client.revisions(item["job_id"]))["revisions"]}
+                    status = revs[item["revision"]]["status"]
+                    if status in ("completed", "failed"):
+                        item["status"] = status
+                        break
+                    await asyncio.sleep(0.3)
+    return result
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--a", "rev_a", type=int, default=1, show_default=True, help="First revision.")
+@click.option("--b", "rev_b", type=int, default=None, help="Second revision (default: the latest completed).")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A text file with the true transcript: WER of each revision against it.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--server", default=None)
+@home_option
+def compare(job_id: str, rev_a: int, rev_b: int | None, reference: Path | None, as_json: bool, server: str | None,
+            home: str | None) -> None:
+    """Compare two revisions of a transcript: word diff, WER between them, WER against a reference."""
+    import json
+
+    url = _server_url(_settings(home), server)
+    body: dict[str, Any] = {"a": rev_a, "b": rev_b, "reference": reference.read_text() if reference else None}
+    try:
+        result = asyncio.run(_compare(url, job_id, {k: v for k, v in body.items() if v is not None}))
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for side in ("a", "b"):
+        r = result[side]
+        wer = f", WER {r['wer']:.2%} against the reference" if r["wer"] is not None else ""
+        click.echo(f"{side}: revision {r['revision']} ({r['model']}){wer}")
+    click.echo(f"WER between them {result['wer_between']:.2%}, {result['changed_words']} words changed")
+    for op in result["diff"]:
+        if op["op"] != "equal":
+            click.echo(f"  {op['op']:<8} {op['a']!r} -> {op['b']!r}")
+
+
+async def _compare(url: str, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    from streamscribe.client import Client
+
+    async with Client(url) as client, client.session.post(f"{client.base}/v1/jobs/{job_id}/compare",
+                                                          json=body) as resp:
+        result: dict[str, Any] = await client._json(resp)
+        return result
+
+
+@main.group()
+def groups() -> None:
+    """Consumer groups of downstream subscribers: inspect and move them (see docs/replay.md)."""
+
+
+@groups.command("reset")
+@click.option("--group", required=True)
+@click.option("--topic", required=True, help="e.g. transcripts")
+@click.option("--to-datetime", "to_datetime", default=None, help="ISO time with zone: re-read events from then on.")
+@click.option("--to-offset", type=int, default=None)
+@click.option("--to-earliest", is_flag=True)
+@click.option("--to-latest", is_flag=True)
+@click.option("--partition", "partitions", type=int, multiple=True)
+@click.option("--execute", is_flag=True, help="Apply the plan (without it, only print it).")
+@home_option
+def groups_reset(group: str, topic: str, to_datetime: str | None, to_offset: int | None, to_earliest: bool,
+                 to_latest: bool, partitions: tuple[int, ...], execute: bool, home: str | None) -> None:
+    """Move GROUP on TOPIC to a time, offset, the beginning or the end."""
+    from datetime import datetime
+
+    from streams import offsets
+
+    if sum(x is not None and x is not False for x in (to_datetime, to_offset, to_earliest or None,
+                                                       to_latest or None)) != 1:
+        raise click.UsageError("choose exactly one of --to-datetime, --to-offset, --to-earliest, --to-latest")
+    when = None
+    if to_datetime:
+        when = datetime.fromisoformat(to_datetime.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            raise click.BadParameter("give a time zone, e.g. 2026-11-26T10:00:00Z", param_hint="--to-datetime")
+    settings = _stack_settings(home)
+    prefix = settings.kafka.topic_prefix
+    try:
+        moves = offsets.plan(settings.kafka, prefix + group, prefix + topic, to_datetime=when, to_offset=to_offset,
+                             to_earliest=to_earliest, to_latest=to_latest, partitions=list(partitions) or None)
+    except KeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for m in moves:
+        current = "-" if m.current is None else m.current
+        click.echo(f"{topic}[{m.partition}]\tcommitted {current}\t-> {m.target}\t(end {m.end})")
+    if execute:
+        offsets.apply(settings.kafka, prefix + group, prefix + topic, moves)
+        click.echo(f"group {group} moved")
+    else:
+        click.echo("(dry run: add --execute to apply; stop the group's consumers first)")
+
+
+@main.command()
 @click.argument("name")
 @click.option("--metrics-port", type=int, default=None)
 def worker(name: str, metrics_port: int | None) -> None:

@@ -71,6 +71,11 @@ class Client:
                 await self._json(resp)
             return await resp.text()
 
+    async def revisions(self, job_id: str) -> dict[str, Any]:
+        async with self.session.get(f"{self.base}/v1/jobs/{job_id}/revisions") as resp:
+            body: dict[str, Any] = await self._json(resp)
+            return body
+
     async def wait(self, job_id: str, interval: float = 0.25, timeout: float = 3600,
                    on_progress: Any = None) -> dict[str, Any]:
         loop = asyncio.get_running_loop()

@@ -70,13 +70,33 @@ class Projection:
 
     # -- jobs.events ---------------------------------------------------------------------------------
     async def _ensure_job(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> str:
+        """Streams produced straight to Kafka have no job until their first result: it is made here."""
         job_id = ev.get("job_id") or ev["stream_id"]
-        await conn.execute(
-            "INSERT INTO jobs (job_id, stream_id, status, source) VALUES ($1, $2, 'running', $3) "
-            "ON CONFLICT (job_id) DO NOTHING",
-            job_id, ev["stream_id"], ev.get("source") or "producer",
+        created = await conn.fetchval(
+            "INSERT INTO jobs (job_id, stream_id, status, source, model) VALUES ($1, $2, 'running', $3, $4) "
+            "ON CONFLICT (job_id) DO NOTHING RETURNING true",
+            job_id, ev["stream_id"], ev.get("source") or "producer", ev.get("model"),
         )
+        if created:
+            await conn.execute(
+                "INSERT INTO revisions (job_id, revision, model, request_key, status) VALUES ($1, 1, $2, 'r1', "
+                "'running') ON CONFLICT DO NOTHING", job_id, ev.get("model") or "")
         return str(job_id)
+
+    @staticmethod
+    async def _revision_status(conn: asyncpg.Connection, job_id: str, revision: int, status: str,
+                               error: str | None = None) -> None:
+        """queued -> running -> completed | failed; a finished revision keeps its outcome."""
+        await conn.execute(
+            """
+            UPDATE revisions SET status = $3, error = COALESCE(error, $4),
+                   completed_at = CASE WHEN $3 IN ('completed', 'failed') THEN COALESCE(completed_at, now())
+                                       ELSE completed_at END
+            WHERE job_id = $1 AND revision = $2 AND status NOT IN ('completed', 'failed')
+              AND NOT (status = 'running' AND $3 = 'queued')
+            """,
+            job_id, revision, status, error,
+        )
 
     async def _job_event(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> None:
         job_id = await self._ensure_job(conn, ev)
@@ -96,6 +116,8 @@ class Projection:
             """,
             job_id, ev["revision"], ev["stage"], state, ev.get("progress"), ev.get("message"), ev.get("error"), at,
         )
+        await self._revision_status(conn, job_id, ev["revision"], "failed" if state == "failed" else "running",
+                                    ev.get("error"))
         if state == "failed":
             await conn.execute(
                 """
@@ -154,6 +176,7 @@ class Projection:
             )
             if stored != ev["segment_count"]:
                 kind, ev = "FAILED", {**ev, "error": f"materialized {stored} of {ev['segment_count']} segments"}
+        await self._revision_status(conn, job_id, ev["revision"], kind.lower(), ev.get("error"))
         if kind == "COMPLETED":
             await conn.executemany(
                 """

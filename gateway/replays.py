@@ -1,0 +1,132 @@
+"""Replay and comparison: re-run stored recordings through the pipeline with another model or settings as a
+new revision, read any revision, and compare two revisions of a transcript."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from gateway.problems import Problem
+from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS
+from processors.asr.models import UnknownModel
+from processors.post.compare import compare
+from streams.runtime import now_ms
+from streams.topics import INGEST_REQUESTS
+from streamscribe.logs import get_logger
+
+log = get_logger(__name__)
+MAX_JOBS = 1000
+
+
+def _when(value: Any, name: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise Problem(400, "Bad Request", f"{name} must be an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise Problem(400, "Bad Request", f"{name} must carry a time zone (e.g. 2026-11-26T10:00:00Z)")
+    return parsed
+
+
+async def replay(request: web.Request) -> web.Response:
+    """POST /v1/replays {"job_ids": [...]} or {"since": ISO, "until": ISO}, with "model" and optional
+    "language", "initial_prompt", "hotwords", "beam_size", "diarize", ... -> 202 and the revision per job."""
+    from gateway.app import validate_options
+    from gateway.speakers import _json_body
+
+    body = await _json_body(request)
+    app = request.app
+    repo = app[REPO]
+    model = str(body.get("model") or app[SETTINGS].asr.default_model)
+    try:
+        app[MODELS].get(model)
+    except UnknownModel as exc:
+        raise Problem(400, "Unknown model", str(exc), models=exc.known) from None
+    overrides = {k: str(v) for k, v in (body.get("options") or {}).items() if v is not None}
+    for key in ("language", "initial_prompt", "hotwords", "beam_size", "diarize"):
+        if body.get(key) is not None:
+            overrides[key] = str(body[key])
+    validate_options(overrides)
+    job_ids = body.get("job_ids")
+    if job_ids is not None:
+        if not isinstance(job_ids, list) or not all(isinstance(j, str) for j in job_ids):
+            raise Problem(400, "Bad Request", "job_ids must be a list of job ids")
+    else:
+        since, until = _when(body.get("since"), "since"), _when(body.get("until"), "until")
+        if since is None and until is None:
+            raise Problem(400, "Bad Request", "name the recordings: job_ids, or a time range (since/until)")
+        job_ids = await repo.jobs_created_between(since, until)
+    if len(job_ids) > MAX_JOBS:
+        raise Problem(400, "Bad Request", f"at most {MAX_JOBS} jobs per replay; narrow the selection")
+    replay_id = uuid.uuid4().hex
+    results = []
+    for job_id in dict.fromkeys(job_ids):
+        current = await repo.job(job_id)
+        if current is None:
+            results.append({"job_id": job_id, "error": "no such job"})
+            continue
+        if not current["audio_stored"]:
+            results.append({"job_id": job_id, "error": "no stored audio (the stream came straight to Kafka)"})
+            continue
+        options = {**{k: v for k, v in current["options"].items() if k != "model"}, **overrides, "model": model}
+        revision, created, job = await repo.start_revision(job_id, model, options, replay_id)
+        if created:
+            await app[PUBLISHER].publish(INGEST_REQUESTS, job["stream_id"], {
+                "stream_id": job["stream_id"], "job_id": job_id, "revision": revision,
+                "object_key": job["object_key"], "filename": job["filename"], "content_type": job["content_type"],
+                "size_bytes": job["size_bytes"] or 0, "options": options, "submitted_at": now_ms(),
+            })
+        results.append({"job_id": job_id, "revision": revision, "created": created})
+    log.info("replay requested", replay_id=replay_id, model=model, jobs=len(results))
+    return web.json_response({"replay_id": replay_id, "model": model, "jobs": results}, status=202)
+
+
+async def revisions(request: web.Request) -> web.Response:
+    job_id = request.match_info["job_id"]
+    if await request.app[REPO].job(job_id) is None:
+        raise Problem(404, "Not Found", f"no job {job_id!r}")
+    return web.json_response({"job_id": job_id, "revisions": await request.app[REPO].revisions(job_id)})
+
+
+async def compare_revisions(request: web.Request) -> web.Response:
+    """GET ?a=1&b=2 (POST to also send {"reference": "..."}): word diff and WER between two revisions."""
+    from gateway.speakers import _json_body
+
+    body = await _json_body(request) if request.method == "POST" else {}
+    params = {**request.query, **{k: v for k, v in body.items() if v is not None}}
+    job_id = request.match_info["job_id"]
+    repo = request.app[REPO]
+    try:
+        a, b = int(params.get("a", 1)), int(params["b"]) if "b" in params else None
+    except (TypeError, ValueError):
+        raise Problem(400, "Bad Request", "a and b must be revision numbers") from None
+    if b is None:
+        b = await repo.latest_completed_revision(job_id) or 0
+    reference = params.get("reference")
+    if reference is not None and not isinstance(reference, str):
+        raise Problem(400, "Bad Request", "reference must be text")
+    texts = {}
+    for rev in (a, b):
+        t = await repo.transcript(job_id, rev)
+        if t is None or t["status"] != "completed":
+            raise Problem(409, "Not ready", f"revision {rev} of job {job_id} has no completed transcript")
+        texts[rev] = t
+    result = compare(texts[a]["text"], texts[b]["text"], reference)
+    return web.json_response({
+        "job_id": job_id,
+        "a": {"revision": a, "model": texts[a]["model"], "text": texts[a]["text"], "wer": result.pop("wer_a", None)},
+        "b": {"revision": b, "model": texts[b]["model"], "text": texts[b]["text"], "wer": result.pop("wer_b", None)},
+        **result,
+    })
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/replays", replay)
+    app.router.add_get("/v1/jobs/{job_id}/revisions", revisions)
+    app.router.add_get("/v1/jobs/{job_id}/compare", compare_revisions)
+    app.router.add_post("/v1/jobs/{job_id}/compare", compare_revisions)
