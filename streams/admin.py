@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.kafka import base_config
+from streams.kafka import base_config, end_offsets
 from streams.topics import all_topics
 from streamscribe.logs import get_logger
 from streamscribe.settings import KafkaSettings
@@ -71,16 +70,8 @@ def group_lag(kafka: KafkaSettings, group: str, topics: list[str], timeout: floa
     probe = Consumer({**base_config(kafka), "group.id": f"{group}.lag-probe", "enable.auto.commit": False,
                       "fetch.wait.max.ms": 50})
     try:
-        probe.assign([TopicPartition(tp.topic, tp.partition, committed.get((tp.topic, tp.partition), 0))
-                      for tp in tps])
-        deadline = time.monotonic() + timeout
-        ends: dict[tuple[str, int], int] = {}
-        while len(ends) < len(tps) and time.monotonic() < deadline:
-            probe.consume(100, 0.2)
-            for tp in tps:
-                _, hi = probe.get_watermark_offsets(tp, cached=True)
-                if hi >= 0:
-                    ends[(tp.topic, tp.partition)] = hi
+        ends = end_offsets(probe, [TopicPartition(tp.topic, tp.partition, committed.get((tp.topic, tp.partition), 0))
+                                   for tp in tps], timeout)
     finally:
         probe.close()
     out = []

@@ -52,17 +52,17 @@ def make_consumer(kafka: KafkaSettings, group: str, client_id: str) -> Consumer:
     return Consumer(consumer_config(kafka, group, client_id))
 
 
-def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout: float = 10.0) -> None:
-    """Assign ``partitions`` positioned at their current end of log.
-
-    The end is taken from the high watermark a fetch returns (not from ListOffsets, which the embedded broker
-    answers wrongly), so this works the same on Apache Kafka and on Tansu.
-    """
+def end_offsets(consumer: Consumer, partitions: list[TopicPartition],
+                timeout: float = 10.0) -> dict[tuple[str, int], int]:
+    """The current end of log of each partition, from the high watermark a fetch returns (not from ListOffsets,
+    which the embedded broker answers wrongly): works the same on Apache Kafka and on Tansu. ``consumer`` is
+    reassigned; partitions given with an offset are fetched from there (less to read than from the start)."""
     import time
 
     from confluent_kafka import OFFSET_BEGINNING
 
-    consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions])
+    consumer.assign([TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                     for tp in partitions])
     ends: dict[tuple[str, int], int] = {}
     deadline = time.monotonic() + timeout
     while len(ends) < len(partitions) and time.monotonic() < deadline:
@@ -71,5 +71,11 @@ def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout:
             _, hi = consumer.get_watermark_offsets(tp, cached=True)
             if hi >= 0:
                 ends[(tp.topic, tp.partition)] = hi
+    return ends
+
+
+def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout: float = 10.0) -> None:
+    """Assign ``partitions`` positioned at their current end of log (see ``end_offsets``)."""
+    ends = end_offsets(consumer, partitions, timeout)
     consumer.assign([TopicPartition(tp.topic, tp.partition, ends.get((tp.topic, tp.partition), 0))
                      for tp in partitions])

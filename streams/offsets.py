@@ -14,7 +14,7 @@ from datetime import datetime
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from streams.kafka import assign_at_end, base_config
+from streams.kafka import base_config, end_offsets
 from streamscribe.settings import KafkaSettings
 
 
@@ -34,8 +34,7 @@ def _probe(kafka: KafkaSettings) -> Consumer:
 def _ends(kafka: KafkaSettings, tps: list[TopicPartition]) -> dict[int, int]:
     probe = _probe(kafka)
     try:
-        assign_at_end(probe, tps)
-        return {tp.partition: tp.offset for tp in probe.assignment()}
+        return {p: end for (_, p), end in end_offsets(probe, tps).items()}
     finally:
         probe.close()
 

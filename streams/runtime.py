@@ -129,6 +129,21 @@ class Stage(Protocol):
     def close(self) -> None: ...
 
 
+class BaseStage:
+    """Defaults for the optional parts of the Stage protocol."""
+
+    transient_errors: tuple[type[BaseException], ...] = ()
+
+    def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
+        return False
+
+    def forget(self, record: Record) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class StageRunner:
     def __init__(self, stage: Stage, settings: Settings, *, max_batch: int = 200, poll_timeout: float = 0.5) -> None:
         self.stage = stage

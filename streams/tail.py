@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from streams.kafka import assign_at_end, base_config
+from streams.kafka import assign_at_end, base_config, end_offsets
 from streams.registry import make_registry
 from streams.serde import AvroSerde
 from streams.topics import schema_of
@@ -38,8 +38,7 @@ def _start(consumer: Consumer, partitions: list[TopicPartition], settings: Setti
         probe = Consumer({**base_config(settings.kafka), "group.id": f"tail-probe-{uuid.uuid4().hex}",
                           "enable.auto.commit": False})
         try:
-            assign_at_end(probe, fresh)
-            ends = {(tp.topic, tp.partition): tp.offset for tp in probe.assignment()}
+            ends = end_offsets(probe, fresh)
         finally:
             probe.close()
     fresh_keys = {(tp.topic, tp.partition) for tp in fresh}

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from processors.asr.models import UnknownModel
 from processors.asr.transcriber import DecodeOptions, Request, Result, Transcriber
 from processors.audio.pcm import decode_pcm, to_float
-from streams.runtime import Context, Record, now_ms
+from streams.runtime import BaseStage, Context, Record, now_ms
 from streams.topics import ASR_SEGMENTS, AUDIO_SPEECH
 from streamscribe.logs import get_logger
 from streamscribe.settings import AsrSettings
@@ -23,7 +23,7 @@ from streamscribe.settings import AsrSettings
 log = get_logger(__name__)
 
 
-class AsrStage:
+class AsrStage(BaseStage):
     name: ClassVar[str] = "streamscribe-asr"
     inputs: ClassVar[tuple[str, ...]] = (AUDIO_SPEECH,)
     stateful: ClassVar[bool] = False
@@ -33,12 +33,6 @@ class AsrStage:
         self.settings = settings
         self.transcriber = transcriber
         self.pipeline_version = pipeline_version
-
-    def forget(self, record: Record) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def decode_options(self, options: dict[str, str], partial: bool = False) -> DecodeOptions:
         """Finals decode with the job's settings; partials (which a later partial or the final replaces) use

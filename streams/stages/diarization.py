@@ -10,7 +10,7 @@ turns. Enrollment requests become voice profiles computed with the same model.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,7 +20,7 @@ from connectors.storage.local import LocalObjectStore, ObjectNotFound
 from processors.audio.pcm import decode_pcm, to_float
 from processors.diarization.backend import Clustering, DiarizationBackend, Turn, WindowEmbeddings
 from processors.diarization.identify import Profile, identify
-from streams.runtime import Context, Record, now_ms
+from streams.runtime import BaseStage, Context, Record, now_ms
 from streams.stages.vad import stream_key
 from streams.topics import AUDIO_SPEECH, SPEAKER_ENROLLMENTS, SPEAKER_PROFILES, SPEAKER_TURNS
 from streamscribe.logs import get_logger
@@ -38,7 +38,7 @@ def speaker_names(options: dict[str, str]) -> list[str]:
     return [n.strip() for n in options.get("speaker_names", "").split(",") if n.strip()]
 
 
-class DiarizationStage:
+class DiarizationStage(BaseStage):
     name: ClassVar[str] = "streamscribe-diarization"
     inputs: ClassVar[tuple[str, ...]] = (AUDIO_SPEECH, SPEAKER_ENROLLMENTS)
     stateful: ClassVar[bool] = True
@@ -50,15 +50,6 @@ class DiarizationStage:
         self.store = store
         self.threshold = threshold
         self.transient_errors = transient  # e.g. the profile database being unreachable
-
-    def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
-        return False
-
-    def forget(self, record: Record) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def handle(self, record: Record, ctx: Context) -> None:
         if record.topic == SPEAKER_ENROLLMENTS:

@@ -8,36 +8,25 @@ A worker that dies mid-file re-publishes the file from the start on restart; VAD
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from connectors.ingest.decode import TARGET_RATE, DecodeError, channels_identical, decode_chunks, probe
 from connectors.storage.local import LocalObjectStore, ObjectNotFound
-from streams.runtime import Context, Record, now_ms
+from streams.runtime import BaseStage, Context, Record, now_ms
 from streams.topics import AUDIO_CHUNKS, INGEST_REQUESTS
 from streamscribe.logs import get_logger
 
 log = get_logger(__name__)
 
 
-class IngestStage:
+class IngestStage(BaseStage):
     name: ClassVar[str] = "streamscribe-ingest"
     inputs: ClassVar[tuple[str, ...]] = (INGEST_REQUESTS,)
     stateful: ClassVar[bool] = False
-    transient_errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self, store: LocalObjectStore, chunk_seconds: float = 1.0) -> None:
         self.store = store
         self.chunk_seconds = chunk_seconds
-
-    def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
-        return False
-
-    def forget(self, record: Record) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def handle(self, record: Record, ctx: Context) -> None:
         req = record.value

@@ -15,13 +15,13 @@ from typing import Any, ClassVar
 import asyncpg
 
 from processors.materializer.projection import TRANSIENT_DB_ERRORS, Projection
-from streams.runtime import Context, Record
+from streams.runtime import BaseStage, Context, Record
 from streams.topics import JOBS_EVENTS, SPEAKER_PROFILES, SPEAKER_TURNS, TRANSCRIPTS
 
 KINDS = {JOBS_EVENTS: "job", TRANSCRIPTS: "transcript", SPEAKER_TURNS: "turns", SPEAKER_PROFILES: "profile"}
 
 
-class MaterializerStage:
+class MaterializerStage(BaseStage):
     name: ClassVar[str] = "streamscribe-materializer"
     inputs: ClassVar[tuple[str, ...]] = (TRANSCRIPTS, JOBS_EVENTS, SPEAKER_TURNS, SPEAKER_PROFILES)
     stateful: ClassVar[bool] = False
@@ -45,9 +45,6 @@ class MaterializerStage:
 
     def handle(self, record: Record, ctx: Context) -> None:
         self.handle_batch([record], ctx)
-
-    def forget(self, record: Record) -> None:
-        pass
 
     def close(self) -> None:
         self.loop.run_until_complete(self.pool.close())

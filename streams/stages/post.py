@@ -13,12 +13,11 @@ the reason (source error, lost window, no speech at all).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from processors.post.assemble import split_segment
 from processors.post.speakers import attribute_words
-from streams.runtime import Context, Record, now_ms
+from streams.runtime import BaseStage, Context, Record, now_ms
 from streams.stages.diarization import channel_speaker
 from streams.stages.vad import stream_key
 from streams.topics import ASR_SEGMENTS, SPEAKER_TURNS, TRANSCRIPTS
@@ -32,20 +31,10 @@ def _new_state() -> dict[str, Any]:
             "end": None, "turns": None, "waiting": []}
 
 
-class PostStage:
+class PostStage(BaseStage):
     name: ClassVar[str] = "streamscribe-post"
     inputs: ClassVar[tuple[str, ...]] = (ASR_SEGMENTS, SPEAKER_TURNS)
     stateful: ClassVar[bool] = True
-    transient_errors: tuple[type[BaseException], ...] = ()
-
-    def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
-        return False
-
-    def forget(self, record: Record) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def handle(self, record: Record, ctx: Context) -> None:
         ev = record.value

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from processors.audio.pcm import PIPELINE_RATE, StreamResampler, decode_pcm, mix_down
 from processors.vad.segmenter import Cut, Segmenter, SegmenterConfig, SegmenterState
-from streams.runtime import Context, Record, now_ms
+from streams.runtime import BaseStage, Context, Record, now_ms
 from streams.topics import AUDIO_CHUNKS, AUDIO_SPEECH
 from streamscribe.logs import get_logger
 from streamscribe.settings import VadSettings
@@ -72,11 +71,10 @@ def _unpiece(raw: bytes) -> tuple[int, np.ndarray]:
     return start, np.frombuffer(raw[8:], dtype="<i2").astype(np.int16)
 
 
-class VadStage:
+class VadStage(BaseStage):
     name: ClassVar[str] = "streamscribe-vad"
     inputs: ClassVar[tuple[str, ...]] = (AUDIO_CHUNKS,)
     stateful: ClassVar[bool] = True
-    transient_errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self, settings: VadSettings) -> None:
         self.settings = settings
@@ -86,9 +84,6 @@ class VadStage:
         self._resamplers: dict[tuple[str, str], StreamResampler] = {}
 
     # -- Stage protocol ------------------------------------------------------------------------------
-    def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
-        return False
-
     def forget(self, record: Record) -> None:
         v = record.value
         key = stream_key(v.get("stream_id", ""), v.get("revision", 1))

@@ -126,6 +126,16 @@ async def _profile(client: Client, profile_id: str) -> dict[str, Any]:
         return body
 
 
+async def _settled(client: Client, profile_id: str) -> dict[str, Any]:
+    """The profile once the diarization workers have computed it (or failed to)."""
+    for _ in range(300):
+        profile = await _profile(client, profile_id)
+        if profile["status"] != "pending":
+            return profile
+        await asyncio.sleep(0.1)
+    return profile
+
+
 async def test_enrolled_voice_is_identified_in_another_recording(stack: Stack, speech: Path, tmp_path: Path) -> None:
     read = speech / "read"
     async with Client(stack.url) as client:
@@ -139,11 +149,7 @@ async def test_enrolled_voice_is_identified_in_another_recording(stack: Stack, s
         async with client.session.post(f"{client.base}/v1/speakers", data=data) as resp:
             assert resp.status == 202, await resp.text()
             profile_id = (await resp.json())["id"]
-        for _ in range(200):
-            profile = await _profile(client, profile_id)
-            if profile["status"] != "pending":
-                break
-            await asyncio.sleep(0.1)
+        profile = await _settled(client, profile_id)
         assert profile["status"] == "ready", profile
         assert profile["voiced_seconds"] > 5
 
@@ -203,9 +209,5 @@ async def test_enrollment_without_speech_fails_with_a_reason(stack: Stack, tmp_p
         data.add_field("file", silent.read_bytes(), filename="silence.wav")
         async with client.session.post(f"{client.base}/v1/speakers", data=data) as resp:
             profile_id = (await resp.json())["id"]
-        for _ in range(200):
-            profile = await _profile(client, profile_id)
-            if profile["status"] != "pending":
-                break
-            await asyncio.sleep(0.1)
+        profile = await _settled(client, profile_id)
     assert profile["status"] == "failed" and "not enough speech" in profile["error"]
