@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -85,6 +86,7 @@ def main() -> None:
     duration = write_long_recording(audio)
     home, port = work / "home", free_port()
     subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port)], check=True)
+    os.environ["STREAMSCRIBE_API_KEY"] = json.loads((home / "secrets" / "credentials.json").read_text())["api_key"]
     try:
         url = f"http://127.0.0.1:{port}"
         asyncio.run(pipeline_run(url, audio, "off"))  # warm-up: first fetches, page cache

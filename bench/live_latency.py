@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -61,7 +62,8 @@ async def session(url: str, audio: bytes, utterances: list[tuple[float, float]],
     await asyncio.sleep(delay)
     finals: list[tuple[float, float]] = []  # (arrival, segment end)
     firsts: list[tuple[float, float]] = []  # (arrival, segment end) of partials and finals
-    async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/v1/live", max_msg_size=0) as ws:
+    headers = {"Authorization": f"Bearer {os.environ['STREAMSCRIBE_API_KEY']}"}
+    async with aiohttp.ClientSession(headers=headers) as http, http.ws_connect(f"{url}/v1/live", max_msg_size=0) as ws:
         await ws.send_json({"type": "start", "sample_rate": RATE, "channels": 1, "encoding": "pcm_s16le",
                             "diarize": "off"})
         started = await ws.receive_json()
@@ -109,6 +111,7 @@ def main() -> None:
     audio, utterances = sessions[0]
     home, port = Path(tempfile.mkdtemp(prefix="ss-live-")) / "home", free_port()
     subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port)], check=True)
+    os.environ["STREAMSCRIBE_API_KEY"] = json.loads((home / "secrets" / "credentials.json").read_text())["api_key"]
     rows = []
     try:
         url = f"http://127.0.0.1:{port}"

@@ -16,6 +16,11 @@ from confluent_kafka.admin import AdminClient
 
 from connectors.storage.local import LocalObjectStore
 from gateway import live, replays, speakers, twilio
+from gateway.access import audit, visible_job
+from gateway.auth import routes as auth_routes
+from gateway.auth.middleware import IDENTITY, JWT_SECRET, LIMITER, authenticate, require, security_headers
+from gateway.auth.ratelimit import RateLimiter
+from gateway.auth.store import IdentityStore
 from gateway.problems import Problem, problem_middleware
 from gateway.publisher import Publisher
 from gateway.refs import HTTP, MODELS, PUBLISHER, REPO, SETTINGS, STORE
@@ -63,6 +68,7 @@ def _job_id() -> str:
 
 
 async def create_job(request: web.Request) -> web.Response:
+    principal = require(request, "jobs:write")
     settings = request.app[SETTINGS]
     if not request.content_type.startswith("multipart/"):
         raise Problem(415, "Unsupported Media Type", "upload the recording as multipart/form-data, field 'file'")
@@ -111,12 +117,14 @@ async def create_job(request: web.Request) -> web.Response:
     except Problem:
         store.delete(object_key)
         raise
-    options = {"model": model, **fields}
+    options = {"model": model, **fields, "org_id": principal.org_id}
     stream_id = job_id
     repo = request.app[REPO]
     await repo.create_job(job_id=job_id, stream_id=stream_id, filename=filename, content_type=content_type,
                           size_bytes=size, object_key=object_key, model=model, language=fields.get("language"),
-                          options=options)
+                          options=options, org_id=principal.org_id, user_id=principal.user_id,
+                          key_id=principal.key_id)
+    await audit(request, principal, "job.create", f"job:{job_id}", {"filename": filename, "size_bytes": size})
     try:
         await request.app[PUBLISHER].publish(INGEST_REQUESTS, stream_id, {
             "stream_id": stream_id, "job_id": job_id, "revision": 1, "object_key": object_key,
@@ -133,9 +141,7 @@ async def create_job(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    job = await request.app[REPO].job(request.match_info["job_id"])
-    if job is None:
-        raise Problem(404, "Not Found", f"no job {request.match_info['job_id']!r}")
+    _, job = await visible_job(request, request.match_info["job_id"], "jobs:read")
     return web.json_response(job)
 
 
@@ -144,7 +150,9 @@ async def list_jobs(request: web.Request) -> web.Response:
         limit = min(200, max(1, int(request.query.get("limit", "50"))))
     except ValueError:
         raise Problem(400, "Bad Request", "limit must be an integer") from None
-    jobs = await request.app[REPO].list_jobs(limit, request.query.get("status"))
+    principal = require(request, "jobs:read")
+    org = request.query.get("org_id") if principal.is_admin else principal.org_id
+    jobs = await request.app[REPO].list_jobs(limit, request.query.get("status"), org)
     return web.json_response({"jobs": jobs})
 
 
@@ -157,15 +165,15 @@ async def get_transcript(request: web.Request) -> web.Response:
     if revision is not None and not revision.isdigit():
         raise Problem(400, "Bad Request", "revision must be a positive integer")
     repo = request.app[REPO]
-    job = await repo.job(job_id)
-    if job is None:
-        raise Problem(404, "Not Found", f"no job {job_id!r}")
+    principal, job = await visible_job(request, job_id, "jobs:read")
     if job["status"] == "failed":
         raise Problem(409, "Job failed", job["error"] or "the job failed", job_id=job_id, job_status="failed")
     transcript = await repo.transcript(job_id, int(revision) if revision else None)
     if transcript is None or (transcript["status"] != "completed" and job["status"] != "completed"):
         raise Problem(409, "Not ready", f"job {job_id} is {job['status']}; the transcript is not complete yet",
                       job_id=job_id, job_status=job["status"], progress=job["progress"])
+    await audit(request, principal, "transcript.read" if fmt == "json" else "transcript.export",
+                f"job:{job_id}", {"format": fmt, "revision": transcript["revision"]}, org_id=job["org_id"])
     if fmt == "json":
         return web.json_response(transcript)
     if fmt == "rttm":
@@ -175,6 +183,7 @@ async def get_transcript(request: web.Request) -> web.Response:
 
 
 async def list_models(request: web.Request) -> web.Response:
+    require(request, "jobs:read")
     models = request.app[MODELS]
     return web.json_response({"default": request.app[SETTINGS].asr.default_model,
                               "models": [m.to_json() for m in models.list()]})
@@ -225,6 +234,7 @@ async def _startup(app: web.Application) -> None:
     settings = app[SETTINGS]
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
     app[REPO] = Repository(pool)
+    app[IDENTITY] = IdentityStore(pool)
     app[PUBLISHER] = Publisher(settings.kafka, settings.schema_registry.url, settings.schema_registry_file,
                                "gateway")
     app[HTTP] = aiohttp.ClientSession()
@@ -241,8 +251,12 @@ async def _cleanup(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware], client_max_size=settings.gateway.max_upload_bytes)
+    app = web.Application(middlewares=[problem_middleware, authenticate],
+                          client_max_size=settings.gateway.max_upload_bytes)
     app[SETTINGS] = settings
+    app[JWT_SECRET] = settings.jwt_key()
+    app[LIMITER] = RateLimiter(settings.auth.rate_per_s, settings.auth.rate_burst)
+    app.on_response_prepare.append(security_headers)
     app[STORE] = LocalObjectStore(settings.storage_root)
     app[MODELS] = ModelRegistry(settings.asr.model_paths)
     app.on_startup.append(_startup)
@@ -258,6 +272,17 @@ def create_app(settings: Settings) -> web.Application:
     live.add_routes(app)
     replays.add_routes(app)
     twilio.add_routes(app)
+    auth_routes.add_routes(app)
+    if settings.auth.cors_origins:
+        import aiohttp_cors
+
+        cors = aiohttp_cors.setup(app, defaults={
+            origin: aiohttp_cors.ResourceOptions(allow_credentials=True, expose_headers="*", allow_headers="*",
+                                                 allow_methods="*")
+            for origin in settings.auth.cors_origins})
+        for route in list(app.router.routes()):
+            if route.resource is not None and route.resource.canonical.startswith("/v1/"):
+                cors.add(route)
     return app
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from gateway.auth.middleware import require
+from gateway.auth.principal import Principal
 from gateway.live_audio import LiveAudio, archive_key
 from gateway.problems import Problem
 from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS, STORE
@@ -38,8 +40,9 @@ class LiveError(Exception):
         self.code = code
 
 
-async def open_stream(app: web.Application, *, stream_id: str, sample_rate: int, channels: int, encoding: str,
-                      options: dict[str, str], source: str, filename: str | None = None) -> LiveAudio:
+async def open_stream(app: web.Application, principal: Principal, *, stream_id: str, sample_rate: int,
+                      channels: int, encoding: str, options: dict[str, str], source: str,
+                      filename: str | None = None) -> LiveAudio:
     """Create the job row of a live stream and the audio publisher for it."""
     from gateway.app import validate_options
 
@@ -53,12 +56,13 @@ async def open_stream(app: web.Application, *, stream_id: str, sample_rate: int,
         validate_options({k: v for k, v in options.items() if k != "model"})
     except Problem as exc:
         raise LiveError("bad_option", json.loads(exc.text or "{}").get("detail", "invalid option")) from None
-    options = {**options, "model": model, "segmentation": "utterance"}
+    options = {**options, "model": model, "segmentation": "utterance", "org_id": principal.org_id}
     job_id = stream_id
     key = archive_key(job_id)
     await app[REPO].create_job(job_id=job_id, stream_id=stream_id, filename=filename, content_type="audio/wav",
                                size_bytes=0, object_key=key, model=model, language=options.get("language"),
-                               options=options, source=source)
+                               options=options, source=source, org_id=principal.org_id, user_id=principal.user_id,
+                               key_id=principal.key_id)
     return LiveAudio(app[PUBLISHER], app[STORE], stream_id=stream_id, job_id=job_id, sample_rate=sample_rate,
                      channels=channels, encoding=encoding, options=options, source=source, object_key=key)
 
@@ -96,6 +100,7 @@ def segment_message(ev: dict[str, Any], names: list[str]) -> dict[str, Any]:
 
 
 async def live(request: web.Request) -> web.WebSocketResponse:
+    principal = require(request, "live")
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4 * 1024 * 1024)
     await ws.prepare(request)
     app = request.app
@@ -114,8 +119,8 @@ async def live(request: web.Request) -> web.WebSocketResponse:
         rate, channels, encoding, options = _start_params(start)
         stream_id = uuid.uuid4().hex
         queue = feed.register(stream_id)
-        audio = await open_stream(app, stream_id=stream_id, sample_rate=rate, channels=channels, encoding=encoding,
-                                  options=options, source="live")
+        audio = await open_stream(app, principal, stream_id=stream_id, sample_rate=rate, channels=channels,
+                                  encoding=encoding, options=options, source="live")
         await ws.send_json({"type": "started", "stream_id": stream_id, "job_id": audio.job_id})
         log.info("live session started", stream_id=stream_id, sample_rate=rate, channels=channels)
         sender = asyncio.create_task(_forward(ws, queue, speaker_names(options)))

@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.access import audit, visible_job
+from gateway.auth.middleware import require
 from gateway.problems import Problem
 from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS
 from processors.asr.models import UnknownModel
@@ -39,6 +41,7 @@ async def replay(request: web.Request) -> web.Response:
     from gateway.app import validate_options
     from gateway.speakers import _json_body
 
+    principal = require(request, "jobs:write")
     body = await _json_body(request)
     app = request.app
     repo = app[REPO]
@@ -60,14 +63,14 @@ async def replay(request: web.Request) -> web.Response:
         since, until = _when(body.get("since"), "since"), _when(body.get("until"), "until")
         if since is None and until is None:
             raise Problem(400, "Bad Request", "name the recordings: job_ids, or a time range (since/until)")
-        job_ids = await repo.jobs_created_between(since, until)
+        job_ids = await repo.jobs_created_between(since, until, None if principal.is_admin else principal.org_id)
     if len(job_ids) > MAX_JOBS:
         raise Problem(400, "Bad Request", f"at most {MAX_JOBS} jobs per replay; narrow the selection")
     replay_id = uuid.uuid4().hex
     results = []
     for job_id in dict.fromkeys(job_ids):
         current = await repo.job(job_id)
-        if current is None:
+        if current is None or not principal.sees(current["org_id"]):
             results.append({"job_id": job_id, "error": "no such job"})
             continue
         if not current["audio_stored"]:
@@ -83,13 +86,14 @@ async def replay(request: web.Request) -> web.Response:
             })
         results.append({"job_id": job_id, "revision": revision, "created": created})
     log.info("replay requested", replay_id=replay_id, model=model, jobs=len(results))
+    await audit(request, principal, "replay.request", f"replay:{replay_id}",
+                {"model": model, "jobs": [r["job_id"] for r in results]})
     return web.json_response({"replay_id": replay_id, "model": model, "jobs": results}, status=202)
 
 
 async def revisions(request: web.Request) -> web.Response:
     job_id = request.match_info["job_id"]
-    if await request.app[REPO].job(job_id) is None:
-        raise Problem(404, "Not Found", f"no job {job_id!r}")
+    await visible_job(request, job_id, "jobs:read")
     return web.json_response({"job_id": job_id, "revisions": await request.app[REPO].revisions(job_id)})
 
 
@@ -101,6 +105,7 @@ async def compare_revisions(request: web.Request) -> web.Response:
     params = {**request.query, **{k: v for k, v in body.items() if v is not None}}
     job_id = request.match_info["job_id"]
     repo = request.app[REPO]
+    await visible_job(request, job_id, "jobs:read")
     try:
         a, b = int(params.get("a", 1)), int(params["b"]) if "b" in params else None
     except (TypeError, ValueError):

@@ -31,16 +31,17 @@ class Repository:
 
     async def create_job(self, *, job_id: str, stream_id: str, filename: str | None, content_type: str | None,
                          size_bytes: int, object_key: str, model: str, language: str | None,
-                         options: dict[str, str], source: str = "upload") -> None:
+                         options: dict[str, str], source: str = "upload", org_id: str = "default",
+                         user_id: str | None = None, key_id: str | None = None) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 """
                 INSERT INTO jobs (job_id, stream_id, status, source, filename, content_type, size_bytes, object_key,
-                                  model, language, options)
-                VALUES ($1, $2, 'queued', $10, $3, $4, $5, $6, $7, $8, $9::jsonb)
+                                  model, language, options, org_id, user_id, key_id)
+                VALUES ($1, $2, 'queued', $10, $3, $4, $5, $6, $7, $8, $9::jsonb, $11, $12, $13)
                 """,
                 job_id, stream_id, filename, content_type, size_bytes, object_key, model, language,
-                json.dumps(options), source,
+                json.dumps(options), source, org_id, user_id, key_id,
             )
             await conn.execute(
                 "INSERT INTO revisions (job_id, revision, model, options, request_key) "
@@ -55,10 +56,12 @@ class Repository:
                  "options": json.loads(r["options"]), "replay_id": r["replay_id"], "error": r["error"],
                  "created_at": _iso(r["created_at"]), "completed_at": _iso(r["completed_at"])} for r in rows]
 
-    async def jobs_created_between(self, since: datetime | None, until: datetime | None) -> list[str]:
+    async def jobs_created_between(self, since: datetime | None, until: datetime | None,
+                                   org_id: str | None) -> list[str]:
         rows = await self.pool.fetch(
             "SELECT job_id FROM jobs WHERE ($1::timestamptz IS NULL OR created_at >= $1) "
-            "AND ($2::timestamptz IS NULL OR created_at < $2) ORDER BY created_at", since, until)
+            "AND ($2::timestamptz IS NULL OR created_at < $2) AND ($3::text IS NULL OR org_id = $3) "
+            "ORDER BY created_at", since, until, org_id)
         return [r["job_id"] for r in rows]
 
     async def start_revision(self, job_id: str, model: str, options: dict[str, str],
@@ -108,10 +111,12 @@ class Repository:
         )
         return self._job_json(row, stages)
 
-    async def list_jobs(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+    async def list_jobs(self, limit: int = 50, status: str | None = None,
+                        org_id: str | None = None) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT * FROM jobs WHERE ($2::text IS NULL OR status = $2) ORDER BY created_at DESC LIMIT $1",
-            limit, status,
+            "SELECT * FROM jobs WHERE ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR org_id = $3) "
+            "ORDER BY created_at DESC LIMIT $1",
+            limit, status, org_id,
         )
         return [self._job_json(r, []) for r in rows]
 
@@ -133,7 +138,7 @@ class Repository:
                 for name, w in STAGE_WEIGHTS.items()
             )
         return {
-            "job_id": row["job_id"], "stream_id": row["stream_id"], "status": row["status"],
+            "job_id": row["job_id"], "stream_id": row["stream_id"], "status": row["status"], "org_id": row["org_id"],
             "source": row["source"], "filename": row["filename"], "size_bytes": row["size_bytes"],
             "model": row["model"], "language": row["language"], "options": json.loads(row["options"]),
             "audio_stored": bool(row["object_key"]),
@@ -206,32 +211,38 @@ class Repository:
             profile_id, org_id, name, len(object_keys), object_keys,
         )
 
-    async def profiles(self, org_id: str) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch("SELECT * FROM speaker_profiles WHERE org_id = $1 ORDER BY created_at", org_id)
+    # org_id None: any organization (the platform admin)
+    async def profiles(self, org_id: str | None) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM speaker_profiles WHERE ($1::text IS NULL OR org_id = $1) ORDER BY created_at", org_id)
         return [self._profile_json(r) for r in rows]
 
-    async def profile(self, org_id: str, profile_id: str) -> dict[str, Any] | None:
-        row = await self.pool.fetchrow("SELECT * FROM speaker_profiles WHERE org_id = $1 AND profile_id = $2",
-                                       org_id, profile_id)
+    async def profile(self, org_id: str | None, profile_id: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM speaker_profiles WHERE ($1::text IS NULL OR org_id = $1) AND profile_id = $2",
+            org_id, profile_id)
         return self._profile_json(row) if row else None
 
-    async def rename_profile(self, org_id: str, profile_id: str, name: str) -> bool:
+    async def rename_profile(self, org_id: str | None, profile_id: str, name: str) -> bool:
         status = await self.pool.execute(
-            "UPDATE speaker_profiles SET name = $3, updated_at = now() WHERE org_id = $1 AND profile_id = $2",
+            "UPDATE speaker_profiles SET name = $3, updated_at = now() "
+            "WHERE ($1::text IS NULL OR org_id = $1) AND profile_id = $2",
             org_id, profile_id, name,
         )
         return bool(status.endswith(" 1"))
 
-    async def delete_profile(self, org_id: str, profile_id: str) -> list[str] | None:
+    async def delete_profile(self, org_id: str | None, profile_id: str) -> list[str] | None:
         keys = await self.pool.fetchval(
-            "DELETE FROM speaker_profiles WHERE org_id = $1 AND profile_id = $2 RETURNING object_keys",
+            "DELETE FROM speaker_profiles WHERE ($1::text IS NULL OR org_id = $1) AND profile_id = $2 "
+            "RETURNING object_keys",
             org_id, profile_id,
         )
         return list(keys) if keys is not None else None
 
     @staticmethod
     def _profile_json(r: asyncpg.Record) -> dict[str, Any]:
-        return {"id": r["profile_id"], "name": r["name"], "status": r["status"], "samples": r["samples"],
+        return {"id": r["profile_id"], "org_id": r["org_id"], "name": r["name"], "status": r["status"],
+                "samples": r["samples"],
                 "voiced_seconds": r["voiced_seconds"], "backend": r["backend"], "error": r["error"],
                 "created_at": _iso(r["created_at"]), "updated_at": _iso(r["updated_at"])}
 

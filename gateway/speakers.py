@@ -9,13 +9,20 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from gateway.access import audit, visible_job
+from gateway.auth.middleware import require
+from gateway.auth.principal import Principal
 from gateway.problems import Problem
 from gateway.refs import PUBLISHER, REPO, STORE
 from streams.runtime import now_ms
 from streams.topics import SPEAKER_ENROLLMENTS
 
-ORG = "default"  # organisations arrive with authentication; profiles are already scoped by org_id
 MAX_NAME = 200
+
+
+def _org(p: Principal) -> str | None:
+    """The organization a caller's queries are confined to (None: the platform admin sees all)."""
+    return None if p.is_admin else p.org_id
 
 
 def _name(value: Any) -> str:
@@ -26,6 +33,7 @@ def _name(value: Any) -> str:
 
 async def enroll(request: web.Request) -> web.Response:
     """multipart: name, and one or more ``file`` parts with recordings of the person."""
+    p = require(request, "speakers:write")
     if not request.content_type.startswith("multipart/"):
         raise Problem(415, "Unsupported Media Type", "send multipart/form-data with 'name' and 'file' parts")
     profile_id = uuid.uuid4().hex
@@ -56,20 +64,23 @@ async def enroll(request: web.Request) -> web.Response:
         for key in keys:
             store.delete(key)
         raise
-    await request.app[REPO].create_profile(profile_id, ORG, name, keys)
+    await request.app[REPO].create_profile(profile_id, p.org_id, name, keys)
     await request.app[PUBLISHER].publish(SPEAKER_ENROLLMENTS, profile_id, {
-        "profile_id": profile_id, "org_id": ORG, "name": name, "object_keys": keys, "submitted_at": now_ms(),
+        "profile_id": profile_id, "org_id": p.org_id, "name": name, "object_keys": keys, "submitted_at": now_ms(),
     })
+    await audit(request, p, "speaker.enroll", f"speaker:{profile_id}", {"samples": len(keys)})
     return web.json_response({"id": profile_id, "name": name, "status": "pending", "samples": len(keys)},
                              status=202, headers={"Location": f"/v1/speakers/{profile_id}"})
 
 
 async def list_profiles(request: web.Request) -> web.Response:
-    return web.json_response({"speakers": await request.app[REPO].profiles(ORG)})
+    p = require(request, "speakers:read")
+    return web.json_response({"speakers": await request.app[REPO].profiles(_org(p))})
 
 
 async def get_profile(request: web.Request) -> web.Response:
-    profile = await request.app[REPO].profile(ORG, request.match_info["profile_id"])
+    p = require(request, "speakers:read")
+    profile = await request.app[REPO].profile(_org(p), request.match_info["profile_id"])
     if profile is None:
         raise Problem(404, "Not Found", f"no speaker profile {request.match_info['profile_id']!r}")
     return web.json_response(profile)
@@ -86,20 +97,23 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 
 async def rename_profile(request: web.Request) -> web.Response:
+    p = require(request, "speakers:write")
     name = _name((await _json_body(request)).get("name"))
     pid = request.match_info["profile_id"]
-    if not await request.app[REPO].rename_profile(ORG, pid, name):
+    if not await request.app[REPO].rename_profile(_org(p), pid, name):
         raise Problem(404, "Not Found", f"no speaker profile {pid!r}")
-    return web.json_response(await request.app[REPO].profile(ORG, pid))
+    return web.json_response(await request.app[REPO].profile(_org(p), pid))
 
 
 async def delete_profile(request: web.Request) -> web.Response:
+    p = require(request, "speakers:write")
     pid = request.match_info["profile_id"]
-    keys = await request.app[REPO].delete_profile(ORG, pid)
+    keys = await request.app[REPO].delete_profile(_org(p), pid)
     if keys is None:
         raise Problem(404, "Not Found", f"no speaker profile {pid!r}")
     for key in keys:
         request.app[STORE].delete(key)
+    await audit(request, p, "speaker.delete", f"speaker:{pid}")
     return web.Response(status=204)
 
 
@@ -109,9 +123,7 @@ async def rename_transcript_speaker(request: web.Request) -> web.Response:
     name = None if body.get("name") is None else _name(body.get("name"))
     job_id, speaker_id = request.match_info["job_id"], request.match_info["speaker_id"]
     repo = request.app[REPO]
-    job = await repo.job(job_id)
-    if job is None:
-        raise Problem(404, "Not Found", f"no job {job_id!r}")
+    _, job = await visible_job(request, job_id, "jobs:write")
     revision = int(request.query.get("revision") or job["revision"])
     if not await repo.rename_speaker(job_id, revision, speaker_id, name):
         raise Problem(404, "Not Found", f"job {job_id} revision {revision} has no speaker {speaker_id!r}")

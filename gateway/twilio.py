@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from connectors.telephony.twilio import TrackMixer, parse_start
+from gateway.auth.middleware import require
 from gateway.live import LIVE_OPTIONS, LiveError, open_stream
 from gateway.live_audio import LiveAudio
 from streamscribe.logs import get_logger
@@ -24,6 +25,7 @@ DEFAULT_NAMES = {"inbound": "caller", "outbound": "agent"}
 
 
 async def twilio_media_stream(request: web.Request) -> web.WebSocketResponse:
+    principal = require(request, "live")  # an API key in the stream URL: wss://host/v1/telephony/twilio?key=...
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     audio: LiveAudio | None = None
@@ -46,7 +48,7 @@ async def twilio_media_stream(request: web.Request) -> web.WebSocketResponse:
                 options.setdefault("speaker_names", ",".join(DEFAULT_NAMES[t] for t in info.tracks))
                 options.setdefault("diarize", "channels" if len(info.tracks) > 1 else "auto")
                 mixer = TrackMixer(info.tracks)
-                audio = await open_stream(request.app, stream_id=f"twilio-{info.stream_sid or 'call'}",
+                audio = await open_stream(request.app, principal, stream_id=f"twilio-{info.stream_sid or 'call'}",
                                           sample_rate=info.sample_rate, channels=len(info.tracks), encoding="MULAW",
                                           options=options, source="telephony", filename=info.call_sid)
                 log.info("twilio stream started", stream_id=audio.stream_id, tracks=info.tracks)

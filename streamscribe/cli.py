@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,7 +20,9 @@ from streamscribe.settings import Settings
 def _settings(home: str | None) -> Settings:
     if home:
         os.environ["STREAMSCRIBE_HOME"] = str(Path(home).resolve())
-    return Settings()
+    settings = Settings()
+    _use_credentials(settings)
+    return settings
 
 
 def _server_url(settings: Settings, server: str | None) -> str:
@@ -31,6 +34,16 @@ def _server_url(settings: Settings, server: str | None) -> str:
     if stack:
         return str(stack["gateway_url"])
     return f"http://{settings.gateway.host}:{settings.gateway.port}"
+
+
+def _use_credentials(settings: Settings) -> None:
+    """Authenticate as the embedded stack's bootstrap admin unless $STREAMSCRIBE_API_KEY names a key."""
+    import json
+
+    if os.environ.get("STREAMSCRIBE_API_KEY") or not settings.credentials_file.exists():
+        return
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        os.environ["STREAMSCRIBE_API_KEY"] = json.loads(settings.credentials_file.read_text())["api_key"]
 
 
 home_option = click.option("--home", type=click.Path(file_okay=False), default=None,
@@ -437,6 +450,62 @@ async def _compare(url: str, job_id: str, body: dict[str, Any]) -> dict[str, Any
 @main.group()
 def groups() -> None:
     """Consumer groups of downstream subscribers: inspect and move them (see docs/replay.md)."""
+
+
+@main.group()
+def keys() -> None:
+    """API keys for programmatic clients."""
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(["api_client", "user", "org_admin", "admin"]), default="api_client",
+              show_default=True)
+@click.option("--org", "org_id", default=None, help="Organization (default: your own).")
+@click.option("--name", default="cli key", show_default=True)
+@click.option("--scope", "scopes", multiple=True, help="Narrow the key to these scopes (repeatable).")
+@click.option("--server", default=None)
+@home_option
+def keys_create(role: str, org_id: str | None, name: str, scopes: tuple[str, ...], server: str | None,
+                home: str | None) -> None:
+    """Create an API key and print it (it is shown only once); send it as Authorization: Bearer KEY."""
+    url = _server_url(_settings(home), server)
+    body = {"role": role, "name": name, "scopes": list(scopes), **({"org_id": org_id} if org_id else {})}
+    try:
+        key = asyncio.run(_post_json(url, "/v1/keys", body))
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(key["key"])
+    click.echo(f"key {key['id']} ({key['role']}, organization {key['org_id']})", err=True)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--server", default=None)
+@home_option
+def keys_revoke(key_id: str, server: str | None, home: str | None) -> None:
+    """Revoke an API key by its id."""
+    url = _server_url(_settings(home), server)
+
+    async def revoke() -> None:
+        from streamscribe.client import Client
+
+        async with Client(url) as client, client.session.delete(f"{client.base}/v1/keys/{key_id}") as resp:
+            if resp.status != 204:
+                await client._json(resp)
+
+    try:
+        asyncio.run(revoke())
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"key {key_id} revoked")
+
+
+async def _post_json(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    from streamscribe.client import Client
+
+    async with Client(url) as client, client.session.post(f"{client.base}{path}", json=body) as resp:
+        result: dict[str, Any] = await client._json(resp)
+        return result
 
 
 @groups.command("reset")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +12,19 @@ import aiohttp
 
 
 class ApiError(RuntimeError):
-    def __init__(self, status: int, body: Any) -> None:
+    def __init__(self, status: int, body: Any, retry_after: float | None = None) -> None:
         detail = body.get("detail") if isinstance(body, dict) else body
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
         self.body = body
+        self.retry_after = retry_after
 
 
 class Client:
     def __init__(self, base_url: str, token: str | None = None) -> None:
+        """``token``: an API key or access token; default $STREAMSCRIBE_API_KEY."""
         self.base = base_url.rstrip("/")
+        token = token or os.environ.get("STREAMSCRIBE_API_KEY")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.session = aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=600))
 
@@ -37,7 +41,8 @@ class Client:
         except json.JSONDecodeError:
             body = text
         if resp.status >= 400:
-            raise ApiError(resp.status, body)
+            retry = resp.headers.get("Retry-After")
+            raise ApiError(resp.status, body, float(retry) if retry and retry.isdigit() else None)
         return body
 
     async def health(self) -> dict[str, Any]:
@@ -81,7 +86,13 @@ class Client:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            job = await self.job(job_id)
+            try:
+                job = await self.job(job_id)
+            except ApiError as exc:
+                if exc.status != 429:
+                    raise
+                await asyncio.sleep(exc.retry_after or 1.0)  # rate limited: wait as the gateway asks
+                continue
             if on_progress:
                 on_progress(job)
             if job["status"] in ("completed", "failed"):

@@ -80,6 +80,17 @@ class DiarizationSettings(BaseModel):
     identify_threshold: float = 0.7
 
 
+class AuthSettings(BaseModel):
+    # HS256 key for access tokens; empty means a random one kept in <home>/secrets/jwt.key (embedded).
+    jwt_secret: str = ""
+    access_ttl_s: int = 900
+    refresh_ttl_s: int = 30 * 24 * 3600
+    # per API key (or per user) in each gateway process
+    rate_per_s: float = 50.0
+    rate_burst: int = 200
+    cors_origins: list[str] = Field(default_factory=list)
+
+
 class GatewaySettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -101,6 +112,7 @@ class Settings(BaseSettings):
     asr: AsrSettings = Field(default_factory=AsrSettings)
     vad: VadSettings = Field(default_factory=VadSettings)
     diarization: DiarizationSettings = Field(default_factory=DiarizationSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     # Chunk length for audio.chunks produced by ingest (the design caps it at one second).
     chunk_seconds: float = 1.0
@@ -114,6 +126,25 @@ class Settings(BaseSettings):
     @property
     def schema_registry_file(self) -> Path:
         return self.home / "schema-registry.json"
+
+    @property
+    def credentials_file(self) -> Path:
+        """Where the embedded stack keeps the bootstrap admin's API key (mode 0600)."""
+        return self.home / "secrets" / "credentials.json"
+
+    def jwt_key(self) -> str:
+        if self.auth.jwt_secret:
+            return self.auth.jwt_secret
+        path = self.home / "secrets" / "jwt.key"
+        if not path.exists():
+            import os
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
 
 
 @lru_cache(maxsize=1)

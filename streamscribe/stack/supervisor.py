@@ -127,6 +127,11 @@ class Supervisor:
 
         applied = apply_migrations(database_url)
         log.info("database ready", migrations_applied=applied)
+        from gateway.auth.bootstrap import bootstrap_admin
+
+        if bootstrap_admin(database_url, self.settings.credentials_file):
+            log.info("admin account created", credentials=str(self.settings.credentials_file))
+        self.settings.jwt_key()  # one signing key for every gateway of this stack
         for attempt in range(20):
             try:
                 ensure_topics(self.settings.kafka, state_groups())

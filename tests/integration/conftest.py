@@ -56,6 +56,14 @@ class Stack:
                 else:
                     os.environ[k] = v
 
+    @property
+    def admin_key(self) -> str:
+        return str(json.loads((self.home / "secrets" / "credentials.json").read_text())["api_key"])
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
     def pid(self, child: str) -> int:
         return int(self.info["children"][child]["pid"])
 
@@ -103,6 +111,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                          for p in sorted((home / "logs").glob("*.log")))
         pytest.fail(f"streamscribe up failed:\n{up.stdout}\n{up.stderr}\n{logs}")
     stack = Stack(home, f"http://127.0.0.1:{port}")
+    # tests act as the bootstrap admin, like the CLI does; test_access.py covers every other role
+    os.environ["STREAMSCRIBE_API_KEY"] = stack.admin_key
     try:
         yield stack
     finally:

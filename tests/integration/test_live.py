@@ -26,6 +26,12 @@ from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration
 RATE = 16000
+AUTH: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _auth(stack: Stack) -> None:
+    AUTH.update(stack.auth)
 
 
 def _mono(path: Path) -> np.ndarray:
@@ -47,7 +53,7 @@ async def _stream(url: str, audio: bytes, start: dict[str, Any], speed: float, s
     messages: list[dict[str, Any]] = []
     frame = int(start.get("sample_rate", RATE) * 0.1) * 2 * int(start.get("channels", 1))
     end = len(audio) if cut_at is None else cut_at
-    async with aiohttp.ClientSession() as http, http.ws_connect(f"{url}/v1/live") as ws:
+    async with aiohttp.ClientSession(headers=AUTH) as http, http.ws_connect(f"{url}/v1/live") as ws:
         await ws.send_json(start)
         messages.append(await ws.receive_json())
 
@@ -149,7 +155,8 @@ async def test_twilio_media_stream_gives_a_two_party_transcript(stack: Stack, sp
         narrow = soxr.resample(frames[:, ch].astype(np.float32) / 32768, RATE, 8000)
         tracks[name] = _mulaw(np.round(narrow * 32767).astype(np.int16))
     sid = f"MZ{uuid.uuid4().hex}"
-    async with aiohttp.ClientSession() as http, http.ws_connect(f"{stack.url}/v1/telephony/twilio") as ws:
+    twilio_url = f"{stack.url}/v1/telephony/twilio?key={stack.admin_key}"  # Twilio puts credentials in the URL
+    async with aiohttp.ClientSession() as http, http.ws_connect(twilio_url) as ws:
         await ws.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         await ws.send_json({"event": "start", "sequenceNumber": "1", "streamSid": sid, "start": {
             "streamSid": sid, "accountSid": "AC0", "callSid": "CA0", "tracks": ["inbound", "outbound"],
@@ -202,7 +209,7 @@ def test_produce_a_file_then_its_transcript_appears(stack: Stack, speech: Path) 
 
 
 async def test_bad_start_messages_get_clear_errors(stack: Stack) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=stack.auth) as http:
         for start, code in (({"type": "start", "encoding": "opus"}, "bad_format"),
                             ({"type": "start", "model": "nope"}, "unknown_model"),
                             ({"type": "hello"}, "protocol")):

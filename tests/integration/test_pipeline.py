@@ -61,7 +61,9 @@ async def test_transcript_formats(stack: Stack, speech: Path) -> None:
     n = len(transcript["segments"])
     assert srt.startswith("1\n00:00:0") and srt.count(" --> ") == n
     assert vtt.startswith("WEBVTT\n") and vtt.count(" --> ") == n
-    assert normalize(txt) == normalize(transcript["text"])
+    spoken = " ".join(line.split(": ", 1)[-1] for line in txt.splitlines())  # lines are "speaker: text"
+    assert all(line.startswith(f"{transcript['speakers'][0]['label']}: ") for line in txt.splitlines())
+    assert normalize(spoken) == normalize(transcript["text"])
     assert "comparatively modern" in normalize(txt)
 
 

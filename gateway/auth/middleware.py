@@ -1,0 +1,95 @@
+"""Authentication, rate limiting and security headers for every request."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.auth.credentials import TokenError, decode_access
+from gateway.auth.principal import Principal
+from gateway.auth.ratelimit import RateLimiter
+from gateway.auth.store import KEY_PREFIX, IdentityStore
+from gateway.problems import Problem
+
+PRINCIPAL = "principal"
+IDENTITY = web.AppKey("identity", IdentityStore)
+LIMITER = web.AppKey("limiter", RateLimiter)
+JWT_SECRET = web.AppKey("jwt_secret", str)
+
+PUBLIC = ("/health", "/ready", "/metrics", "/openapi.json", "/docs", "/v1/auth/token", "/v1/auth/refresh")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    # Browsers cannot set headers on a WebSocket; telephony platforms put credentials in the URL.
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return request.query.get("access_token") or request.query.get("key")
+    return None
+
+
+def _unauthorized(detail: str) -> Problem:
+    problem = Problem(401, "Unauthorized", detail)
+    problem.headers["WWW-Authenticate"] = 'Bearer realm="streamscribe"'
+    return problem
+
+
+async def resolve(request: web.Request, token: str) -> Principal:
+    if token.startswith(KEY_PREFIX + "_"):
+        principal = await request.app[IDENTITY].principal_for_key(token)
+        if principal is None:
+            raise _unauthorized("unknown or revoked API key")
+        return principal
+    try:
+        claims = decode_access(request.app[JWT_SECRET], token)
+    except TokenError as exc:
+        raise _unauthorized(f"invalid access token: {exc}") from None
+    return Principal(org_id=claims["org"], role=claims["role"], user_id=claims["sub"])
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    path = request.path
+    if request.method == "OPTIONS" or path == "/" or path.startswith("/static/") or path in PUBLIC:
+        return await handler(request)
+    token = _bearer(request)
+    if token is None:
+        raise _unauthorized("send Authorization: Bearer <access token or API key>")
+    principal = await resolve(request, token)
+    wait = request.app[LIMITER].take(principal.actor)
+    if wait > 0:
+        problem = Problem(429, "Too Many Requests", f"rate limit exceeded; retry in {wait:.1f} s")
+        problem.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        raise problem
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def require(request: web.Request, scope: str) -> Principal:
+    """The caller, if its role (and key scopes) allow ``scope``; else 403."""
+    principal: Principal = request[PRINCIPAL]
+    if not principal.can(scope):
+        raise Problem(403, "Forbidden", f"role {principal.role} may not {scope}")
+    return principal
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' "
+                               "'unsafe-inline'; connect-src 'self' ws: wss:; frame-ancestors 'none'",
+}
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")

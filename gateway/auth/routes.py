@@ -1,0 +1,238 @@
+"""Identity endpoints: tokens, the caller, organisations, users, API keys and the audit log."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from gateway.auth.credentials import encode_access
+from gateway.auth.middleware import IDENTITY, JWT_SECRET, PRINCIPAL, require
+from gateway.auth.principal import ROLE_SCOPES, ROLES, Principal
+from gateway.problems import Problem
+from gateway.refs import SETTINGS
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ROLE_RANK = {"admin": 3, "org_admin": 2, "user": 1, "api_client": 0}
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise Problem(400, "Bad Request", "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "Bad Request", "the body must be a JSON object")
+    return body
+
+
+def _str(body: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > max_len:
+        raise Problem(400, "Bad Request", f"{name} must be a non-empty string of at most {max_len} characters")
+    return value.strip()
+
+
+async def _tokens(request: web.Request, user: dict[str, Any], family: str | None = None) -> dict[str, Any]:
+    auth = request.app[SETTINGS].auth
+    access = encode_access(request.app[JWT_SECRET], {"sub": user["id"], "org": user["org_id"], "role": user["role"]},
+                           auth.access_ttl_s)
+    refresh = await request.app[IDENTITY].issue_refresh(user["id"], auth.refresh_ttl_s, family)
+    return {"access_token": access, "token_type": "Bearer", "expires_in": auth.access_ttl_s, "refresh_token": refresh}
+
+
+async def token(request: web.Request) -> web.Response:
+    """POST /v1/auth/token {"email", "password"} -> access and refresh tokens."""
+    body = await _body(request)
+    email, password = _str(body, "email"), _str(body, "password", max_len=500)
+    identity = request.app[IDENTITY]
+    user = await identity.login(email or "", password or "")
+    if user is None:
+        await identity.audit(None, "auth.failed", f"user:{email}", ip=request.remote)
+        raise Problem(401, "Unauthorized", "wrong email or password")
+    return web.json_response(await _tokens(request, user))
+
+
+async def refresh(request: web.Request) -> web.Response:
+    """POST /v1/auth/refresh {"refresh_token"} -> a new pair; the old refresh token is spent."""
+    body = await _body(request)
+    identity = request.app[IDENTITY]
+    used = await identity.use_refresh(_str(body, "refresh_token", max_len=500) or "")
+    if used is None:
+        raise Problem(401, "Unauthorized", "the refresh token is invalid, expired or already used")
+    user = await identity.user(used[0])
+    if user is None or user["disabled"]:
+        raise Problem(401, "Unauthorized", "the account no longer exists")
+    return web.json_response(await _tokens(request, user, family=used[1]))
+
+
+async def logout(request: web.Request) -> web.Response:
+    body = await _body(request)
+    await request.app[IDENTITY].revoke_refresh(_str(body, "refresh_token", max_len=500) or "")
+    return web.Response(status=204)
+
+
+async def me(request: web.Request) -> web.Response:
+    p: Principal = request[PRINCIPAL]
+    scopes = sorted(p.key_scopes or ROLE_SCOPES.get(p.role, frozenset()))
+    return web.json_response({"org_id": p.org_id, "role": p.role, "user_id": p.user_id, "key_id": p.key_id,
+                              "scopes": scopes})
+
+
+# -- organisations ---------------------------------------------------------------------------------
+async def create_org(request: web.Request) -> web.Response:
+    p = require(request, "*")
+    body = await _body(request)
+    retention = body.get("retention_days")
+    if retention is not None and (not isinstance(retention, int) or retention < 1):
+        raise Problem(400, "Bad Request", "retention_days must be a positive integer or null")
+    org = await request.app[IDENTITY].create_org(_str(body, "name") or "", retention)
+    await request.app[IDENTITY].audit(p, "org.create", f"org:{org['id']}", org_id=org["id"], ip=request.remote)
+    return web.json_response(org, status=201)
+
+
+async def list_orgs(request: web.Request) -> web.Response:
+    p: Principal = request[PRINCIPAL]
+    identity = request.app[IDENTITY]
+    orgs = await identity.orgs() if p.is_admin else [o for o in [await identity.org(p.org_id)] if o]
+    return web.json_response({"organizations": orgs})
+
+
+async def update_org(request: web.Request) -> web.Response:
+    p = require(request, "org:manage")
+    org_id = request.match_info["org_id"]
+    if not p.sees(org_id) or await request.app[IDENTITY].org(org_id) is None:
+        raise Problem(404, "Not Found", f"no organization {org_id!r}")
+    body = await _body(request)
+    retention = body.get("retention_days")
+    if retention is not None and (not isinstance(retention, int) or retention < 1):
+        raise Problem(400, "Bad Request", "retention_days must be a positive integer or null")
+    await request.app[IDENTITY].set_retention(org_id, retention)
+    await request.app[IDENTITY].audit(p, "org.retention", f"org:{org_id}", {"retention_days": retention},
+                                      org_id=org_id, ip=request.remote)
+    return web.json_response(await request.app[IDENTITY].org(org_id))
+
+
+def _target_org(p: Principal, body: dict[str, Any]) -> str:
+    org_id = body.get("org_id") or p.org_id
+    if not isinstance(org_id, str) or not p.sees(org_id):
+        raise Problem(403, "Forbidden", "you may only act within your own organization")
+    return org_id
+
+
+def _grantable(p: Principal, role: str) -> None:
+    if role not in ROLES:
+        raise Problem(400, "Bad Request", f"role must be one of {', '.join(ROLES)}")
+    if ROLE_RANK[role] > ROLE_RANK[p.role]:
+        raise Problem(403, "Forbidden", f"a {p.role} cannot grant the role {role}")
+
+
+# -- users -----------------------------------------------------------------------------------------
+async def create_user(request: web.Request) -> web.Response:
+    p = require(request, "users:manage")
+    body = await _body(request)
+    org_id = _target_org(p, body)
+    email = _str(body, "email") or ""
+    if not EMAIL.match(email):
+        raise Problem(400, "Bad Request", "email is not an email address")
+    password = _str(body, "password", max_len=500) or ""
+    if len(password) < 10:
+        raise Problem(400, "Bad Request", "password must have at least 10 characters")
+    role = str(body.get("role") or "user")
+    if role == "api_client":
+        raise Problem(400, "Bad Request", "api_client is a role for API keys, not users")
+    _grantable(p, role)
+    try:
+        user = await request.app[IDENTITY].create_user(org_id, email, password, role)
+    except asyncpg.UniqueViolationError:
+        raise Problem(409, "Conflict", f"a user with email {email} exists") from None
+    except asyncpg.ForeignKeyViolationError:
+        raise Problem(404, "Not Found", f"no organization {org_id!r}") from None
+    await request.app[IDENTITY].audit(p, "user.create", f"user:{user['id']}", {"role": role}, org_id=org_id,
+                                      ip=request.remote)
+    return web.json_response(user, status=201)
+
+
+async def list_users(request: web.Request) -> web.Response:
+    p = require(request, "users:manage")
+    return web.json_response({"users": await request.app[IDENTITY].users(None if p.is_admin else p.org_id)})
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    p = require(request, "users:manage")
+    user = await request.app[IDENTITY].user(request.match_info["user_id"])
+    if user is None or not p.sees(user["org_id"]):
+        raise Problem(404, "Not Found", "no such user")
+    await request.app[IDENTITY].delete_user(user["id"])
+    await request.app[IDENTITY].audit(p, "user.delete", f"user:{user['id']}", org_id=user["org_id"], ip=request.remote)
+    return web.Response(status=204)
+
+
+# -- API keys --------------------------------------------------------------------------------------
+async def create_key(request: web.Request) -> web.Response:
+    """POST /v1/keys {"name", "role" (default api_client), "scopes": [...], "org_id"} -> the key, shown once."""
+    p = require(request, "keys:manage")
+    body = await _body(request)
+    org_id = _target_org(p, body)
+    role = str(body.get("role") or "api_client")
+    _grantable(p, role)
+    scopes = body.get("scopes") or []
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise Problem(400, "Bad Request", "scopes must be a list of strings")
+    unknown = set(scopes) - set().union(*ROLE_SCOPES.values())
+    if unknown:
+        raise Problem(400, "Bad Request", f"unknown scopes: {', '.join(sorted(unknown))}")
+    try:
+        secret, key = await request.app[IDENTITY].create_key(org_id, _str(body, "name") or "", role, scopes,
+                                                             p.user_id)
+    except asyncpg.ForeignKeyViolationError:
+        raise Problem(404, "Not Found", f"no organization {org_id!r}") from None
+    await request.app[IDENTITY].audit(p, "key.create", f"key:{key['id']}", {"role": role, "scopes": scopes},
+                                      org_id=org_id, ip=request.remote)
+    return web.json_response({**key, "key": secret}, status=201)
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    p = require(request, "keys:manage")
+    return web.json_response({"keys": await request.app[IDENTITY].keys(None if p.is_admin else p.org_id)})
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    p = require(request, "keys:manage")
+    key = await request.app[IDENTITY].key(request.match_info["key_id"])
+    if key is None or not p.sees(key["org_id"]):
+        raise Problem(404, "Not Found", "no such key")
+    await request.app[IDENTITY].revoke_key(key["id"])
+    await request.app[IDENTITY].audit(p, "key.revoke", f"key:{key['id']}", org_id=key["org_id"], ip=request.remote)
+    return web.Response(status=204)
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    p = require(request, "audit:read")
+    try:
+        limit = min(1000, max(1, int(request.query.get("limit", "100"))))
+    except ValueError:
+        raise Problem(400, "Bad Request", "limit must be an integer") from None
+    entries = await request.app[IDENTITY].audit_entries(None if p.is_admin else p.org_id, limit)
+    return web.json_response({"entries": entries})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/auth/token", token)
+    app.router.add_post("/v1/auth/refresh", refresh)
+    app.router.add_post("/v1/auth/logout", logout)
+    app.router.add_get("/v1/me", me)
+    app.router.add_post("/v1/organizations", create_org)
+    app.router.add_get("/v1/organizations", list_orgs)
+    app.router.add_patch("/v1/organizations/{org_id}", update_org)
+    app.router.add_post("/v1/users", create_user)
+    app.router.add_get("/v1/users", list_users)
+    app.router.add_delete("/v1/users/{user_id}", delete_user)
+    app.router.add_post("/v1/keys", create_key)
+    app.router.add_get("/v1/keys", list_keys)
+    app.router.add_delete("/v1/keys/{key_id}", revoke_key)
+    app.router.add_get("/v1/audit", audit_log)
