@@ -14,7 +14,6 @@ import asyncpg
 from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
-from connectors.storage.local import LocalObjectStore
 from gateway import live, replays, speakers, twilio
 from gateway.access import audit, visible_job
 from gateway.auth import routes as auth_routes
@@ -26,6 +25,7 @@ from gateway.publisher import Publisher
 from gateway.refs import HTTP, MODELS, PUBLISHER, REPO, SETTINGS, STORE
 from gateway.repository import Repository
 from gateway.results import ResultsFeed
+from gateway.uploads import spool_to_store
 from processors.asr.models import ModelRegistry, UnknownModel
 from processors.post.render import FORMATS, MEDIA_TYPES, render, to_rttm
 from streams.kafka import base_config
@@ -87,17 +87,7 @@ async def create_job(request: web.Request) -> web.Response:
             filename = Path(part.filename or "upload").name
             content_type = part.headers.get("Content-Type")
             object_key = f"uploads/{job_id}/original{Path(filename).suffix.lower()[:10]}"
-            fh, tmp = store.writer(object_key)
-            with fh:
-                while chunk := await part.read_chunk(1 << 20):
-                    size += len(chunk)
-                    if size > settings.gateway.max_upload_bytes:
-                        fh.close()
-                        tmp.unlink(missing_ok=True)
-                        raise Problem(413, "Payload Too Large",
-                                      f"uploads are limited to {settings.gateway.max_upload_bytes} bytes")
-                    fh.write(chunk)
-            store.commit(object_key, tmp)
+            size = await spool_to_store(part, store, object_key, settings, content_type)
         elif part.name in (*OPTION_FIELDS, "model"):
             value = (await part.text()).strip()
             if value:
@@ -110,12 +100,12 @@ async def create_job(request: web.Request) -> web.Response:
     try:
         request.app[MODELS].get(model)
     except UnknownModel as exc:
-        store.delete(object_key)
+        await store.delete(object_key)
         raise Problem(400, "Unknown model", str(exc), models=exc.known) from None
     try:
         validate_options(fields)
     except Problem:
-        store.delete(object_key)
+        await store.delete(object_key)
         raise
     options = {"model": model, **fields, "org_id": principal.org_id}
     stream_id = job_id
@@ -245,6 +235,7 @@ async def _startup(app: web.Application) -> None:
 
 async def _cleanup(app: web.Application) -> None:
     await app[HTTP].close()
+    await app[STORE].close()
     app[live.RESULTS].close()
     app[PUBLISHER].close()
     await app[REPO].pool.close()
@@ -257,7 +248,7 @@ def create_app(settings: Settings) -> web.Application:
     app[JWT_SECRET] = settings.jwt_key()
     app[LIMITER] = RateLimiter(settings.auth.rate_per_s, settings.auth.rate_burst)
     app.on_response_prepare.append(security_headers)
-    app[STORE] = LocalObjectStore(settings.storage_root)
+    app[STORE] = settings.object_store()
     app[MODELS] = ModelRegistry(settings.asr.model_paths)
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)

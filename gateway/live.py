@@ -22,6 +22,7 @@ from gateway.live_audio import LiveAudio, archive_key
 from gateway.problems import Problem
 from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS, STORE
 from gateway.results import ResultsFeed
+from gateway.uploads import spool_dir
 from processors.asr.models import UnknownModel
 from streams.stages.diarization import channel_speaker, speaker_names
 from streamscribe.logs import get_logger
@@ -63,7 +64,8 @@ async def open_stream(app: web.Application, principal: Principal, *, stream_id: 
                                size_bytes=0, object_key=key, model=model, language=options.get("language"),
                                options=options, source=source, org_id=principal.org_id, user_id=principal.user_id,
                                key_id=principal.key_id)
-    return LiveAudio(app[PUBLISHER], app[STORE], stream_id=stream_id, job_id=job_id, sample_rate=sample_rate,
+    return LiveAudio(app[PUBLISHER], app[STORE], spool=spool_dir(settings), stream_id=stream_id, job_id=job_id,
+                     sample_rate=sample_rate,
                      channels=channels, encoding=encoding, options=options, source=source, object_key=key)
 
 

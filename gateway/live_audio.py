@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import wave
+from pathlib import Path
 from typing import Any
 
-from connectors.storage.local import LocalObjectStore
+from connectors.storage.base import ObjectStore
 from gateway.publisher import Publisher
 from processors.audio.pcm import decode_pcm
 from streams.runtime import now_ms
@@ -18,9 +21,9 @@ class LiveAudio:
     """Accumulates frames into chunks of at least ``min_seconds`` (and at most one second) and publishes each
     with a contiguous ``seq``; ``end`` publishes the end-of-stream chunk (so whatever was heard is finalized)."""
 
-    def __init__(self, publisher: Publisher, store: LocalObjectStore, *, stream_id: str, job_id: str,
+    def __init__(self, publisher: Publisher, store: ObjectStore, *, stream_id: str, job_id: str,
                  sample_rate: int, channels: int, encoding: str, options: dict[str, str], source: str,
-                 object_key: str, min_seconds: float = 0.1) -> None:
+                 object_key: str, spool: Path, min_seconds: float = 0.1) -> None:
         self.publisher = publisher
         self.stream_id, self.job_id = stream_id, job_id
         self.rate, self.channels, self.encoding = sample_rate, channels, encoding
@@ -33,8 +36,10 @@ class LiveAudio:
         self.pending = bytearray()
         self.ended = False
         self.store, self.object_key = store, object_key
-        fh, self._tmp = store.writer(object_key)
-        fh.close()
+        # the session's audio is archived (encrypted, in object storage) when it ends; until then it is spooled
+        fd, name = tempfile.mkstemp(dir=spool, prefix="live-", suffix=".wav")
+        os.close(fd)
+        self._tmp = Path(name)
         self._wav = wave.open(str(self._tmp), "wb")  # noqa: SIM115 (closed in end())
         self._wav.setnchannels(channels)
         self._wav.setsampwidth(2)
@@ -64,7 +69,10 @@ class LiveAudio:
             await self._publish(tail, last=False)
         await self._publish(b"", last=True, error=error)
         self._wav.close()
-        self.store.commit(self.object_key, self._tmp)
+        try:
+            await self.store.put_file(self.object_key, self._tmp, "audio/wav")
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
     async def _publish(self, data: bytes, last: bool, error: str | None = None) -> None:
         if data:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from connectors.storage.local import LocalObjectStore
+from connectors.storage.base import ObjectStore
 from gateway.publisher import Publisher
 from gateway.repository import Repository
 from processors.asr.models import ModelRegistry
@@ -14,6 +14,6 @@ from streamscribe.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 REPO = web.AppKey("repo", Repository)
 PUBLISHER = web.AppKey("publisher", Publisher)
-STORE = web.AppKey("store", LocalObjectStore)
+STORE = web.AppKey("store", ObjectStore)
 MODELS = web.AppKey("models", ModelRegistry)
 HTTP = web.AppKey("http", aiohttp.ClientSession)

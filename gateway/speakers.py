@@ -13,11 +13,13 @@ from gateway.access import audit, visible_job
 from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
 from gateway.problems import Problem
-from gateway.refs import PUBLISHER, REPO, STORE
+from gateway.refs import PUBLISHER, REPO, SETTINGS, STORE
+from gateway.uploads import spool_to_store
 from streams.runtime import now_ms
 from streams.topics import SPEAKER_ENROLLMENTS
 
 MAX_NAME = 200
+MAX_SAMPLE_BYTES = 200 * 1024 * 1024
 
 
 def _org(p: Principal) -> str | None:
@@ -48,11 +50,7 @@ async def enroll(request: web.Request) -> web.Response:
             name = (await part.text()).strip()
         elif part.name == "file":
             key = f"speakers/{profile_id}/{len(keys)}{Path(part.filename or '').suffix.lower()[:10]}"
-            fh, tmp = store.writer(key)
-            with fh:
-                while chunk := await part.read_chunk(1 << 20):
-                    fh.write(chunk)
-            store.commit(key, tmp)
+            await spool_to_store(part, store, key, request.app[SETTINGS], limit=MAX_SAMPLE_BYTES)
             keys.append(key)
         else:
             await part.release()
@@ -62,7 +60,7 @@ async def enroll(request: web.Request) -> web.Response:
         name = _name(name)
     except Problem:
         for key in keys:
-            store.delete(key)
+            await store.delete(key)
         raise
     await request.app[REPO].create_profile(profile_id, p.org_id, name, keys)
     await request.app[PUBLISHER].publish(SPEAKER_ENROLLMENTS, profile_id, {
@@ -112,7 +110,7 @@ async def delete_profile(request: web.Request) -> web.Response:
     if keys is None:
         raise Problem(404, "Not Found", f"no speaker profile {pid!r}")
     for key in keys:
-        request.app[STORE].delete(key)
+        await request.app[STORE].delete(key)
     await audit(request, p, "speaker.delete", f"speaker:{pid}")
     return web.Response(status=204)
 

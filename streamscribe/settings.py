@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,8 +37,20 @@ class SchemaRegistrySettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
+    """Where recordings are kept (claim checks), encrypted at rest under a master keyring (docs/storage.md)."""
+
+    backend: Literal["local", "s3"] = "local"
     # Local object storage root; empty means <home>/objects.
     root: str = ""
+    # Master keyring "k1:BASE64,k2:BASE64" and the id new objects are wrapped with; empty (embedded) means a
+    # random key kept in <home>/secrets/storage.keys.
+    keys: str = ""
+    current_key_id: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "streamscribe"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
 
 
 class AsrSettings(BaseModel):
@@ -131,6 +143,33 @@ class Settings(BaseSettings):
     def credentials_file(self) -> Path:
         """Where the embedded stack keeps the bootstrap admin's API key (mode 0600)."""
         return self.home / "secrets" / "credentials.json"
+
+    def storage_keys(self) -> tuple[str, str]:
+        """(keyring spec, current key id) for object encryption."""
+        if self.storage.keys:
+            return self.storage.keys, self.storage.current_key_id or self.storage.keys.split(":", 1)[0]
+        path = self.home / "secrets" / "storage.keys"
+        if not path.exists():
+            import os
+
+            from connectors.storage.factory import new_master_key
+
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"k1:{new_master_key()}")
+        spec = path.read_text().strip()
+        return spec, spec.split(",")[-1].split(":", 1)[0]
+
+    def object_store(self) -> Any:
+        """The configured ObjectStore (connectors.storage.base)."""
+        from connectors.storage.factory import make_store
+
+        keys, current = self.storage_keys()
+        s = self.storage
+        return make_store(backend=s.backend, keys=keys, current_key_id=current, root=self.storage_root,
+                          s3_endpoint_url=s.s3_endpoint_url, s3_region=s.s3_region, s3_bucket=s.s3_bucket,
+                          s3_access_key=s.s3_access_key, s3_secret_key=s.s3_secret_key)
 
     def jwt_key(self) -> str:
         if self.auth.jwt_secret:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from connectors.ingest.decode import DecodeError, decode_chunks
-from connectors.storage.local import LocalObjectStore, ObjectNotFound
+from connectors.storage.base import ObjectNotFound, SyncStore
+from connectors.storage.crypto import DecryptionError
+from connectors.storage.spool import fetched
 from processors.audio.pcm import decode_pcm, to_float
 from processors.diarization.backend import Clustering, DiarizationBackend, Turn, WindowEmbeddings
 from processors.diarization.identify import Profile, identify
@@ -43,8 +46,9 @@ class DiarizationStage(BaseStage):
     inputs: ClassVar[tuple[str, ...]] = (AUDIO_SPEECH, SPEAKER_ENROLLMENTS)
     stateful: ClassVar[bool] = True
 
-    def __init__(self, backend: DiarizationBackend, profiles: ProfileSource, store: LocalObjectStore,
+    def __init__(self, backend: DiarizationBackend, profiles: ProfileSource, store: SyncStore, spool: Path,
                  threshold: float, transient: tuple[type[BaseException], ...] = ()) -> None:
+        self.spool = spool
         self.backend = backend
         self.profiles = profiles
         self.store = store
@@ -144,13 +148,15 @@ class DiarizationStage(BaseStage):
         try:
             pieces = []
             for key in req["object_keys"]:
-                path = self.store.local_path(key)
-                pieces += [c.frames.astype(np.float32).mean(axis=1) / 32768.0 for c in decode_chunks(path)]
+                with fetched(self.store, key, self.spool) as path:
+                    pieces += [c.frames.astype(np.float32).mean(axis=1) / 32768.0 for c in decode_chunks(path)]
             embedding, voiced = self.backend.voiceprint(np.concatenate(pieces)) if pieces else (embedding, 0.0)
             if voiced < 1.0:
                 error = f"not enough speech in the samples ({voiced:.1f} s found; at least 1 s is needed)"
         except ObjectNotFound:
             error = "a sample is missing from storage"
+        except DecryptionError:
+            error = "a sample could not be decrypted"
         except DecodeError as exc:
             error = f"a sample could not be read: {exc}"
         log.info("voice profile computed", profile_id=req["profile_id"], voiced_seconds=voiced, error=error)

@@ -8,10 +8,13 @@ A worker that dies mid-file re-publishes the file from the start on restart; VAD
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from connectors.ingest.decode import TARGET_RATE, DecodeError, channels_identical, decode_chunks, probe
-from connectors.storage.local import LocalObjectStore, ObjectNotFound
+from connectors.storage.base import ObjectNotFound, SyncStore
+from connectors.storage.crypto import DecryptionError
+from connectors.storage.spool import fetched
 from streams.runtime import BaseStage, Context, Record, now_ms
 from streams.topics import AUDIO_CHUNKS, INGEST_REQUESTS
 from streamscribe.logs import get_logger
@@ -24,7 +27,8 @@ class IngestStage(BaseStage):
     inputs: ClassVar[tuple[str, ...]] = (INGEST_REQUESTS,)
     stateful: ClassVar[bool] = False
 
-    def __init__(self, store: LocalObjectStore, chunk_seconds: float = 1.0) -> None:
+    def __init__(self, store: SyncStore, spool: Path, chunk_seconds: float = 1.0) -> None:
+        self.spool = spool
         self.store = store
         self.chunk_seconds = chunk_seconds
 
@@ -38,22 +42,24 @@ class IngestStage(BaseStage):
         error: str | None = None
         options = dict(req["options"])
         try:
-            path = self.store.local_path(req["object_key"])
-            info = probe(path)
-            channels = max(1, info.channels)
-            if info.duration:
-                options["duration"] = f"{info.duration:.3f}"
-            if info.channels > 1:
-                options["channels_identical"] = str(channels_identical(path)).lower()
-            options.setdefault("codec", info.codec)
-            for chunk in decode_chunks(path, self.chunk_seconds):
-                channels = chunk.frames.shape[1]
-                self._chunk(ctx, req, seq, chunk.start_sample, channels, chunk.frames.tobytes(), options, False)
-                seq += 1
-                samples = chunk.start_sample + len(chunk.frames)
-                ctx.drain()
+            with fetched(self.store, req["object_key"], self.spool) as path:
+                info = probe(path)
+                channels = max(1, info.channels)
+                if info.duration:
+                    options["duration"] = f"{info.duration:.3f}"
+                if info.channels > 1:
+                    options["channels_identical"] = str(channels_identical(path)).lower()
+                options.setdefault("codec", info.codec)
+                for chunk in decode_chunks(path, self.chunk_seconds):
+                    channels = chunk.frames.shape[1]
+                    self._chunk(ctx, req, seq, chunk.start_sample, channels, chunk.frames.tobytes(), options, False)
+                    seq += 1
+                    samples = chunk.start_sample + len(chunk.frames)
+                    ctx.drain()
         except ObjectNotFound:
             error = "the uploaded file is missing from storage"
+        except DecryptionError as exc:
+            error = f"the stored file could not be decrypted ({type(exc).__name__}); see docs/storage.md"
         except DecodeError as exc:
             error = str(exc)
         self._chunk(ctx, req, seq, samples, channels, b"", options, True, error)

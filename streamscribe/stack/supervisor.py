@@ -132,6 +132,7 @@ class Supervisor:
         if bootstrap_admin(database_url, self.settings.credentials_file):
             log.info("admin account created", credentials=str(self.settings.credentials_file))
         self.settings.jwt_key()  # one signing key for every gateway of this stack
+        self.settings.storage_keys()  # and one storage master key, made before any process needs it
         for attempt in range(20):
             try:
                 ensure_topics(self.settings.kafka, state_groups())

@@ -50,6 +50,16 @@ async def test_upload_travels_the_pipeline_and_is_queryable(stack: Stack, speech
     assert all(r["pipeline_version"] for r in rows)
 
 
+async def test_uploads_are_encrypted_at_rest(stack: Stack, speech: Path) -> None:
+    source = speech / "read" / "LJ001-0003.wav"
+    job, _ = await stack.transcribe(source, diarize="off")
+    stored = list((stack.home / "objects" / "uploads" / job["job_id"]).iterdir())
+    assert len(stored) == 1
+    raw = stored[0].read_bytes()
+    assert raw[:4] == b"SSAE" and b"RIFF" not in raw[:64]  # envelope header, not the WAV
+    assert source.read_bytes()[1000:1100] not in raw
+
+
 async def test_transcript_formats(stack: Stack, speech: Path) -> None:
     from streamscribe.client import Client
 

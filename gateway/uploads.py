@@ -1,0 +1,40 @@
+"""Receiving files: an upload is spooled to a private temporary file while it arrives (bounded memory, size
+limit enforced as it goes), then stored once, encrypted, in object storage."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import aiohttp
+
+from connectors.storage.base import ObjectStore
+from gateway.problems import Problem
+from streamscribe.settings import Settings
+
+
+def spool_dir(settings: Settings) -> Path:
+    path = settings.home / "tmp"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+async def spool_to_store(part: aiohttp.BodyPartReader, store: ObjectStore, key: str, settings: Settings,
+                         content_type: str | None = None, limit: int | None = None) -> int:
+    """Stream one multipart part into ``store`` under ``key``; returns its size in bytes."""
+    limit = limit or settings.gateway.max_upload_bytes
+    fd, name = tempfile.mkstemp(dir=spool_dir(settings), prefix="upload-")
+    tmp = Path(name)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            while chunk := await part.read_chunk(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise Problem(413, "Payload Too Large", f"uploads are limited to {limit} bytes")
+                fh.write(chunk)
+        await store.put_file(key, tmp, content_type)
+        return size
+    finally:
+        tmp.unlink(missing_ok=True)
