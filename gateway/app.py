@@ -14,7 +14,7 @@ import asyncpg
 from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
-from gateway import live, replays, speakers, twilio
+from gateway import job_ops, live, privacy, replays, search, speakers, twilio, usage
 from gateway.access import audit, visible_job
 from gateway.auth import routes as auth_routes
 from gateway.auth.middleware import IDENTITY, JWT_SECRET, LIMITER, authenticate, require, security_headers
@@ -38,7 +38,7 @@ from streamscribe.settings import Settings
 log = get_logger(__name__)
 
 OPTION_FIELDS = ("language", "initial_prompt", "hotwords", "beam_size", "channel_mode", "segmentation", "diarize",
-                 "min_speakers", "max_speakers", "speaker_names", "speaker_threshold")
+                 "min_speakers", "max_speakers", "speaker_names", "speaker_threshold", "redact")
 ALLOWED_OPTION_VALUES = {"channel_mode": ("mix", "split"), "segmentation": ("merge", "utterance"),
                          "diarize": ("auto", "channels", "acoustic", "off")}
 
@@ -54,6 +54,9 @@ def validate_options(fields: dict[str, str]) -> None:
     if "min_speakers" in fields and "max_speakers" in fields and int(fields["min_speakers"]) > int(
             fields["max_speakers"]):
         raise Problem(400, "Bad Request", "min_speakers must not exceed max_speakers")
+    if "redact" in fields and fields["redact"] not in ("off", "all") and not set(fields["redact"].split(",")) <= {
+            "email", "phone", "card", "id"}:
+        raise Problem(400, "Bad Request", "redact must be off, all, or a comma list of email, phone, card, id")
     if "speaker_threshold" in fields:
         try:
             ok = 0.0 < float(fields["speaker_threshold"]) <= 1.0
@@ -135,17 +138,6 @@ async def get_job(request: web.Request) -> web.Response:
     return web.json_response(job)
 
 
-async def list_jobs(request: web.Request) -> web.Response:
-    try:
-        limit = min(200, max(1, int(request.query.get("limit", "50"))))
-    except ValueError:
-        raise Problem(400, "Bad Request", "limit must be an integer") from None
-    principal = require(request, "jobs:read")
-    org = request.query.get("org_id") if principal.is_admin else principal.org_id
-    jobs = await request.app[REPO].list_jobs(limit, request.query.get("status"), org)
-    return web.json_response({"jobs": jobs})
-
-
 async def get_transcript(request: web.Request) -> web.Response:
     job_id = request.match_info["job_id"]
     fmt = request.query.get("format", "json")
@@ -158,12 +150,16 @@ async def get_transcript(request: web.Request) -> web.Response:
     principal, job = await visible_job(request, job_id, "jobs:read")
     if job["status"] == "failed":
         raise Problem(409, "Job failed", job["error"] or "the job failed", job_id=job_id, job_status="failed")
-    transcript = await repo.transcript(job_id, int(revision) if revision else None)
+    original = request.query.get("original") in ("1", "true")
+    if original and not principal.can("pii:read"):
+        raise Problem(403, "Forbidden", f"role {principal.role} may not read unredacted transcripts")
+    transcript = await repo.transcript(job_id, int(revision) if revision else None, original=original)
     if transcript is None or (transcript["status"] != "completed" and job["status"] != "completed"):
         raise Problem(409, "Not ready", f"job {job_id} is {job['status']}; the transcript is not complete yet",
                       job_id=job_id, job_status=job["status"], progress=job["progress"])
     await audit(request, principal, "transcript.read" if fmt == "json" else "transcript.export",
-                f"job:{job_id}", {"format": fmt, "revision": transcript["revision"]}, org_id=job["org_id"])
+                f"job:{job_id}", {"format": fmt, "revision": transcript["revision"], "original": original},
+                org_id=job["org_id"])
     if fmt == "json":
         return web.json_response(transcript)
     if fmt == "rttm":
@@ -256,12 +252,16 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/jobs", create_job)
-    app.router.add_get("/v1/jobs", list_jobs)
+    app.router.add_get("/v1/jobs", job_ops.list_jobs)
     app.router.add_get("/v1/jobs/{job_id}", get_job)
     app.router.add_get("/v1/jobs/{job_id}/transcript", get_transcript)
     speakers.add_routes(app)
     live.add_routes(app)
     replays.add_routes(app)
+    privacy.add_routes(app)
+    job_ops.add_routes(app)
+    search.add_routes(app)
+    usage.add_routes(app)
     twilio.add_routes(app)
     auth_routes.add_routes(app)
     if settings.auth.cors_origins:

@@ -139,6 +139,7 @@ class Repository:
             )
         return {
             "job_id": row["job_id"], "stream_id": row["stream_id"], "status": row["status"], "org_id": row["org_id"],
+            "user_id": row["user_id"], "tags": list(row["tags"]), "priority": row["priority"],
             "source": row["source"], "filename": row["filename"], "size_bytes": row["size_bytes"],
             "model": row["model"], "language": row["language"], "options": json.loads(row["options"]),
             "audio_stored": bool(row["object_key"]),
@@ -148,7 +149,9 @@ class Repository:
             "completed_at": _iso(row["completed_at"]),
         }
 
-    async def transcript(self, job_id: str, revision: int | None = None) -> dict[str, Any] | None:
+    async def transcript(self, job_id: str, revision: int | None = None,
+                         original: bool = False) -> dict[str, Any] | None:
+        """A revision's transcript; PII stays redacted unless ``original`` (callers check pii:read first)."""
         job = await self.pool.fetchrow("SELECT job_id, stream_id, status, revision FROM jobs WHERE job_id = $1", job_id)
         if job is None:
             return None
@@ -157,26 +160,36 @@ class Repository:
         if t is None:
             return None
         segs = await self.pool.fetch(
-            "SELECT segment_id, start_s, end_s, text, speaker, channel, confidence, words FROM transcript_segments "
-            "WHERE job_id = $1 AND revision = $2 ORDER BY start_s, idx",
+            "SELECT segment_id, start_s, end_s, text, speaker, channel, confidence, words, original_text, "
+            "original_words, redactions FROM transcript_segments WHERE job_id = $1 AND revision = $2 "
+            "ORDER BY start_s, idx",
             job_id, rev,
         )
         speakers = await self.speakers(job_id, rev)
         display = {s["id"]: s["name"] or s["label"] for s in speakers}
-        segments = [
-            {"id": s["segment_id"], "start": s["start_s"], "end": s["end_s"], "text": s["text"],
-             "speaker": display.get(s["speaker"], s["speaker"]), "speaker_id": s["speaker"],
-             "channel": s["channel"], "confidence": s["confidence"],
-             "words": [{"start": w["start"], "end": w["end"], "word": w["word"], "probability": w["probability"]}
-                       for w in json.loads(s["words"])]}
-            for s in segs
-        ]
+        def pick(s: asyncpg.Record) -> tuple[str, str]:
+            if original and s["original_text"] is not None:
+                return s["original_text"], s["original_words"]
+            return s["text"], s["words"]
+
+        segments = []
+        redactions = 0
+        for s in segs:
+            text, words = pick(s)
+            redactions += len(json.loads(s["redactions"]))
+            segments.append({
+                "id": s["segment_id"], "start": s["start_s"], "end": s["end_s"], "text": text,
+                "speaker": display.get(s["speaker"], s["speaker"]), "speaker_id": s["speaker"],
+                "channel": s["channel"], "confidence": s["confidence"],
+                "words": [{"start": w["start"], "end": w["end"], "word": w["word"], "probability": w["probability"]}
+                          for w in json.loads(words)]})
         return {
             "job_id": job_id, "stream_id": t["stream_id"], "status": t["status"], "revision": rev,
             "duration": t["duration"], "language": t["language"], "model": t["model"],
             "pipeline_version": t["pipeline_version"],
-            "text": t["text"] if t["text"] is not None else " ".join(s["text"] for s in segments),
-            "error": t["error"], "speakers": speakers, "segments": segments,
+            "text": " ".join(s["text"] for s in segments) if original or t["text"] is None else t["text"],
+            "error": t["error"], "redacted": bool(redactions) and not original, "redactions": redactions,
+            "speakers": speakers, "segments": segments,
         }
 
     async def speakers(self, job_id: str, revision: int) -> list[dict[str, Any]]:

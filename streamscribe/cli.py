@@ -551,6 +551,29 @@ def groups_reset(group: str, topic: str, to_datetime: str | None, to_offset: int
 
 
 @main.command()
+@click.option("--once", is_flag=True, help="One sweep, then exit (print what was erased).")
+@click.option("--interval", type=float, default=3600, show_default=True, help="Seconds between sweeps.")
+@home_option
+def maintenance(once: bool, interval: float, home: str | None) -> None:
+    """Housekeeping: erase jobs and files past their organization's retention period."""
+    import json
+
+    from streamscribe.logs import configure
+    from streamscribe.maintenance import run_forever, run_once
+    from streamscribe.stack.supervisor import read_stack
+
+    settings = _settings(home)
+    stack = read_stack(settings.home)
+    if stack and not settings.database_url:
+        settings.database_url = stack["database_url"]
+    configure(settings.log_level, settings.log_format, component="maintenance")
+    if once:
+        click.echo(json.dumps(asyncio.run(run_once(settings)), indent=1))
+    else:
+        run_forever(settings, interval)
+
+
+@main.command()
 @click.argument("name")
 @click.option("--metrics-port", type=int, default=None)
 def worker(name: str, metrics_port: int | None) -> None:

@@ -123,7 +123,7 @@ class Projection:
                 """
                 UPDATE jobs SET status = 'failed', error = COALESCE(error, $3), error_stage = COALESCE(error_stage, $4),
                                 updated_at = now(), completed_at = COALESCE(completed_at, $5)
-                WHERE job_id = $1 AND revision = $2 AND status NOT IN ('completed', 'failed')
+                WHERE job_id = $1 AND revision = $2 AND status NOT IN ('completed', 'failed', 'cancelled')
                 """,
                 job_id, ev["revision"], ev.get("error"), ev["stage"], at,
             )
@@ -151,22 +151,29 @@ class Projection:
         await self._ensure_transcript(conn, job_id, ev)
         kind = ev["kind"]
         if kind == "SEGMENT":
+            if await conn.fetchval("SELECT status = 'cancelled' FROM jobs WHERE job_id = $1", job_id):
+                return  # a cancelled job keeps no results
             seg = ev["segment"]
             if seg is None:
                 raise ValueError("SEGMENT event without a segment")
+            original = ev.get("original")
             await conn.execute(
                 """
                 INSERT INTO transcript_segments (job_id, revision, segment_id, idx, start_s, end_s, text, speaker,
-                                                 channel, confidence, words, model, pipeline_version)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)
+                                                 channel, confidence, words, model, pipeline_version, original_text,
+                                                 original_words, redactions)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13, $14, $15::jsonb, $16::jsonb)
                 ON CONFLICT (job_id, revision, segment_id) DO UPDATE SET
                   idx = EXCLUDED.idx, start_s = EXCLUDED.start_s, end_s = EXCLUDED.end_s, text = EXCLUDED.text,
                   speaker = EXCLUDED.speaker, channel = EXCLUDED.channel, confidence = EXCLUDED.confidence,
-                  words = EXCLUDED.words, model = EXCLUDED.model, pipeline_version = EXCLUDED.pipeline_version
+                  words = EXCLUDED.words, model = EXCLUDED.model, pipeline_version = EXCLUDED.pipeline_version,
+                  original_text = EXCLUDED.original_text, original_words = EXCLUDED.original_words,
+                  redactions = EXCLUDED.redactions
                 """,
                 job_id, ev["revision"], seg["id"], seg["index"], seg["start"], seg["end"], seg["text"],
                 seg.get("speaker"), seg.get("channel"), seg.get("confidence"), json.dumps(seg["words"]),
-                ev["model"], ev["pipeline_version"],
+                ev["model"], ev["pipeline_version"], original["text"] if original else None,
+                json.dumps(original["words"]) if original else None, json.dumps(ev.get("redactions") or []),
             )
             return
         done = _ts(ev["produced_at"])
@@ -206,7 +213,7 @@ class Projection:
                 """
                 UPDATE jobs SET status = 'completed', language = $3, duration = $4, model = $5, updated_at = now(),
                        completed_at = COALESCE(completed_at, $6), started_at = COALESCE(started_at, $6)
-                WHERE job_id = $1 AND revision = $2 AND status <> 'failed'
+                WHERE job_id = $1 AND revision = $2 AND status NOT IN ('failed', 'cancelled')
                 """,
                 job_id, ev["revision"], ev.get("language"), ev.get("duration"), ev["model"], done,
             )
@@ -221,7 +228,7 @@ class Projection:
                 UPDATE jobs SET status = 'failed', error = COALESCE(error, $3),
                        error_stage = COALESCE(error_stage, 'post'),
                        duration = COALESCE(duration, $4), updated_at = now(), completed_at = COALESCE(completed_at, $5)
-                WHERE job_id = $1 AND revision = $2 AND status <> 'completed'
+                WHERE job_id = $1 AND revision = $2 AND status NOT IN ('completed', 'cancelled')
                 """,
                 job_id, ev["revision"], ev.get("error"), ev.get("duration"), done,
             )

@@ -16,6 +16,7 @@ import json
 from typing import Any, ClassVar
 
 from processors.post.assemble import split_segment
+from processors.post.redact import KINDS, redact_segments
 from processors.post.speakers import attribute_words
 from streams.runtime import BaseStage, Context, Record, now_ms
 from streams.stages.diarization import channel_speaker
@@ -24,6 +25,14 @@ from streams.topics import ASR_SEGMENTS, SPEAKER_TURNS, TRANSCRIPTS
 from streamscribe.logs import get_logger
 
 log = get_logger(__name__)
+
+
+def redaction_kinds(options: dict[str, str]) -> tuple[str, ...]:
+    """The job's ``redact`` option ("all", or some of email,phone,card,id) as detector kinds."""
+    wanted = options.get("redact", "").strip()
+    if not wanted or wanted == "off":
+        return ()
+    return KINDS if wanted == "all" else tuple(k for k in KINDS if k in wanted.split(","))
 
 
 def _new_state() -> dict[str, Any]:
@@ -78,11 +87,16 @@ class PostStage(BaseStage):
             speakers = [channel_speaker(seg["channel"])] * len(seg["words"])
         elif turns is not None:
             speakers = attribute_words(seg["words"], turns)
-        for piece in split_segment(seg, speakers=speakers):
-            self._emit(ctx, seg, "SEGMENT", segment=piece.to_event(st["pieces"]))
+        events = [p.to_event(st["pieces"] + i) for i, p in enumerate(split_segment(seg, speakers=speakers))]
+        kinds = redaction_kinds(seg["options"])
+        redacted, findings = redact_segments(events, kinds) if kinds else (events, [])
+        for original, shown in zip(events, redacted, strict=True):
+            found = [{"type": f["type"], "start": f["start"], "end": f["end"]} for f in findings
+                     if f["segment_id"] == original["id"]]
+            self._emit(ctx, seg, "SEGMENT", segment=shown, original=original if found else None, redactions=found)
             st["pieces"] += 1
-            st["words"] += len(piece.words)
-            st["chars"] += len(piece.text)
+            st["words"] += len(shown["words"])
+            st["chars"] += len(shown["text"])
 
     def _close(self, ctx: Context, key: str, st: dict[str, Any]) -> None:
         end = st["end"]
@@ -116,11 +130,13 @@ class PostStage(BaseStage):
     @staticmethod
     def _emit(ctx: Context, src: dict[str, Any], kind: str, *, segment: dict[str, Any] | None = None,
               error: str | None = None, language: str | None = None, segment_count: int | None = None,
-              speakers: list[dict[str, Any]] | None = None) -> None:
+              speakers: list[dict[str, Any]] | None = None, original: dict[str, Any] | None = None,
+              redactions: list[dict[str, Any]] | None = None) -> None:
         ctx.emit(TRANSCRIPTS, src["stream_id"], {
             "stream_id": src["stream_id"], "job_id": src["job_id"], "revision": src["revision"], "kind": kind,
             "segment": segment, "model": src["model"], "pipeline_version": src["pipeline_version"],
             "language": language or src.get("language"), "duration": src.get("duration"),
             "segment_count": segment_count, "source": src["source"], "error": error,
-            "speakers": speakers or [], "produced_at": now_ms(),
+            "speakers": speakers or [], "produced_at": now_ms(), "original": original,
+            "redactions": redactions or [],
         })

@@ -155,6 +155,8 @@ class Supervisor:
                   "STREAMSCRIBE_WORKER_HEALTH_URLS": json.dumps(health)}
         self.children.append(Child("gateway", [sys.executable, "-m", "streamscribe.cli", "gateway"], gw_env,
                                    self.logs / "gateway.log"))
+        self.children.append(Child("maintenance", [sys.executable, "-m", "streamscribe.cli", "maintenance"], env,
+                                   self.logs / "maintenance.log"))
         for child in self.children:
             child.start()
         self.info = {

@@ -1,0 +1,125 @@
+"""Erasure everywhere the platform keeps data: recordings in object storage, jobs with their transcripts,
+revisions, speakers and turns (cascading rows), the full-text index (it lives in those rows), voice profiles
+and files. Used by the erasure endpoints (GDPR requests), and by the retention sweep.
+
+What this cannot reach is the event history in Kafka: result topics keep events until their retention
+expires (docs/privacy.md). The audit log keeps who erased what, never the content.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from connectors.storage.base import ObjectStore
+
+
+@dataclass
+class Erased:
+    jobs: int = 0
+    objects: int = 0
+    profiles: int = 0
+    files: int = 0
+    users: int = 0
+    job_ids: list[str] = field(default_factory=list)
+
+    def add(self, other: Erased) -> None:
+        self.jobs += other.jobs
+        self.objects += other.objects
+        self.profiles += other.profiles
+        self.files += other.files
+        self.users += other.users
+        self.job_ids += other.job_ids
+
+    def to_json(self) -> dict[str, int]:
+        return {"jobs": self.jobs, "objects": self.objects, "profiles": self.profiles, "files": self.files,
+                "users": self.users}
+
+
+async def _delete_objects(store: ObjectStore, prefixes: list[str]) -> int:
+    count = 0
+    for prefix in prefixes:
+        count += await store.delete_prefix(prefix)
+    return count
+
+
+async def erase_jobs(pool: asyncpg.Pool, store: ObjectStore, job_ids: list[str]) -> Erased:
+    out = Erased()
+    if not job_ids:
+        return out
+    for job_id in job_ids:
+        out.objects += await _delete_objects(store, [f"uploads/{job_id}/", f"live/{job_id}/"])
+    rows = await pool.fetch("DELETE FROM jobs WHERE job_id = ANY($1::text[]) RETURNING job_id, file_id", job_ids)
+    out.jobs = len(rows)
+    out.job_ids = [r["job_id"] for r in rows]
+    file_ids = [r["file_id"] for r in rows if r["file_id"]]
+    if file_ids:
+        out.add(await erase_files(pool, store, file_ids))
+    return out
+
+
+async def erase_files(pool: asyncpg.Pool, store: ObjectStore, file_ids: list[str]) -> Erased:
+    out = Erased()
+    rows = await pool.fetch("DELETE FROM files WHERE file_id = ANY($1::text[]) RETURNING object_key", file_ids)
+    for r in rows:
+        await store.delete(r["object_key"])
+        out.objects += 1
+    out.files = len(rows)
+    return out
+
+
+async def erase_profiles(pool: asyncpg.Pool, store: ObjectStore, where: str, arg: str) -> Erased:
+    out = Erased()
+    rows = await pool.fetch(f"DELETE FROM speaker_profiles WHERE {where} = $1 RETURNING profile_id", arg)
+    for r in rows:
+        out.objects += await _delete_objects(store, [f"speakers/{r['profile_id']}/"])
+    out.profiles = len(rows)
+    return out
+
+
+async def erase_user(pool: asyncpg.Pool, store: ObjectStore, user_id: str) -> Erased:
+    """Everything a user brought: their jobs and recordings, voice profiles and files, then the account
+    (its API keys and sessions go with it)."""
+    out = await erase_jobs(pool, store, [r["job_id"] for r in await pool.fetch(
+        "SELECT job_id FROM jobs WHERE user_id = $1", user_id)])
+    out.add(await erase_profiles(pool, store, "user_id", user_id))
+    out.add(await erase_files(pool, store, [r["file_id"] for r in await pool.fetch(
+        "SELECT file_id FROM files WHERE user_id = $1", user_id)]))
+    out.users = len(await pool.fetch("DELETE FROM users WHERE user_id = $1 RETURNING user_id", user_id))
+    return out
+
+
+async def erase_org(pool: asyncpg.Pool, store: ObjectStore, org_id: str, delete_org: bool) -> Erased:
+    """All of an organization's data; with ``delete_org`` its users, keys and the organization itself."""
+    out = await erase_jobs(pool, store, [r["job_id"] for r in await pool.fetch(
+        "SELECT job_id FROM jobs WHERE org_id = $1", org_id)])
+    out.add(await erase_profiles(pool, store, "org_id", org_id))
+    out.add(await erase_files(pool, store, [r["file_id"] for r in await pool.fetch(
+        "SELECT file_id FROM files WHERE org_id = $1", org_id)]))
+    if delete_org and org_id != "default":
+        out.users = len(await pool.fetch("SELECT user_id FROM users WHERE org_id = $1", org_id))
+        await pool.execute("DELETE FROM organizations WHERE org_id = $1", org_id)  # users, keys cascade
+    return out
+
+
+async def apply_retention(pool: asyncpg.Pool, store: ObjectStore, now: datetime | None = None) -> dict[str, Erased]:
+    """Delete the jobs (audio and transcripts) and files of every organization that are older than its
+    retention period."""
+    now = now or datetime.now(UTC)
+    results: dict[str, Erased] = {}
+    for org in await pool.fetch("SELECT org_id, retention_days FROM organizations WHERE retention_days IS NOT NULL"):
+        cutoff = now - timedelta(days=org["retention_days"])
+        out = await erase_jobs(pool, store, [r["job_id"] for r in await pool.fetch(
+            "SELECT job_id FROM jobs WHERE org_id = $1 AND created_at < $2", org["org_id"], cutoff)])
+        out.add(await erase_files(pool, store, [r["file_id"] for r in await pool.fetch(
+            "SELECT file_id FROM files WHERE org_id = $1 AND created_at < $2", org["org_id"], cutoff)]))
+        if out.jobs or out.files:
+            await pool.execute(
+                "INSERT INTO audit_log (org_id, actor, action, resource, details) VALUES ($1, 'system', "
+                "'retention.erase', $2, $3::jsonb)", org["org_id"], f"org:{org['org_id']}",
+                json.dumps({**out.to_json(), "older_than_days": org["retention_days"]}))
+        results[org["org_id"]] = out
+    return results

@@ -1,0 +1,46 @@
+"""Periodic housekeeping of a deployment: the retention sweep (organizations' jobs and files older than their
+retention period are erased everywhere)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Any
+
+import asyncpg
+
+from gateway.erasure import apply_retention
+from streamscribe.logs import get_logger
+from streamscribe.settings import Settings
+
+log = get_logger(__name__)
+
+
+async def run_once(settings: Settings) -> dict[str, Any]:
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    store = settings.object_store()
+    try:
+        results = await apply_retention(pool, store)
+    finally:
+        await store.close()
+        await pool.close()
+    summary = {org: r.to_json() for org, r in results.items()}
+    log.info("retention sweep", organizations=summary)
+    return summary
+
+
+def run_forever(settings: Settings, interval_s: float) -> None:
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        while not stop.is_set():
+            try:
+                await run_once(settings)
+            except (OSError, asyncpg.PostgresError) as exc:  # the database may be restarting: try next round
+                log.warning("retention sweep failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+
+    asyncio.run(loop())
