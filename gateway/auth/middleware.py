@@ -48,7 +48,10 @@ async def resolve(request: web.Request, token: str) -> Principal:
         claims = decode_access(request.app[JWT_SECRET], token)
     except TokenError as exc:
         raise _unauthorized(f"invalid access token: {exc}") from None
-    return Principal(org_id=claims["org"], role=claims["role"], user_id=claims["sub"])
+    user = await request.app[IDENTITY].user(claims["sub"])
+    if user is None or user["disabled"]:  # deleted or disabled accounts lose access at once, not at expiry
+        raise _unauthorized("the account no longer exists or is disabled")
+    return Principal(org_id=user["org_id"], role=user["role"], user_id=user["id"])
 
 
 @web.middleware
