@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
 from aiohttp import web
-from confluent_kafka.admin import AdminClient
 
-from gateway import job_ops, live, privacy, replays, search, speakers, twilio, usage
+from gateway import (
+    files,
+    job_ops,
+    live,
+    observability,
+    openai_compat,
+    openapi,
+    privacy,
+    replays,
+    search,
+    speakers,
+    twilio,
+    usage,
+)
+from gateway import webhooks as webhook_routes
 from gateway.access import audit, visible_job
 from gateway.auth import routes as auth_routes
 from gateway.auth.middleware import IDENTITY, JWT_SECRET, LIMITER, authenticate, require, security_headers
+from gateway.auth.principal import Principal
 from gateway.auth.ratelimit import RateLimiter
 from gateway.auth.store import IdentityStore
 from gateway.problems import Problem, problem_middleware
@@ -25,13 +39,11 @@ from gateway.publisher import Publisher
 from gateway.refs import HTTP, MODELS, PUBLISHER, REPO, SETTINGS, STORE
 from gateway.repository import Repository
 from gateway.results import ResultsFeed
-from gateway.uploads import spool_to_store
+from gateway.uploads import multipart_parts
 from processors.asr.models import ModelRegistry, UnknownModel
 from processors.post.render import FORMATS, MEDIA_TYPES, render, to_rttm
-from streams.kafka import base_config
 from streams.runtime import now_ms
 from streams.topics import INGEST_REQUESTS
-from streamscribe import __version__
 from streamscribe.logs import get_logger
 from streamscribe.settings import Settings
 
@@ -70,54 +82,108 @@ def _job_id() -> str:
     return uuid.uuid4().hex
 
 
-async def create_job(request: web.Request) -> web.Response:
-    principal = require(request, "jobs:write")
+@dataclass
+class Upload:
+    """A recording for a new job: received as multipart/form-data and stored once in object storage, or an
+    already stored file (``file_id``) the job reads without a copy; not yet a job."""
+
+    job_id: str
+    object_key: str
+    filename: str | None
+    content_type: str | None
+    size_bytes: int
+    # the accepted text parts in the order they came (a name may repeat, e.g. ``timestamp_granularities[]``)
+    parts: list[tuple[str, str]] = field(default_factory=list)
+    # an existing file this job is made from (its object is not the job's to delete), with its organization
+    file_id: str | None = None
+    org_id: str | None = None
+    # what the probe found in a new upload (recorded as its ``files`` row)
+    probe: files.Probe | None = None
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The text parts by name (the last one wins when a name repeats)."""
+        return dict(self.parts)
+
+    def values(self, name: str) -> list[str]:
+        return [v for k, v in self.parts if k == name]
+
+    async def discard(self, request: web.Request) -> None:
+        """Delete what this request stored (never an existing file's object)."""
+        if self.object_key and self.file_id is None:
+            await request.app[STORE].delete(self.object_key)
+
+
+async def receive_upload(request: web.Request, accepted: Collection[str],
+                         defaults: dict[str, str] | None = None, *, file_optional: bool = False) -> Upload:
+    """Read a multipart upload: the 'file' part is probed and spooled into object storage under a new job id, the
+    text parts named in ``accepted`` are kept (stripped; empty ones dropped; after ``defaults``), any other part is
+    skipped. Without a 'file' part: 400, unless ``file_optional``."""
     settings = request.app[SETTINGS]
-    if not request.content_type.startswith("multipart/"):
-        raise Problem(415, "Unsupported Media Type", "upload the recording as multipart/form-data, field 'file'")
-    job_id = _job_id()
-    fields: dict[str, str] = {k: v for k, v in request.query.items() if k in (*OPTION_FIELDS, "model")}
-    store = request.app[STORE]
-    object_key = ""
-    filename: str | None = None
-    content_type: str | None = None
-    size = 0
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, aiohttp.BodyPartReader):
-            continue
-        if part.name == "file":
-            filename = Path(part.filename or "upload").name
-            content_type = part.headers.get("Content-Type")
-            object_key = f"uploads/{job_id}/original{Path(filename).suffix.lower()[:10]}"
-            size = await spool_to_store(part, store, object_key, settings, content_type)
-        elif part.name in (*OPTION_FIELDS, "model"):
-            value = (await part.text()).strip()
-            if value:
-                fields[part.name] = value
-        else:
-            await part.release()
-    if not object_key:
+    upload = Upload(job_id=_job_id(), object_key="", filename=None, content_type=None, size_bytes=0,
+                    parts=list((defaults or {}).items()))
+    try:
+        async for part in multipart_parts(request, "the recording in field 'file'"):
+            if part.name == "file" and not upload.object_key:
+                filename = files.clean_filename(part.filename)
+                content_type = part.headers.get("Content-Type")
+                key = files.object_key(f"uploads/{upload.job_id}", filename)
+                # an undecodable file is still stored: its job fails in ingest with the reason, as before
+                size, found = await files.spool_and_probe(part, request.app[STORE], key, settings, content_type)
+                upload.filename, upload.content_type, upload.object_key = filename, content_type, key
+                upload.size_bytes, upload.probe = size, found
+            elif part.name is not None and part.name in accepted:
+                value = await files.form_text(part)
+                if value:
+                    upload.parts.append((part.name, value))
+            else:
+                await part.release()
+    except BaseException:
+        await upload.discard(request)
+        raise
+    if not upload.object_key and not file_optional:
         raise Problem(400, "Bad Request", "the multipart body has no 'file' field")
-    model = fields.pop("model", settings.asr.default_model)
+    return upload
+
+
+async def queue_upload(request: web.Request, principal: Principal, upload: Upload, model: str,
+                       fields: dict[str, str], *, tags: list[str] | None = None, priority: str = "normal") -> str:
+    """Make an upload a job, as POST /v1/jobs does: check the model and options (a new upload they refuse is
+    deleted), insert the job row (and a ``files`` row for a new upload) and publish its claim check to
+    ``ingest.requests``. Returns the job's file id."""
+    job_id, object_key, filename, content_type, size = (upload.job_id, upload.object_key, upload.filename,
+                                                        upload.content_type, upload.size_bytes)
     try:
         request.app[MODELS].get(model)
     except UnknownModel as exc:
-        await store.delete(object_key)
+        await upload.discard(request)
         raise Problem(400, "Unknown model", str(exc), models=exc.known) from None
     try:
         validate_options(fields)
     except Problem:
-        await store.delete(object_key)
+        await upload.discard(request)
         raise
-    options = {"model": model, **fields, "org_id": principal.org_id}
+    org_id = upload.org_id or principal.org_id
+    options = {"model": model, **fields, "org_id": org_id}
     stream_id = job_id
     repo = request.app[REPO]
-    await repo.create_job(job_id=job_id, stream_id=stream_id, filename=filename, content_type=content_type,
-                          size_bytes=size, object_key=object_key, model=model, language=fields.get("language"),
-                          options=options, org_id=principal.org_id, user_id=principal.user_id,
-                          key_id=principal.key_id)
-    await audit(request, principal, "job.create", f"job:{job_id}", {"filename": filename, "size_bytes": size})
+    new_file = None if upload.file_id else files.file_row(
+        file_id=files.new_file_id(), org_id=org_id, user_id=principal.user_id, object_key=object_key,
+        filename=filename, content_type=content_type, size_bytes=size, found=upload.probe)
+    try:
+        await repo.create_job(job_id=job_id, stream_id=stream_id, filename=filename, content_type=content_type,
+                              size_bytes=size, object_key=object_key, model=model, language=fields.get("language"),
+                              options=options, org_id=org_id, user_id=principal.user_id,
+                              key_id=principal.key_id, file_id=upload.file_id, new_file=new_file, tags=tags,
+                              priority=priority)
+    except LookupError:
+        raise Problem(404, "Not Found", f"no file {upload.file_id!r}") from None
+    except BaseException:
+        await upload.discard(request)
+        raise
+    file_id = str(upload.file_id or (new_file or {}).get("file_id"))
+    await audit(request, principal, "job.create", f"job:{job_id}",
+                {"filename": filename, "size_bytes": size, "file_id": file_id}, org_id=org_id)
     try:
         await request.app[PUBLISHER].publish(INGEST_REQUESTS, stream_id, {
             "stream_id": stream_id, "job_id": job_id, "revision": 1, "object_key": object_key,
@@ -127,8 +193,65 @@ async def create_job(request: web.Request) -> web.Response:
     except Exception as exc:
         await repo.fail_job(job_id, f"could not queue the job: {exc}", "gateway")
         raise Problem(503, "Service Unavailable", f"the event backbone did not accept the job: {exc}") from exc
-    log.info("job queued", job_id=job_id, filename=filename, size_bytes=size, model=model)
-    body = {"job_id": job_id, "stream_id": stream_id, "status": "queued",
+    log.info("job queued", job_id=job_id, file_id=file_id, filename=filename, size_bytes=size, model=model)
+    return file_id
+
+
+JOB_FIELDS = ("tags", "priority", "file_id")
+
+
+async def _job_request(request: web.Request, accepted: tuple[str, ...]) -> Upload:
+    """What POST /v1/jobs names: a multipart upload (``file``) or an existing ``file_id``, with the accepted
+    fields from the form and the query string (the form wins)."""
+    defaults = {k: job_ops.text_param(v, k) or "" for k, v in request.query.items() if k in accepted}
+    if request.content_type.startswith("multipart/"):
+        return await receive_upload(request, accepted, defaults, file_optional=True)
+    parts = list(defaults.items())
+    if request.content_type == "application/x-www-form-urlencoded":
+        try:
+            form = await request.post()
+        except ValueError:  # not valid form encoding (or not UTF-8)
+            raise Problem(400, "Bad Request", "malformed application/x-www-form-urlencoded body") from None
+        parts += [(k, job_ops.text_param(v.strip(), k) or "") for k, v in form.items()
+                  if k in accepted and isinstance(v, str) and v.strip()]
+    elif not defaults.get("file_id"):
+        raise Problem(415, "Unsupported Media Type",
+                      "upload the recording as multipart/form-data, field 'file' (or name a stored file: file_id)")
+    return Upload(job_id=_job_id(), object_key="", filename=None, content_type=None, size_bytes=0, parts=parts)
+
+
+async def create_job(request: web.Request) -> web.Response:
+    """POST /v1/jobs: a job from an upload (multipart ``file``) or from a stored file (``file_id``), with options,
+    ``tags`` (comma-separated) and a ``priority``."""
+    principal = require(request, "jobs:write")
+    accepted = (*OPTION_FIELDS, "model", *JOB_FIELDS)
+    upload = await _job_request(request, accepted)
+    fields = upload.fields
+    file_id = fields.pop("file_id", "").strip()
+    try:
+        tags = job_ops.parse_tags(",".join(upload.values("tags")))
+        priority = job_ops.parse_priority(fields.pop("priority", "normal"))
+        fields.pop("tags", None)
+        if file_id and upload.object_key:
+            raise Problem(400, "Bad Request", "send either a 'file' or a file_id, not both")
+        if not file_id and not upload.object_key:
+            raise Problem(400, "Bad Request", "the request has no 'file' field and no file_id")
+    except Problem:
+        await upload.discard(request)
+        raise
+    if file_id:
+        _, found = await files.visible_file(request, file_id, "jobs:read")
+        if found["probe_error"]:
+            raise Problem(422, "Unprocessable Content", f"file {file_id} has no decodable audio: "
+                          f"{found['probe_error']}", reason=found["probe_error"])
+        upload.file_id, upload.org_id, upload.object_key = file_id, found["org_id"], found["object_key"]
+        upload.filename, upload.content_type, upload.size_bytes = (found["filename"], found["content_type"],
+                                                                   found["size_bytes"])
+    model = fields.pop("model", request.app[SETTINGS].asr.default_model)
+    stored_as = await queue_upload(request, principal, upload, model, fields, tags=tags, priority=priority)
+    job_id = stream_id = upload.job_id
+    body = {"job_id": job_id, "stream_id": stream_id, "status": "queued", "file_id": stored_as, "tags": tags,
+            "priority": priority,
             "links": {"self": f"/v1/jobs/{job_id}", "transcript": f"/v1/jobs/{job_id}/transcript"}}
     return web.json_response(body, status=202, headers={"Location": f"/v1/jobs/{job_id}"})
 
@@ -175,43 +298,6 @@ async def list_models(request: web.Request) -> web.Response:
                               "models": [m.to_json() for m in models.list()]})
 
 
-async def health(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
-    components: dict[str, Any] = {}
-
-    async def check_db() -> None:
-        started = time.monotonic()
-        try:
-            await asyncio.wait_for(request.app[REPO].ping(), 3)
-            components["database"] = {"status": "ok", "ms": round((time.monotonic() - started) * 1000, 1)}
-        except Exception as exc:
-            components["database"] = {"status": "down", "error": str(exc)}
-
-    async def check_kafka() -> None:
-        started = time.monotonic()
-        try:
-            admin = AdminClient(base_config(settings.kafka))
-            md = await asyncio.to_thread(admin.list_topics, timeout=3)
-            components["kafka"] = {"status": "ok", "brokers": len(md.brokers), "topics": len(md.topics),
-                                   "ms": round((time.monotonic() - started) * 1000, 1)}
-        except Exception as exc:
-            components["kafka"] = {"status": "down", "error": str(exc)}
-
-    async def check_worker(name: str, url: str) -> None:
-        try:
-            async with request.app[HTTP].get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
-                body = await resp.json(content_type=None)
-                components[f"worker:{name}"] = {**body, "status": "ok" if resp.status == 200 else "starting"}
-        except Exception as exc:
-            components[f"worker:{name}"] = {"status": "down", "error": str(exc) or type(exc).__name__}
-
-    await asyncio.gather(check_db(), check_kafka(),
-                         *(check_worker(n, u) for n, u in settings.worker_health_urls.items()))
-    ok = all(c["status"] == "ok" for c in components.values())
-    return web.json_response({"status": "ok" if ok else "degraded", "version": __version__,
-                              "components": dict(sorted(components.items()))}, status=200 if ok else 503)
-
-
 async def index(_request: web.Request) -> web.StreamResponse:
     return web.FileResponse(Path(__file__).parent / "static" / "index.html")
 
@@ -227,9 +313,11 @@ async def _startup(app: web.Application) -> None:
     app[live.RESULTS] = ResultsFeed(settings)
     app[live.RESULTS].start()
     await asyncio.to_thread(app[live.RESULTS].wait_ready)
+    app[JOB_GAUGE] = asyncio.create_task(observability.refresh_job_gauge(app))
 
 
 async def _cleanup(app: web.Application) -> None:
+    app[JOB_GAUGE].cancel()
     await app[HTTP].close()
     await app[STORE].close()
     app[live.RESULTS].close()
@@ -237,8 +325,11 @@ async def _cleanup(app: web.Application) -> None:
     await app[REPO].pool.close()
 
 
+JOB_GAUGE = web.AppKey("job_gauge", asyncio.Task)
+
+
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware, authenticate],
+    app = web.Application(middlewares=[observability.measure, problem_middleware, authenticate],
                           client_max_size=settings.gateway.max_upload_bytes)
     app[SETTINGS] = settings
     app[JWT_SECRET] = settings.jwt_key()
@@ -249,12 +340,14 @@ def create_app(settings: Settings) -> web.Application:
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
     app.router.add_get("/", index)
-    app.router.add_get("/health", health)
     app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/jobs", create_job)
     app.router.add_get("/v1/jobs", job_ops.list_jobs)
     app.router.add_get("/v1/jobs/{job_id}", get_job)
     app.router.add_get("/v1/jobs/{job_id}/transcript", get_transcript)
+    files.add_routes(app)
+    observability.add_routes(app)
+    openapi.add_routes(app, {**openai_compat.OPENAPI_PATHS, **webhook_routes.openapi_paths()})
     speakers.add_routes(app)
     live.add_routes(app)
     replays.add_routes(app)
@@ -262,6 +355,8 @@ def create_app(settings: Settings) -> web.Application:
     job_ops.add_routes(app)
     search.add_routes(app)
     usage.add_routes(app)
+    webhook_routes.add_routes(app)
+    openai_compat.add_routes(app)
     twilio.add_routes(app)
     auth_routes.add_routes(app)
     if settings.auth.cors_origins:

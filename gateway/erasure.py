@@ -47,23 +47,39 @@ async def _delete_objects(store: ObjectStore, prefixes: list[str]) -> int:
 
 
 async def erase_jobs(pool: asyncpg.Pool, store: ObjectStore, job_ids: list[str]) -> Erased:
+    """Jobs with their transcripts, live archives and uploaded recordings. A recording uploaded with a job goes
+    with it unless a surviving job was made from it (``file_id``); a file uploaded on its own (``/v1/files``)
+    is its own resource and stays (it goes with its own deletion, retention, or user/org erasure)."""
     out = Erased()
     if not job_ids:
         return out
-    for job_id in job_ids:
-        out.objects += await _delete_objects(store, [f"uploads/{job_id}/", f"live/{job_id}/"])
     rows = await pool.fetch("DELETE FROM jobs WHERE job_id = ANY($1::text[]) RETURNING job_id, file_id", job_ids)
     out.jobs = len(rows)
     out.job_ids = [r["job_id"] for r in rows]
-    file_ids = [r["file_id"] for r in rows if r["file_id"]]
-    if file_ids:
-        out.add(await erase_files(pool, store, file_ids))
+    candidates = [r["file_id"] for r in rows if r["file_id"]]
+    shared = {r["object_key"] for r in await pool.fetch(
+        "SELECT DISTINCT f.object_key FROM files f JOIN jobs j ON j.file_id = f.file_id "
+        "WHERE f.file_id = ANY($1::text[])", candidates)}
+    for job_id in job_ids:
+        prefixes = [f"live/{job_id}/"]
+        if not any(key.startswith(f"uploads/{job_id}/") for key in shared):
+            prefixes.append(f"uploads/{job_id}/")
+        out.objects += await _delete_objects(store, prefixes)
+    owned = [r["file_id"] for r in await pool.fetch(
+        "SELECT file_id FROM files WHERE file_id = ANY($1::text[]) AND object_key LIKE 'uploads/%' "
+        "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = files.file_id)", candidates)]
+    if owned:
+        # their objects went with the uploads/ prefixes above; the rows go now
+        out.files += len(await pool.fetch("DELETE FROM files WHERE file_id = ANY($1::text[]) RETURNING file_id",
+                                          owned))
     return out
 
 
 async def erase_files(pool: asyncpg.Pool, store: ObjectStore, file_ids: list[str]) -> Erased:
     out = Erased()
     rows = await pool.fetch("DELETE FROM files WHERE file_id = ANY($1::text[]) RETURNING object_key", file_ids)
+    # jobs made from these files keep their transcripts but no longer have stored audio
+    await pool.execute("UPDATE jobs SET file_id = NULL, object_key = NULL WHERE file_id = ANY($1::text[])", file_ids)
     for r in rows:
         await store.delete(r["object_key"])
         out.objects += 1

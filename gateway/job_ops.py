@@ -1,9 +1,11 @@
-"""Operations on jobs beyond submitting them: a filtered, cursor-paginated list; cancel; retry."""
+"""Operations on jobs beyond submitting them: a filtered, cursor-paginated list; tags and priority; cancel;
+retry."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -19,6 +21,33 @@ from streams.runtime import now_ms
 from streams.topics import INGEST_REQUESTS
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+PRIORITIES = ("low", "normal", "high")
+MAX_TAGS = 20
+TAG = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def parse_tags(value: str | list[Any]) -> list[str]:
+    """Tags from a comma-separated string (blank items ignored) or a JSON list of strings: each 1-64
+    characters of ``A-Z a-z 0-9 _ . : -``, at most 20, duplicates dropped (order kept). A 400 problem otherwise."""
+    if isinstance(value, str):
+        items: list[Any] = [t.strip() for t in value.split(",") if t.strip()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise Problem(400, "Bad Request", "tags must be a list of strings (or a comma-separated string)")
+    tags = list(dict.fromkeys(items)) if all(isinstance(t, str) for t in items) else None
+    if tags is None or not all(TAG.fullmatch(t) for t in tags):
+        raise Problem(400, "Bad Request", "each tag must be 1 to 64 characters of letters, digits, _ . : -")
+    if len(tags) > MAX_TAGS:
+        raise Problem(400, "Bad Request", f"at most {MAX_TAGS} tags per job")
+    return tags
+
+
+def parse_priority(value: Any) -> str:
+    """``low``, ``normal`` or ``high``; a 400 problem otherwise."""
+    if value not in PRIORITIES:
+        raise Problem(400, "Bad Request", f"priority must be one of {', '.join(PRIORITIES)}")
+    return str(value)
 
 
 def _cursor(created_at: datetime, job_id: str) -> str:
@@ -28,14 +57,28 @@ def _cursor(created_at: datetime, job_id: str) -> str:
 def _decode_cursor(value: str) -> tuple[datetime, str]:
     try:
         at, job_id = json.loads(base64.urlsafe_b64decode(value.encode()))
-        return datetime.fromisoformat(at), str(job_id)
+        return datetime.fromisoformat(at), text_param(str(job_id), "cursor") or ""
     except (ValueError, TypeError):
         raise Problem(400, "Bad Request", "cursor is not one this API returned") from None
 
 
+def text_param(value: str | None, name: str) -> str | None:
+    """A text filter as PostgreSQL can compare it: None when empty; 400 when it holds a NUL character or is
+    not valid Unicode (neither can be in a text column)."""
+    if not value:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Problem(400, "Bad Request", f"{name} is not valid UTF-8") from None
+    if "\x00" in value:
+        raise Problem(400, "Bad Request", f"{name} must not contain NUL characters")
+    return value
+
+
 async def list_jobs(request: web.Request) -> web.Response:
-    """GET /v1/jobs[?status=&source=&tag=&model=&from=&to=&limit=&cursor=] newest first; ``next_cursor``
-    continues the list where it stopped, stable while new jobs arrive."""
+    """GET /v1/jobs[?status=&source=&tag=&priority=&file_id=&model=&from=&to=&limit=&cursor=] newest first;
+    ``next_cursor`` continues the list where it stopped, stable while new jobs arrive."""
     principal = require(request, "jobs:read")
     q = request.query
     try:
@@ -44,8 +87,10 @@ async def list_jobs(request: web.Request) -> web.Response:
         raise Problem(400, "Bad Request", "limit must be an integer") from None
     if q.get("status") and q["status"] not in STATUSES:
         raise Problem(400, "Bad Request", f"status must be one of {', '.join(STATUSES)}")
+    if q.get("priority"):
+        parse_priority(q["priority"])
     after = _decode_cursor(q["cursor"]) if q.get("cursor") else None
-    org = q.get("org_id") if principal.is_admin else principal.org_id
+    org = text_param(q.get("org_id"), "org_id") if principal.is_admin else principal.org_id
     rows = await request.app[REPO].pool.fetch(
         """
         SELECT * FROM jobs
@@ -54,16 +99,46 @@ async def list_jobs(request: web.Request) -> web.Response:
           AND ($5::text IS NULL OR model = $5) AND ($6::timestamptz IS NULL OR created_at >= $6)
           AND ($7::timestamptz IS NULL OR created_at < $7)
           AND ($8::timestamptz IS NULL OR (created_at, job_id) < ($8, $9))
+          AND ($11::text IS NULL OR priority = $11) AND ($12::text IS NULL OR file_id = $12)
         ORDER BY created_at DESC, job_id DESC LIMIT $10
         """,
-        org, q.get("status"), q.get("source"), q.get("tag"), q.get("model"), _time(q.get("from"), "from"),
-        _time(q.get("to"), "to"), after[0] if after else None, after[1] if after else None, limit + 1)
+        org, q.get("status") or None, text_param(q.get("source"), "source"), text_param(q.get("tag"), "tag"),
+        text_param(q.get("model"), "model"), _time(q.get("from"), "from"), _time(q.get("to"), "to"),
+        after[0] if after else None, after[1] if after else None, limit + 1, q.get("priority") or None,
+        text_param(q.get("file_id"), "file_id"))
     repo = request.app[REPO]
     jobs = [repo._job_json(r, []) for r in rows[:limit]]
     more = len(rows) > limit
     return web.json_response({"jobs": jobs,
                               "next_cursor": _cursor(rows[limit - 1]["created_at"], rows[limit - 1]["job_id"])
                               if more else None})
+
+
+async def update(request: web.Request) -> web.Response:
+    """PATCH /v1/jobs/{id} with ``{"tags": [...], "priority": "low|normal|high"}`` (either or both): the
+    job's labels. Priority is recorded and reported; scheduling does not use it yet."""
+    job_id = request.match_info["job_id"]
+    principal, job = await visible_job(request, job_id, "jobs:write")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise Problem(400, "Bad Request", "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "Bad Request", "the body must be a JSON object")
+    unknown = sorted(set(body) - {"tags", "priority"})
+    if unknown:
+        raise Problem(400, "Bad Request", f"only tags and priority can be changed, not {', '.join(unknown)}")
+    if not body:
+        raise Problem(400, "Bad Request", "give tags, priority, or both")
+    if "tags" in body and not isinstance(body["tags"], list):
+        raise Problem(400, "Bad Request", "tags must be a list of strings")
+    tags = parse_tags(body["tags"]) if "tags" in body else None
+    priority = parse_priority(body["priority"]) if "priority" in body else None
+    if not await request.app[REPO].update_job(job_id, tags, priority):
+        raise Problem(404, "Not Found", f"no job {job_id!r}")
+    await audit(request, principal, "job.update", f"job:{job_id}",
+                {k: v for k, v in (("tags", tags), ("priority", priority)) if v is not None}, org_id=job["org_id"])
+    return web.json_response(await request.app[REPO].job(job_id))
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -106,5 +181,6 @@ async def retry(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_patch("/v1/jobs/{job_id}", update)
     app.router.add_post("/v1/jobs/{job_id}/cancel", cancel)
     app.router.add_post("/v1/jobs/{job_id}/retry", retry)

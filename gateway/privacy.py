@@ -31,6 +31,8 @@ async def erase_user_data(request: web.Request) -> web.Response:
         raise Problem(404, "Not Found", "no such user")
     if user_id != principal.user_id:
         require(request, "users:manage")
+    if await request.app[IDENTITY].is_last_admin(user["id"]):
+        raise Problem(409, "Conflict", "this is the only administrator; create another admin before removing it")
     erased = await erase_user(request.app[REPO].pool, request.app[STORE], user_id)
     await audit(request, principal, "user.erase", f"user:{user_id}", erased.to_json(), org_id=user["org_id"])
     return web.json_response({"erased": erased.to_json()})

@@ -32,22 +32,95 @@ class Repository:
     async def create_job(self, *, job_id: str, stream_id: str, filename: str | None, content_type: str | None,
                          size_bytes: int, object_key: str, model: str, language: str | None,
                          options: dict[str, str], source: str = "upload", org_id: str = "default",
-                         user_id: str | None = None, key_id: str | None = None) -> None:
+                         user_id: str | None = None, key_id: str | None = None, file_id: str | None = None,
+                         new_file: dict[str, Any] | None = None, tags: list[str] | None = None,
+                         priority: str = "normal") -> None:
+        """Insert a job and its first revision. ``new_file`` (the columns of a ``files`` row) records the
+        upload as a file in the same transaction; otherwise a ``file_id`` names an existing file, which must
+        still exist (``LookupError`` if it was deleted meanwhile)."""
         async with self.pool.acquire() as conn, conn.transaction():
+            if new_file is not None:
+                await self._insert_file(conn, new_file)
+                file_id = new_file["file_id"]
+            elif file_id is not None and await conn.fetchval(
+                    "SELECT true FROM files WHERE file_id = $1 FOR SHARE", file_id) is None:
+                raise LookupError(file_id)
             await conn.execute(
                 """
                 INSERT INTO jobs (job_id, stream_id, status, source, filename, content_type, size_bytes, object_key,
-                                  model, language, options, org_id, user_id, key_id)
-                VALUES ($1, $2, 'queued', $10, $3, $4, $5, $6, $7, $8, $9::jsonb, $11, $12, $13)
+                                  model, language, options, org_id, user_id, key_id, file_id, tags, priority)
+                VALUES ($1, $2, 'queued', $10, $3, $4, $5, $6, $7, $8, $9::jsonb, $11, $12, $13, $14, $15, $16)
                 """,
                 job_id, stream_id, filename, content_type, size_bytes, object_key, model, language,
-                json.dumps(options), source, org_id, user_id, key_id,
+                json.dumps(options), source, org_id, user_id, key_id, file_id, list(tags or []), priority,
             )
             await conn.execute(
                 "INSERT INTO revisions (job_id, revision, model, options, request_key) "
                 "VALUES ($1, 1, $2, $3::jsonb, $4)",
                 job_id, model, json.dumps(options), request_key(model, options),
             )
+
+    async def update_job(self, job_id: str, tags: list[str] | None, priority: str | None) -> bool:
+        """Set a job's tags and/or priority (None leaves one as it is); False if the job is gone."""
+        status = await self.pool.execute(
+            "UPDATE jobs SET tags = COALESCE($2::text[], tags), priority = COALESCE($3, priority), "
+            "updated_at = now() WHERE job_id = $1", job_id, tags, priority)
+        return bool(status.endswith(" 1"))
+
+    # -- files ---------------------------------------------------------------------------------------
+    FILE_COLUMNS = ("file_id", "org_id", "user_id", "object_key", "filename", "content_type", "size_bytes",
+                    "duration", "codec", "container", "sample_rate", "channels", "probe_error")
+
+    @classmethod
+    async def _insert_file(cls, conn: asyncpg.Connection, row: dict[str, Any]) -> None:
+        cols = cls.FILE_COLUMNS
+        await conn.execute(
+            f"INSERT INTO files ({', '.join(cols)}) VALUES ({', '.join(f'${i}' for i in range(1, len(cols) + 1))})",
+            *(row.get(c) for c in cols))
+
+    async def create_file(self, row: dict[str, Any]) -> None:
+        async with self.pool.acquire() as conn:
+            await self._insert_file(conn, row)
+
+    async def file(self, file_id: str) -> dict[str, Any] | None:
+        """A file as the API shows it."""
+        row = await self.pool.fetchrow("SELECT * FROM files WHERE file_id = $1", file_id)
+        return self._file_json(row) if row else None
+
+    async def file_record(self, file_id: str) -> dict[str, Any] | None:
+        """A file's row, with what the API does not show (its object key)."""
+        row = await self.pool.fetchrow("SELECT * FROM files WHERE file_id = $1", file_id)
+        return dict(row) if row else None
+
+    async def list_files(self, org_id: str | None, after: tuple[datetime, str] | None,
+                         limit: int) -> list[asyncpg.Record]:
+        """Files newest first, after a (created_at, file_id) cursor; ``org_id`` None: every organization."""
+        return list(await self.pool.fetch(
+            "SELECT * FROM files WHERE ($1::text IS NULL OR org_id = $1) "
+            "AND ($2::timestamptz IS NULL OR (created_at, file_id) < ($2, $3)) "
+            "ORDER BY created_at DESC, file_id DESC LIMIT $4",
+            org_id, after[0] if after else None, after[1] if after else None, limit))
+
+    async def delete_file(self, file_id: str) -> tuple[str, list[str]] | None:
+        """Delete a file's row; the jobs made from it keep their transcripts but no longer have stored audio
+        (their ``file_id`` and ``object_key`` are cleared). Returns (object_key, detached job ids), or None if
+        there was no such file. The caller deletes the object."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            key = await conn.fetchval("DELETE FROM files WHERE file_id = $1 RETURNING object_key", file_id)
+            if key is None:
+                return None
+            jobs = await conn.fetch(
+                "UPDATE jobs SET file_id = NULL, object_key = NULL, updated_at = now() WHERE file_id = $1 "
+                "RETURNING job_id", file_id)
+            return str(key), [r["job_id"] for r in jobs]
+
+    @staticmethod
+    def _file_json(r: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+        return {"file_id": r["file_id"], "org_id": r["org_id"], "user_id": r["user_id"], "filename": r["filename"],
+                "content_type": r["content_type"], "size_bytes": r["size_bytes"], "duration": r["duration"],
+                "codec": r["codec"], "container": r["container"], "sample_rate": r["sample_rate"],
+                "channels": r["channels"], "probe_error": r["probe_error"], "created_at": _iso(r["created_at"]),
+                "links": {"self": f"/v1/files/{r['file_id']}", "content": f"/v1/files/{r['file_id']}/content"}}
 
     # -- revisions and replays ---------------------------------------------------------------------
     async def revisions(self, job_id: str) -> list[dict[str, Any]]:
@@ -140,7 +213,8 @@ class Repository:
         return {
             "job_id": row["job_id"], "stream_id": row["stream_id"], "status": row["status"], "org_id": row["org_id"],
             "user_id": row["user_id"], "tags": list(row["tags"]), "priority": row["priority"],
-            "source": row["source"], "filename": row["filename"], "size_bytes": row["size_bytes"],
+            "file_id": row["file_id"], "source": row["source"], "filename": row["filename"],
+            "size_bytes": row["size_bytes"],
             "model": row["model"], "language": row["language"], "options": json.loads(row["options"]),
             "audio_stored": bool(row["object_key"]),
             "duration": row["duration"], "revision": row["revision"], "progress": round(min(progress, 1.0), 3),

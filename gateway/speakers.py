@@ -6,7 +6,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from gateway.access import audit, visible_job
@@ -14,7 +13,7 @@ from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
 from gateway.problems import Problem
 from gateway.refs import PUBLISHER, REPO, SETTINGS, STORE
-from gateway.uploads import spool_to_store
+from gateway.uploads import multipart_parts, spool_to_store
 from streams.runtime import now_ms
 from streams.topics import SPEAKER_ENROLLMENTS
 
@@ -36,16 +35,11 @@ def _name(value: Any) -> str:
 async def enroll(request: web.Request) -> web.Response:
     """multipart: name, and one or more ``file`` parts with recordings of the person."""
     p = require(request, "speakers:write")
-    if not request.content_type.startswith("multipart/"):
-        raise Problem(415, "Unsupported Media Type", "send multipart/form-data with 'name' and 'file' parts")
     profile_id = uuid.uuid4().hex
     store = request.app[STORE]
     name: str | None = None
     keys: list[str] = []
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, aiohttp.BodyPartReader):
-            continue
+    async for part in multipart_parts(request, "'name' and 'file' parts"):
         if part.name == "name":
             name = (await part.text()).strip()
         elif part.name == "file":

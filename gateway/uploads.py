@@ -5,13 +5,30 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from connectors.storage.base import ObjectStore
 from gateway.problems import Problem
 from streamscribe.settings import Settings
+
+
+async def multipart_parts(request: web.Request, expected: str) -> AsyncIterator[aiohttp.BodyPartReader]:
+    """The parts of a multipart/form-data body; a body that is not one (or is malformed) is a 4xx problem that
+    says what was ``expected``, never a server error."""
+    if not request.content_type.startswith("multipart/"):
+        raise Problem(415, "Unsupported Media Type", f"send multipart/form-data with {expected}")
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if isinstance(part, aiohttp.BodyPartReader):
+                yield part
+    except (ValueError, HttpProcessingError) as exc:  # no boundary, a body that does not follow it, bad headers
+        raise Problem(400, "Bad Request", f"malformed multipart/form-data body ({exc}); send {expected}") from None
 
 
 def spool_dir(settings: Settings) -> Path:

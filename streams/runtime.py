@@ -27,10 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from prometheus_client import Counter, Histogram
 
 from streams.kafka import make_consumer, make_producer
+from streams.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE, EVENTS, LAG
 from streams.registry import make_registry
 from streams.serde import AvroSerde
 from streams.state import StateStore
@@ -40,9 +41,6 @@ from streamscribe.settings import Settings
 
 log = get_logger(__name__)
 
-EVENTS = Counter("streamscribe_stage_events_total", "Events handled", ["stage", "topic"])
-DEAD_LETTERS = Counter("streamscribe_dead_letters_total", "Events sent to a dead-letter topic", ["stage", "topic"])
-BATCH_SECONDS = Histogram("streamscribe_stage_batch_seconds", "Time to handle and commit one batch", ["stage"])
 
 
 def now_ms() -> int:
@@ -253,9 +251,22 @@ class StageRunner:
         self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
                              asynchronous=False)
         BATCH_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
+        clock_ms = time.time() * 1000
         for r in records:
             EVENTS.labels(self.stage.name, r.topic).inc()
+            if r.timestamp_ms > 0:  # the event's create time in Kafka: when the previous stage produced it
+                EVENT_AGE.labels(self.stage.name).observe(max(0.0, clock_ms - r.timestamp_ms) / 1000)
+        self._record_lag()
         return len(messages)
+
+    def _record_lag(self) -> None:
+        """Lag from the watermarks the last fetches returned (no extra requests to the broker)."""
+        for topic, partition in self.partitions:
+            tp = TopicPartition(topic, partition)
+            _, hi = self.consumer.get_watermark_offsets(tp, cached=True)
+            position = self.consumer.position([tp])[0].offset
+            if hi >= 0 and position >= 0:
+                LAG.labels(self.stage.name, topic.removeprefix(self.prefix), str(partition)).set(max(0, hi - position))
 
     def _handle(self, records: list[Record], ctx: Context, messages: list[Message]) -> None:
         by_offset = {(m.topic(), m.partition(), m.offset()): m for m in messages}
@@ -275,6 +286,9 @@ class StageRunner:
             return
         for record in records:
             ctx.partition = record.partition
+            structlog.contextvars.bind_contextvars(
+                stream_id=record.value.get("stream_id"), job_id=record.value.get("job_id"),
+                org_id=(record.value.get("options") or {}).get("org_id"))
             mark, drained = len(ctx.outbox), ctx.drained
             if self.state is not None:
                 self.state.begin()

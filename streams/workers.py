@@ -14,7 +14,7 @@ from streams.runtime import Stage, StageRunner
 from streamscribe.logs import configure, get_logger
 from streamscribe.settings import Settings
 
-STAGES = ("ingest", "vad", "asr", "diarization", "post", "materializer")
+STAGES = ("ingest", "vad", "asr", "diarization", "post", "materializer", "webhooks")
 
 
 def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
@@ -58,6 +58,10 @@ def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
         from streams.stages.materializer import MaterializerStage
 
         return MaterializerStage(settings.database_url), 500
+    if name == "webhooks":
+        from streams.stages.webhooks import WebhookStage
+
+        return WebhookStage.from_settings(settings), 500
     raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
 
 
@@ -132,5 +136,6 @@ def build_stage_classes() -> list[type[Stage]]:
     from streams.stages.materializer import MaterializerStage
     from streams.stages.post import PostStage
     from streams.stages.vad import VadStage
+    from streams.stages.webhooks import WebhookStage
 
-    return [IngestStage, VadStage, AsrStage, DiarizationStage, PostStage, MaterializerStage]
+    return [IngestStage, VadStage, AsrStage, DiarizationStage, PostStage, MaterializerStage, WebhookStage]

@@ -107,7 +107,7 @@ async def _health(url: str) -> dict[str, Any]:
 
     try:
         async with Client(url) as c:
-            return await c.health()
+            return await c.health(detailed=True)
     except Exception as exc:
         return {"status": "unreachable", "error": str(exc)}
 

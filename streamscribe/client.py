@@ -45,8 +45,8 @@ class Client:
             raise ApiError(resp.status, body, float(retry) if retry and retry.isdigit() else None)
         return body
 
-    async def health(self) -> dict[str, Any]:
-        async with self.session.get(f"{self.base}/health") as resp:
+    async def health(self, detailed: bool = False) -> dict[str, Any]:
+        async with self.session.get(f"{self.base}/health/detailed" if detailed else f"{self.base}/health") as resp:
             text = await resp.text()
             body: dict[str, Any] = json.loads(text) if text else {}
             return body

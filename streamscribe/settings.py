@@ -109,6 +109,25 @@ class GatewaySettings(BaseModel):
     max_upload_bytes: int = 2 * 1024 * 1024 * 1024
 
 
+class WebhookSettings(BaseModel):
+    """Outbound webhooks (docs/webhooks.md)."""
+
+    # Delay before each retry of a failed delivery (each jittered by +-jitter); attempts = len + 1, then the
+    # delivery gives up. Default: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h (8 attempts).
+    retry_delays_s: list[float] = Field(default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0, 10800.0])
+    jitter: float = Field(default=0.2, ge=0, lt=1)
+    timeout_s: float = Field(default=10.0, gt=0)
+    # How often the delivery loop looks for due deliveries (new events wake it at once in the same worker).
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    concurrency: int = Field(default=8, ge=1)
+    # Allow targets on loopback, private and link-local networks (local development, tests). Off, a
+    # subscription cannot make the platform call its internal services (SSRF).
+    allow_private_targets: bool = False
+    max_subscriptions_per_org: int = 50
+    # Finished deliveries (delivered, gave_up) are removed from the log after this many days; 0 keeps them.
+    log_retention_days: int = 30
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREAMSCRIBE_", env_nested_delimiter="__", extra="ignore")
 
@@ -126,6 +145,7 @@ class Settings(BaseSettings):
     diarization: DiarizationSettings = Field(default_factory=DiarizationSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     # Chunk length for audio.chunks produced by ingest (the design caps it at one second).
     chunk_seconds: float = 1.0
     # Health endpoints of the pipeline workers (stage -> URL), checked by the gateway's /health.

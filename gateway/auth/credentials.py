@@ -1,4 +1,5 @@
-"""Secrets: password hashes (argon2), API keys and refresh tokens (random, stored as SHA-256), JWTs (authlib).
+"""Secrets: password hashes (argon2), API keys and refresh tokens (random, stored as SHA-256), JWTs (joserfc,
+the JOSE implementation of the authlib project, which deprecates its older ``authlib.jose``).
 
 API keys look like ``ssk_<key id>_<secret>`` and refresh tokens ``ssr_<token id>_<secret>``: the id finds the
 row, the secret is compared in constant time with its stored hash. Both secrets have 256 bits of entropy, so
@@ -16,12 +17,13 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from authlib.jose import JsonWebToken
-from authlib.jose.errors import JoseError
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
 
 _hasher = PasswordHasher()
-_jwt = JsonWebToken(["HS256"])
 ISSUER = "streamscribe"
+_CLAIMS = jwt.JWTClaimsRegistry(iss={"essential": True, "value": ISSUER}, exp={"essential": True})
 
 
 def hash_password(password: str) -> str:
@@ -71,16 +73,15 @@ class TokenError(Exception):
 def encode_access(secret: str, claims: dict[str, Any], ttl: int) -> str:
     now = int(time.time())
     body = {"iss": ISSUER, "iat": now, "exp": now + ttl, "typ": "access", **claims}
-    return _jwt.encode({"alg": "HS256"}, body, secret).decode()
+    return jwt.encode({"alg": "HS256"}, body, OctKey.import_key(secret))
 
 
 def decode_access(secret: str, token: str) -> dict[str, Any]:
     try:
-        claims = _jwt.decode(token, secret, claims_options={"iss": {"essential": True, "value": ISSUER},
-                                                            "exp": {"essential": True}})
-        claims.validate()
-    except JoseError as exc:
+        decoded = jwt.decode(token, OctKey.import_key(secret), algorithms=["HS256"])
+        _CLAIMS.validate(decoded.claims)
+    except (JoseError, ValueError) as exc:
         raise TokenError(str(exc)) from exc
-    if claims.get("typ") != "access":
+    if decoded.claims.get("typ") != "access":
         raise TokenError("not an access token")
-    return dict(claims)
+    return dict(decoded.claims)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 
+import structlog
 from aiohttp import web
 
 from gateway.auth.credentials import TokenError, decode_access
@@ -18,7 +19,8 @@ IDENTITY = web.AppKey("identity", IdentityStore)
 LIMITER = web.AppKey("limiter", RateLimiter)
 JWT_SECRET = web.AppKey("jwt_secret", str)
 
-PUBLIC = ("/health", "/ready", "/metrics", "/openapi.json", "/docs", "/v1/auth/token", "/v1/auth/refresh")
+PUBLIC = ("/health", "/health/detailed", "/ready", "/metrics", "/openapi.json", "/docs", "/v1/auth/token",
+          "/v1/auth/refresh")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -57,7 +59,7 @@ async def resolve(request: web.Request, token: str) -> Principal:
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
-    if request.method == "OPTIONS" or path == "/" or path.startswith("/static/") or path in PUBLIC:
+    if request.method == "OPTIONS" or path == "/" or path.startswith(("/static/", "/docs/")) or path in PUBLIC:
         return await handler(request)
     token = _bearer(request)
     if token is None:
@@ -69,6 +71,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         problem.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         raise problem
     request[PRINCIPAL] = principal
+    # every log line of this request names who made it (cleared by the observability middleware)
+    structlog.contextvars.bind_contextvars(org_id=principal.org_id, actor=principal.actor)
     return await handler(request)
 
 

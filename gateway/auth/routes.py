@@ -167,6 +167,8 @@ async def delete_user(request: web.Request) -> web.Response:
     user = await request.app[IDENTITY].user(request.match_info["user_id"])
     if user is None or not p.sees(user["org_id"]):
         raise Problem(404, "Not Found", "no such user")
+    if await request.app[IDENTITY].is_last_admin(user["id"]):
+        raise Problem(409, "Conflict", "this is the only administrator; create another admin before removing it")
     await request.app[IDENTITY].delete_user(user["id"])
     await request.app[IDENTITY].audit(p, "user.delete", f"user:{user['id']}", org_id=user["org_id"], ip=request.remote)
     return web.Response(status=204)

@@ -64,6 +64,12 @@ class IdentityStore:
         row = await self.pool.fetchrow("SELECT * FROM users WHERE user_id = $1", user_id)
         return self._user(row) if row else None
 
+    async def is_last_admin(self, user_id: str) -> bool:
+        """Whether ``user_id`` is the only enabled platform administrator (who must not be deleted or erased:
+        nobody could manage the platform afterwards)."""
+        admins = await self.pool.fetch("SELECT user_id FROM users WHERE role = 'admin' AND NOT disabled")
+        return [r["user_id"] for r in admins] == [user_id]
+
     async def delete_user(self, user_id: str) -> None:
         await self.pool.execute("DELETE FROM users WHERE user_id = $1", user_id)
 

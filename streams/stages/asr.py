@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from processors.asr.models import UnknownModel
 from processors.asr.transcriber import DecodeOptions, Request, Result, Transcriber
 from processors.audio.pcm import decode_pcm, to_float
+from streams.metrics import AUDIO_SECONDS, REAL_TIME_FACTOR
 from streams.runtime import BaseStage, Context, Record, now_ms
 from streams.topics import ASR_SEGMENTS, AUDIO_SPEECH
 from streamscribe.logs import get_logger
@@ -103,6 +104,13 @@ class AsrStage(BaseStage):
             todo.append(i)
             requests.append(Request(to_float(pcm), seg["start"], opts, group_hint=seg["stream_id"]))
         results = dict(zip(todo, self.transcriber.transcribe(requests), strict=True)) if requests else {}
+        for i, req in zip(todo, requests, strict=True):
+            seconds = len(req.audio) / 16_000
+            kind = records[i].value["kind"].lower()
+            if kind == "final":
+                AUDIO_SECONDS.labels("asr").inc(seconds)
+            if seconds > 0:
+                REAL_TIME_FACTOR.labels(kind).observe(results[i].seconds / seconds)
 
         progress: dict[str, dict[str, Any]] = {}
         for i in indices:

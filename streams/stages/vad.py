@@ -17,6 +17,7 @@ import numpy as np
 
 from processors.audio.pcm import PIPELINE_RATE, StreamResampler, decode_pcm, mix_down
 from processors.vad.segmenter import Cut, Segmenter, SegmenterConfig, SegmenterState
+from streams.metrics import AUDIO_SECONDS
 from streams.runtime import BaseStage, Context, Record, now_ms
 from streams.topics import AUDIO_CHUNKS, AUDIO_SPEECH
 from streamscribe.logs import get_logger
@@ -120,6 +121,7 @@ class VadStage(BaseStage):
             frames = frames[-gap:]
         meta.source_samples += len(frames)
         meta.seq = chunk["seq"]
+        AUDIO_SECONDS.labels("vad").inc(len(frames) / chunk["sample_rate"])
 
         channels = {"m": mix_down(frames)} if not meta.split else {str(c): frames[:, c] for c in range(frames.shape[1])}
         cuts: list[tuple[str, Cut]] = []

@@ -6,7 +6,6 @@ temporary home, and stopped with ``streamscribe down`` at the end.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -99,31 +98,42 @@ class Stack:
             return final, transcript
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("stack")
+def start_stack(home: Path, extra_env: dict[str, str] | None = None) -> Stack:
+    """``streamscribe up --detach`` in ``home`` on a free port (what users run); fails the test with the logs."""
     port = free_port()
-    env = {**os.environ, "STREAMSCRIBE_HOME": str(home)}
     up = subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port)],
-                        capture_output=True, text=True, timeout=400, env=env)
+                        capture_output=True, text=True, timeout=400,
+                        env={**{k: v for k, v in os.environ.items() if k != "STREAMSCRIBE_API_KEY"},
+                             "STREAMSCRIBE_HOME": str(home), **(extra_env or {})})
     if up.returncode != 0:
         logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
                          for p in sorted((home / "logs").glob("*.log")))
         pytest.fail(f"streamscribe up failed:\n{up.stdout}\n{up.stderr}\n{logs}")
-    stack = Stack(home, f"http://127.0.0.1:{port}")
+    return Stack(home, f"http://127.0.0.1:{port}")
+
+
+def stop_stack(stack: Stack) -> None:
+    """``streamscribe down``, and check that it left nothing running."""
+    info = read_stack(stack.home)
+    subprocess.run([*CLI, "down", "--home", str(stack.home)], capture_output=True, text=True, timeout=120,
+                   env={**os.environ, "STREAMSCRIBE_HOME": str(stack.home)})
+    if info:
+        assert not pid_alive(info["supervisor_pid"]), "streamscribe down left the supervisor running"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = start_stack(tmp_path_factory.mktemp("stack"), {
+        # webhooks: receivers in the tests listen on loopback, and retries should come in seconds
+        "STREAMSCRIBE_WEBHOOKS__ALLOW_PRIVATE_TARGETS": "true",
+        "STREAMSCRIBE_WEBHOOKS__RETRY_DELAYS_S": "[1.0, 3.0]", "STREAMSCRIBE_WEBHOOKS__JITTER": "0.1",
+        "STREAMSCRIBE_WEBHOOKS__POLL_INTERVAL_S": "0.2"})
     # tests act as the bootstrap admin, like the CLI does; test_access.py covers every other role
     os.environ["STREAMSCRIBE_API_KEY"] = stack.admin_key
     try:
         yield stack
     finally:
-        info = read_stack(home)
-        subprocess.run([*CLI, "down", "--home", str(home)], capture_output=True, text=True, timeout=120, env=env)
-        if info:
-            assert not pid_alive(info["supervisor_pid"]), "streamscribe down left the supervisor running"
-
-
-def run(coro: Any) -> Any:
-    return asyncio.get_event_loop().run_until_complete(coro)
+        stop_stack(stack)
 
 
 def dump(obj: Any) -> str:

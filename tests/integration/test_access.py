@@ -34,19 +34,19 @@ class Actor:
 async def _call(stack: Stack, actor: Actor | None, method: str, path: str, **kw: Any) -> tuple[int, Any]:
     headers = actor.headers if actor else {}
     async with aiohttp.ClientSession(headers=headers) as http, http.request(method, stack.url + path, **kw) as resp:
-        text = await resp.text()
+        data = await resp.read()
         try:
             import json
 
-            return resp.status, json.loads(text) if text else None
-        except ValueError:
-            return resp.status, text
+            return resp.status, json.loads(data) if data else None
+        except ValueError:  # not JSON (a transcript in another format, a recording)
+            return resp.status, data.decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
-def world(stack: Stack, speech: Path) -> dict[str, Any]:
-    """Two organizations, each with an org_admin, a user and an API client; a finished job and a voice
-    profile in the first one."""
+async def world(stack: Stack, speech: Path) -> dict[str, Any]:
+    """Two organizations, each with an org_admin, a user and an API client; a finished job, a voice profile
+    and a stored file in the first one."""
     admin = Actor("admin", "default", "admin", stack.admin_key)
 
     async def build() -> dict[str, Any]:
@@ -87,9 +87,19 @@ def world(stack: Stack, speech: Path) -> dict[str, Any]:
         form.add_field("file", (speech / "read" / "LJ001-0001.wav").read_bytes(), filename="r.wav")
         status, profile = await _call(stack, actors["user.a"], "POST", "/v1/speakers", data=form)
         assert status == 202, profile
-        return {"actors": actors, "orgs": orgs, "job": job["job_id"], "profile": profile["id"]}
+        status, stored = await _call(stack, actors["user.a"], "POST", "/v1/files",
+                                     data=_file_form(speech / "read" / "LJ001-0001.wav"))
+        assert status == 201, stored
+        return {"actors": actors, "orgs": orgs, "job": job["job_id"], "profile": profile["id"],
+                "file": stored["file_id"]}
 
-    return asyncio.get_event_loop().run_until_complete(build())
+    return await build()
+
+
+def _file_form(path: Path) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field("file", path.read_bytes(), filename=path.name, content_type="audio/wav")
+    return form
 
 
 def _actors(world: dict[str, Any]) -> list[tuple[str, Actor]]:
@@ -151,6 +161,51 @@ async def test_every_role_may_submit_and_lists_are_scoped(stack: Stack, world: d
             assert (world["job"] in ids) == (actor.org == world["orgs"]["a"]), name
 
 
+FILE_READS = ["/v1/files/{file}", "/v1/files/{file}/content"]
+
+
+@pytest.mark.parametrize("path", FILE_READS)
+async def test_file_reads_across_roles_and_organizations(stack: Stack, world: dict[str, Any], path: str) -> None:
+    url = path.format(file=world["file"])
+    for name, actor in _actors(world):
+        status, body = await _call(stack, actor, "GET", url)
+        assert status == _expect(actor, world, 200), (name, url, status, body)
+        if status == 404:  # indistinguishable from a file that does not exist
+            assert body["detail"] == f"no file {world['file']!r}", body
+
+
+async def test_file_writes_and_lists_across_roles_and_organizations(stack: Stack, world: dict[str, Any],
+                                                                     speech: Path) -> None:
+    owner = world["actors"]["user.a"]
+    recording = speech / "read" / "LJ001-0001.wav"
+    for name, actor in _actors(world):
+        status, stored = await _call(stack, actor, "POST", "/v1/files", data=_file_form(recording))
+        assert status == 201 and stored["org_id"] == actor.org, (name, status, stored)
+        # a job from org a's file: visibility is checked first (an unknown model then stops short of a job)
+        status, body = await _call(stack, actor, "POST", f"/v1/jobs?file_id={world['file']}&model=no-such-model")
+        assert status == (404 if _expect(actor, world, 400) == 404 else 400), (name, status, body)
+        # tags and priority of org a's job
+        status, body = await _call(stack, actor, "PATCH", f"/v1/jobs/{world['job']}",
+                                   json={"tags": [f"by-{actor.role}"], "priority": "normal"})
+        assert status == _expect(actor, world, 200), (name, status, body)
+        # deleting a file of org a's user: the uploader, org admins (jobs:delete) and the platform admin may
+        status, victim = await _call(stack, owner, "POST", "/v1/files", data=_file_form(recording))
+        assert status == 201
+        status, body = await _call(stack, actor, "DELETE", f"/v1/files/{victim['file_id']}")
+        assert status == _expect(actor, world, 204, ("org_admin", "user")), (name, status, body)
+        if status != 204:
+            assert (await _call(stack, owner, "DELETE", f"/v1/files/{victim['file_id']}"))[0] == 204
+        # lists are scoped to the organization
+        status, body = await _call(stack, actor, "GET", "/v1/files?limit=200")
+        assert status == 200, (name, body)
+        orgs = {f["org_id"] for f in body["files"]}
+        if actor.role == "admin":
+            assert world["file"] in {f["file_id"] for f in body["files"]}
+        else:
+            assert orgs == {actor.org}, (name, orgs)
+            assert (world["file"] in {f["file_id"] for f in body["files"]}) == (actor.org == world["orgs"]["a"])
+
+
 async def test_speaker_profiles_are_isolated(stack: Stack, world: dict[str, Any]) -> None:
     pid = world["profile"]
     for name, actor in _actors(world):
@@ -200,7 +255,8 @@ async def test_org_admin_cannot_act_in_another_organization(stack: Stack, world:
 
 
 async def test_authentication_is_required_and_keys_revoke(stack: Stack, world: dict[str, Any]) -> None:
-    for path in ("/v1/jobs", f"/v1/jobs/{world['job']}", "/v1/speakers", "/v1/models", "/v1/keys", "/v1/me"):
+    for path in ("/v1/jobs", f"/v1/jobs/{world['job']}", "/v1/speakers", "/v1/models", "/v1/keys", "/v1/me",
+                 "/v1/files", f"/v1/files/{world['file']}", f"/v1/files/{world['file']}/content"):
         status, body = await _call(stack, None, "GET", path)
         assert status == 401 and body["title"] == "Unauthorized", path
         status, _ = await _call(stack, Actor("x", "", "", "ssk_nope_nope"), "GET", path)

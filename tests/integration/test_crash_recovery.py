@@ -49,13 +49,10 @@ def _shape(rows: list[dict[str, Any]]) -> list[tuple[str, float, float, str]]:
 
 
 @pytest.fixture(scope="module")
-def reference(stack: Stack, long_recording: Path) -> list[tuple[str, float, float, str]]:
-    async def clean() -> list[tuple[str, float, float, str]]:
-        job, _ = await stack.transcribe(long_recording)
-        assert job["status"] == "completed", job
-        return _shape(await _rows(stack, job["job_id"]))
-
-    ref = asyncio.get_event_loop().run_until_complete(clean())
+async def reference(stack: Stack, long_recording: Path) -> list[tuple[str, float, float, str]]:
+    job, _ = await stack.transcribe(long_recording)
+    assert job["status"] == "completed", job
+    ref = _shape(await _rows(stack, job["job_id"]))
     assert len(ref) > 50
     return ref
 

@@ -32,25 +32,22 @@ async def _call(stack: Stack, token: str | None, method: str, path: str, **kw: A
 
 
 @pytest.fixture(scope="module")
-def org(stack: Stack) -> dict[str, str]:
+async def org(stack: Stack) -> dict[str, str]:
     """A fresh organization with an org_admin and a user (tokens), for this module."""
-    async def make() -> dict[str, str]:
-        admin = stack.admin_key
-        status, o = await _call(stack, admin, "POST", "/v1/organizations", json={"name": "privacy"})
-        assert status == 201
-        out = {"org_id": o["id"]}
-        for role in ("org_admin", "user"):
-            email = f"{role}.{uuid.uuid4().hex[:6]}@example.com"
-            status, user = await _call(stack, admin, "POST", "/v1/users", json={
-                "org_id": o["id"], "email": email, "password": "a long password", "role": role})
-            assert status == 201, user
-            status, tok = await _call(stack, None, "POST", "/v1/auth/token",
-                                      json={"email": email, "password": "a long password"})
-            out[role] = tok["access_token"]
-            out[f"{role}_id"] = user["id"]
-        return out
-
-    return asyncio.get_event_loop().run_until_complete(make())
+    admin = stack.admin_key
+    status, o = await _call(stack, admin, "POST", "/v1/organizations", json={"name": "privacy"})
+    assert status == 201
+    out = {"org_id": o["id"]}
+    for role in ("org_admin", "user"):
+        email = f"{role}.{uuid.uuid4().hex[:6]}@example.com"
+        status, user = await _call(stack, admin, "POST", "/v1/users", json={
+            "org_id": o["id"], "email": email, "password": "a long password", "role": role})
+        assert status == 201, user
+        status, tok = await _call(stack, None, "POST", "/v1/auth/token",
+                                  json={"email": email, "password": "a long password"})
+        out[role] = tok["access_token"]
+        out[f"{role}_id"] = user["id"]
+    return out
 
 
 async def _upload(stack: Stack, token: str, path: Path, **fields: str) -> str:
@@ -240,3 +237,21 @@ async def test_retention_and_user_erasure(stack: Stack, org: dict[str, str], spe
         assert (await _call(stack, token, "GET", "/v1/me"))[0] == 401  # an erased account's tokens stop at once
     finally:
         await conn.close()
+
+
+async def test_the_only_admin_cannot_be_removed(stack: Stack) -> None:
+    admin = stack.admin_key
+    status, me = await _call(stack, admin, "GET", "/v1/me")
+    assert status == 200 and me["role"] == "admin"
+    for method, path in (("POST", f"/v1/users/{me['user_id']}/erase"), ("DELETE", f"/v1/users/{me['user_id']}")):
+        status, body = await _call(stack, admin, method, path)
+        assert status == 409 and "only administrator" in body["detail"], (method, status, body)
+    assert (await _call(stack, admin, "GET", "/v1/me"))[0] == 200
+
+    # with a second administrator, the first may go (here: the second one goes, so the session keeps its admin)
+    email = f"admin.{uuid.uuid4().hex[:6]}@example.com"
+    status, second = await _call(stack, admin, "POST", "/v1/users", json={
+        "org_id": "default", "email": email, "password": "a long password", "role": "admin"})
+    assert status == 201, second
+    status, _ = await _call(stack, admin, "DELETE", f"/v1/users/{second['id']}")
+    assert status == 204
