@@ -1,6 +1,6 @@
 """Gateway under load: N concurrent API clients, each with its own key, upload, poll and fetch for a fixed time.
 
-    .venv/bin/python bench/load_gateway.py [--clients 50] [--seconds 60] [--diarize off]
+    .venv/bin/python bench/load_gateway.py [--clients 50] [--seconds 60] [--diarize off] [--direct-runs 3]
 
 Starts an embedded stack in a temporary home (``streamscribe up --detach``), creates one API key per client
 with the bootstrap admin key (``POST /v1/keys``), then runs the clients for --seconds: each uploads a short real
@@ -10,7 +10,8 @@ with ``POST /v1/jobs``, polls ``GET /v1/jobs/{id}`` every 0.5 s until the job is
 (at most --drain seconds). It records every request's latency per endpoint, every error (a non-2xx answer
 other than the expected 409 of a transcript that is not ready, a failed job, an exception, a job that did not
 finish), jobs completed and the time from the start of an upload to the transcript in hand. Prints a JSON
-report and a Markdown table, stops the stack, and exits non-zero if there was any error.
+report and a Markdown table, stops the stack, and exits non-zero if there was any error. Then, for the
+throughput ratio, faster-whisper alone transcribes the same reads one after the other (--direct-runs passes).
 
 The gateway limits each API key to 50 requests/s with a burst of 200 (``AuthSettings``); one key per client
 and polling at 2 Hz keep every client far below that, so a 429 here counts as an error.
@@ -172,6 +173,28 @@ async def run(url: str, admin_key: str, clients: int, seconds: float, drain: flo
     return stats, time.perf_counter() - started
 
 
+def direct_throughput(runs: int) -> dict[str, float]:
+    """faster-whisper itself on the same reads, one after the other, model loaded once, same model and
+    settings as the asr worker (tiny.en, int8, 2 threads, beam 5, word timestamps): seconds of audio per
+    second of wall time, median of ``runs`` passes."""
+    from faster_whisper import WhisperModel
+
+    from processors.asr.models import ModelRegistry
+
+    model = WhisperModel(str(ModelRegistry().get("tiny.en").path), device="cpu", compute_type="int8", cpu_threads=2)
+    files = sorted(READS.glob("LJ*.wav"))
+    audio, passes = 0.0, []
+    for _ in range(runs):
+        started, audio = time.perf_counter(), 0.0
+        for path in files:
+            segments, info = model.transcribe(str(path), beam_size=5, word_timestamps=True)
+            list(segments)
+            audio += info.duration
+        passes.append(time.perf_counter() - started)
+    wall = statistics.median(passes)
+    return {"audio_s": round(audio, 1), "wall_s": round(wall, 2), "x_realtime": round(audio / wall, 2)}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
@@ -214,6 +237,7 @@ def report(stats: Stats, wall: float, args: argparse.Namespace) -> dict[str, Any
                          "p95": round(percentile(stats.turnaround, 95), 2),
                          "max": round(max(stats.turnaround), 2)} if stats.turnaround else None,
         "requests_per_s": round(sum(len(v) for v in stats.latencies.values()) / wall, 1),
+        "x_realtime": round(stats.audio_seconds / wall, 2),
         "endpoints": endpoints,
     }
 
@@ -234,6 +258,11 @@ def markdown(rep: dict[str, Any]) -> str:
               f"| {rep['clients']} | {rep['seconds']:.0f} s | {rep['wall_s']:.0f} s | {rep['jobs_completed']} | "
               f"{rep['audio_s'] / 60:.1f} min | **{rep['errors']}** | {t['p50']:.2f} s | {t['p95']:.2f} s | "
               f"{rep['requests_per_s']:.1f} |"]
+    if "direct" in rep:
+        d = rep["direct"]
+        lines += ["", f"throughput: pipeline {rep['x_realtime']:.1f}x real time (audio transcribed / wall time "
+                      f"with drain), faster-whisper alone on the same reads {d['x_realtime']:.1f}x "
+                      f"({d['audio_s']:.0f} s of audio in {d['wall_s']:.1f} s); ratio {rep['throughput_ratio']:.2f}"]
     return "\n".join(lines)
 
 
@@ -243,6 +272,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long new uploads start")
     parser.add_argument("--drain", type=float, default=600.0, help="at most this long for jobs in flight after")
     parser.add_argument("--diarize", default="off", choices=["off", "auto", "acoustic"])
+    parser.add_argument("--direct-runs", type=int, default=3,
+                        help="passes of faster-whisper alone over the same reads, for the throughput ratio (0: skip)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ss-load-"))
     home, port = work / "home", free_port()
@@ -254,6 +285,9 @@ def main() -> None:
     finally:
         subprocess.run([*CLI, "down", "--home", str(home)], check=True)
     rep = report(stats, wall, args)
+    if args.direct_runs:
+        rep["direct"] = direct_throughput(args.direct_runs)
+        rep["throughput_ratio"] = round(rep["x_realtime"] / rep["direct"]["x_realtime"], 2)
     print(json.dumps(rep, indent=2))
     print(markdown(rep))
     if stats.errors:

@@ -68,10 +68,12 @@ async def erase_jobs(pool: asyncpg.Pool, store: ObjectStore, job_ids: list[str])
     owned = [r["file_id"] for r in await pool.fetch(
         "SELECT file_id FROM files WHERE file_id = ANY($1::text[]) AND object_key LIKE 'uploads/%' "
         "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = files.file_id)", candidates)]
-    if owned:
-        # their objects went with the uploads/ prefixes above; the rows go now
-        out.files += len(await pool.fetch("DELETE FROM files WHERE file_id = ANY($1::text[]) RETURNING file_id",
-                                          owned))
+    rows = await pool.fetch("DELETE FROM files WHERE file_id = ANY($1::text[]) RETURNING object_key", owned)
+    for r in rows:  # most went with the prefixes above; one uploaded with a job erased earlier goes now
+        if not any(r["object_key"].startswith(f"uploads/{job_id}/") for job_id in job_ids):
+            await store.delete(r["object_key"])
+            out.objects += 1
+    out.files += len(rows)
     return out
 
 

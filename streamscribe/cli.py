@@ -146,14 +146,20 @@ def down(home: str | None, timeout: float) -> None:
               help="Who spoke when: channels (one party per channel), acoustic, auto (the default) or off.")
 @click.option("--speakers", type=click.IntRange(1, 20), default=None, help="Exact number of speakers, if known.")
 @click.option("--speaker-names", default=None, help="Names for channels in order, e.g. 'agent,customer'.")
+@click.option("--redact", is_flag=True, default=False, help="Redact PII (emails, phone and card numbers, ids).")
+@click.option("--tag", "tags", multiple=True, help="A tag for the job (repeatable); search and lists filter by it.")
+@click.option("--priority", type=click.Choice(["low", "normal", "high"]), default=None,
+              help="Recorded on the job (not yet used for scheduling).")
 @home_option
 def transcribe(file: Path, server: str | None, model: str | None, language: str | None, fmt: str,
-               diarize: str | None, speakers: int | None, speaker_names: str | None, home: str | None) -> None:
+               diarize: str | None, speakers: int | None, speaker_names: str | None, redact: bool,
+               tags: tuple[str, ...], priority: str | None, home: str | None) -> None:
     """Upload FILE, show progress on stderr, print the transcript on stdout."""
     settings = _settings(home)
     url = _server_url(settings, server)
     fields = {"model": model, "language": language, "diarize": diarize, "speaker_names": speaker_names,
-              "min_speakers": str(speakers) if speakers else None, "max_speakers": str(speakers) if speakers else None}
+              "min_speakers": str(speakers) if speakers else None, "max_speakers": str(speakers) if speakers else None,
+              "redact": "all" if redact else None, "tags": ",".join(tags) or None, "priority": priority}
     try:
         code, output = asyncio.run(_transcribe(url, file, fields, fmt))
     except Exception as exc:  # connection refused, API errors: one clear line, non-zero exit

@@ -251,6 +251,14 @@ async def test_jobs_from_a_stored_file_share_it_without_a_copy(stack: Stack, org
     assert (await _call(stack, user, "POST", "/v1/jobs", data=_form(diarize="off")))[0] == 400
     assert (await _call(stack, user, "POST", "/v1/jobs", data={"file_id": "no-such-file"}))[0] == 404
 
+    # erasing one of the jobs leaves the stored file (its own resource) and the other job whole
+    status, body, _ = await _call(stack, user, "DELETE", f"/v1/jobs/{second['job_id']}")
+    assert status in (200, 204), body
+    status, data, _ = await _call(stack, user, "GET", f"/v1/files/{f['file_id']}/content")
+    assert status == 200 and data == (speech / "read" / "LJ001-0003.wav").read_bytes()
+    status, job, _ = await _call(stack, user, "GET", f"/v1/jobs/{first['job_id']}")
+    assert status == 200 and job["file_id"] == f["file_id"] and job["audio_stored"]
+
     # deleting the file: the jobs keep their transcripts, without stored audio
     assert (await _call(stack, user, "DELETE", f"/v1/files/{f['file_id']}"))[0] == 204
     status, job, _ = await _call(stack, user, "GET", f"/v1/jobs/{first['job_id']}")
@@ -342,3 +350,26 @@ async def test_every_job_upload_is_a_file_and_jobs_carry_tags_and_priority(
     assert status == 200 and "no audio stream" in f["probe_error"] and f["codec"] is None
     status, body, _ = await _call(stack, user, "POST", "/v1/jobs", data={"file_id": created["file_id"]})
     assert status == 422 and "no audio stream" in body["detail"]
+
+
+async def test_an_uploaded_recording_stays_while_another_job_uses_it(stack: Stack, orgs: dict[str, str],
+                                                                      speech: Path) -> None:
+    user = orgs["user.a"]
+    wav = speech / "read" / "LJ001-0005.wav"
+    status, first, _ = await _call(stack, user, "POST", "/v1/jobs", data=_form(wav, diarize="off"))
+    assert status == 202, first
+    status, second, _ = await _call(stack, user, "POST", "/v1/jobs", data={"file_id": first["file_id"],
+                                                                           "diarize": "off"})
+    assert status == 202, second
+    for job in (first, second):
+        assert (await _wait(stack, user, job["job_id"]))["status"] == "completed"
+    assert (await _call(stack, user, "DELETE", f"/v1/jobs/{first['job_id']}"))[0] == 204
+    status, data, _ = await _call(stack, user, "GET", f"/v1/files/{first['file_id']}/content")
+    assert status == 200 and data == wav.read_bytes()
+    status, job, _ = await _call(stack, user, "GET", f"/v1/jobs/{second['job_id']}")
+    assert status == 200 and job["audio_stored"] and job["file_id"] == first["file_id"]
+
+    # once the last job that uses it is erased, the uploaded recording goes too
+    assert (await _call(stack, user, "DELETE", f"/v1/jobs/{second['job_id']}"))[0] == 204
+    assert (await _call(stack, user, "GET", f"/v1/files/{first['file_id']}"))[0] == 404
+    assert _objects(stack, f"uploads/{first['job_id']}") == set()
