@@ -1,6 +1,6 @@
 """Live latency: M concurrent WebSocket sessions of real speech paced in real time.
 
-    .venv/bin/python bench/live_latency.py [--streams 1 2 4 8] [--files 16]
+    .venv/bin/python bench/live_latency.py [--streams 1 2 4 8] [--files 16] [--backlog K --priority high|normal]
 
 Each session streams the LJ Speech reads (one utterance per file, 1 s of silence between them; session i
 starts at file i, so sessions say different things) to /v1/live in 100 ms frames at real-time pace, the
@@ -9,6 +9,12 @@ utterance it records when its FINAL message arrives, measured from the moment th
 (speech end = the file's last 10 ms frame above -45 dBFS of its peak, so the silence the VAD must wait for is
 part of the latency), and when the first PARTIAL or FINAL covering its speech arrives, measured from its
 speech start. Prints p50/p95 per stream count.
+
+With --backlog K, K batch jobs of 7.7 minutes of speech each (normal priority, no diarization) are uploaded
+first and the sessions start once every one of them is decoded, so the recognisers have minutes of batch
+work queued while the calls go on; --priority sets the sessions' priority (live sessions are high by
+default; normal puts them in the batch lane, as if there were no lanes). Use one stream count per run with
+a backlog: cancelled or not, queued work keeps the workers busy.
 """
 
 from __future__ import annotations
@@ -57,6 +63,32 @@ def build_session(files: int, rotate: int = 0) -> tuple[bytes, list[tuple[float,
     return np.concatenate(pieces).astype("<i2").tobytes(), utterances
 
 
+PRIORITY = {"priority": "high"}
+
+
+async def backlog(url: str, jobs: int) -> list[str]:
+    """Upload ``jobs`` long batch jobs and return once all are decoded (their speech is queued)."""
+    from bench.corpus import write_long_recording
+    from streamscribe.client import Client
+
+    path = Path(tempfile.mkdtemp(prefix="ss-backlog-")) / "long.wav"
+    write_long_recording(path)
+    async with Client(url) as client:
+        ids = [(await client.submit(path, diarize="off", priority="normal"))["job_id"] for _ in range(jobs)]
+        while True:
+            states = [(await client.job(j))["stages"].get("ingest", {}).get("state") for j in ids]
+            if all(s == "completed" for s in states):
+                return ids
+            await asyncio.sleep(0.5)
+
+
+async def backlog_done(url: str, ids: list[str]) -> int:
+    from streamscribe.client import Client
+
+    async with Client(url) as client:
+        return sum([(await client.job(j))["status"] == "completed" for j in ids])
+
+
 async def session(url: str, audio: bytes, utterances: list[tuple[float, float]],
                   delay: float = 0.0) -> tuple[list[float], list[float]]:
     await asyncio.sleep(delay)
@@ -65,7 +97,7 @@ async def session(url: str, audio: bytes, utterances: list[tuple[float, float]],
     headers = {"Authorization": f"Bearer {os.environ['STREAMSCRIBE_API_KEY']}"}
     async with aiohttp.ClientSession(headers=headers) as http, http.ws_connect(f"{url}/v1/live", max_msg_size=0) as ws:
         await ws.send_json({"type": "start", "sample_rate": RATE, "channels": 1, "encoding": "pcm_s16le",
-                            "diarize": "off"})
+                            "diarize": "off", **PRIORITY})
         started = await ws.receive_json()
         assert started["type"] == "started", started
         t0 = time.monotonic()
@@ -106,7 +138,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--files", type=int, default=16)
+    parser.add_argument("--backlog", type=int, default=0, help="batch jobs of 7.7 min queued before the sessions")
+    parser.add_argument("--priority", choices=["high", "normal"], default="high", help="the sessions' priority")
     args = parser.parse_args()
+    PRIORITY["priority"] = args.priority
     sessions = [build_session(args.files, i) for i in range(max(args.streams))]
     audio, utterances = sessions[0]
     home, port = Path(tempfile.mkdtemp(prefix="ss-live-")) / "home", free_port()
@@ -117,7 +152,13 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         asyncio.run(session(url, audio[: RATE * 2 * 12], utterances[:1]))  # warm-up
         for m in args.streams:
+            queued = asyncio.run(backlog(url, args.backlog)) if args.backlog else []
+            started = time.monotonic()
             results = asyncio.run(_many(url, sessions[:m]))
+            if queued:
+                print(json.dumps({"backlog_jobs": len(queued), "completed_during_sessions":
+                                  asyncio.run(backlog_done(url, queued)),
+                                  "sessions_s": round(time.monotonic() - started, 1)}), flush=True)
             finals = [x for r in results for x in r[0]]
             firsts = [x for r in results for x in r[1]]
             row = {"streams": m, "utterances": len(utterances) * m, "finals_received": len(finals),
@@ -129,7 +170,8 @@ def main() -> None:
     finally:
         subprocess.run([*CLI, "down", "--home", str(home)], check=True)
     speech = sum(e - s for s, e in utterances)
-    print(f"\n{date.today().isoformat()}, {len(utterances)} utterances per stream, {speech:.0f} s of speech")
+    print(f"\n{date.today().isoformat()}, {len(utterances)} utterances per stream, {speech:.0f} s of speech, "
+          f"backlog {args.backlog} x 7.7 min, sessions' priority {args.priority}")
     print("| streams | final p50 | final p95 | first partial p50 | first partial p95 | finals / utterances |")
     for r in rows:
         print(f"| {r['streams']} | {r['final_p50']:.2f} s | {r['final_p95']:.2f} s | {r['first_partial_p50']:.2f} s | "

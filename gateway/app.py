@@ -42,6 +42,7 @@ from gateway.results import ResultsFeed
 from gateway.uploads import multipart_parts
 from processors.asr.models import ModelRegistry, UnknownModel
 from processors.post.render import FORMATS, MEDIA_TYPES, render, to_rttm
+from streams.lanes import PRIORITIES
 from streams.runtime import now_ms
 from streams.topics import INGEST_REQUESTS
 from streamscribe.logs import get_logger
@@ -52,7 +53,7 @@ log = get_logger(__name__)
 OPTION_FIELDS = ("language", "initial_prompt", "hotwords", "beam_size", "channel_mode", "segmentation", "diarize",
                  "min_speakers", "max_speakers", "speaker_names", "speaker_threshold", "redact")
 ALLOWED_OPTION_VALUES = {"channel_mode": ("mix", "split"), "segmentation": ("merge", "utterance"),
-                         "diarize": ("auto", "channels", "acoustic", "off")}
+                         "diarize": ("auto", "channels", "acoustic", "off"), "priority": PRIORITIES}
 
 
 def validate_options(fields: dict[str, str]) -> None:
@@ -164,7 +165,8 @@ async def queue_upload(request: web.Request, principal: Principal, upload: Uploa
         await upload.discard(request)
         raise
     org_id = upload.org_id or principal.org_id
-    options = {"model": model, **fields, "org_id": org_id}
+    # the priority travels with the stream: it picks the speech lane (streams.lanes) at the costly stages
+    options = {"model": model, **fields, "org_id": org_id, "priority": priority}
     stream_id = job_id
     repo = request.app[REPO]
     new_file = None if upload.file_id else files.file_row(

@@ -17,11 +17,11 @@ from gateway.auth.middleware import require
 from gateway.problems import Problem
 from gateway.refs import PUBLISHER, REPO
 from gateway.search import _time
+from streams.lanes import PRIORITIES
 from streams.runtime import now_ms
 from streams.topics import INGEST_REQUESTS
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
-PRIORITIES = ("low", "normal", "high")
 MAX_TAGS = 20
 TAG = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -116,7 +116,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 async def update(request: web.Request) -> web.Response:
     """PATCH /v1/jobs/{id} with ``{"tags": [...], "priority": "low|normal|high"}`` (either or both): the
-    job's labels. Priority is recorded and reported; scheduling does not use it yet."""
+    job's labels. A new priority applies to the job's next run (retry); audio already queued keeps its lane."""
     job_id = request.match_info["job_id"]
     principal, job = await visible_job(request, job_id, "jobs:write")
     try:
@@ -168,7 +168,7 @@ async def retry(request: web.Request) -> web.Response:
         raise Problem(409, "Conflict", f"job {job_id} is {job['status']}; only failed or cancelled jobs retry")
     if not job["audio_stored"]:
         raise Problem(409, "Conflict", "the job has no stored audio to retry from")
-    options: dict[str, Any] = {k: v for k, v in job["options"].items()}
+    options: dict[str, Any] = {**job["options"], "priority": job["priority"]}  # as it is now (PATCH)
     model = str(options.get("model") or job["model"])
     revision, created, row = await request.app[REPO].start_revision(job_id, model, options, uuid.uuid4().hex)
     if created:

@@ -24,6 +24,7 @@ from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS, STORE
 from gateway.results import ResultsFeed
 from gateway.uploads import spool_dir
 from processors.asr.models import UnknownModel
+from streams.lanes import priority_of
 from streams.stages.diarization import channel_speaker, speaker_names
 from streamscribe.logs import get_logger
 
@@ -32,7 +33,7 @@ log = get_logger(__name__)
 RESULTS = web.AppKey("results", ResultsFeed)
 ENCODINGS = {"pcm_s16le": "PCM_S16LE", "mulaw": "MULAW"}
 LIVE_OPTIONS = ("language", "model", "diarize", "speaker_names", "min_speakers", "max_speakers", "initial_prompt",
-                "hotwords", "speaker_threshold")
+                "hotwords", "speaker_threshold", "priority")
 
 
 class LiveError(Exception):
@@ -57,13 +58,16 @@ async def open_stream(app: web.Application, principal: Principal, *, stream_id: 
         validate_options({k: v for k, v in options.items() if k != "model"})
     except Problem as exc:
         raise LiveError("bad_option", json.loads(exc.text or "{}").get("detail", "invalid option")) from None
-    options = {**options, "model": model, "segmentation": "utterance", "org_id": principal.org_id}
+    # a live stream is high priority unless it asks otherwise: it passes batch work at the recognisers
+    priority = priority_of(options, source)
+    options = {**options, "model": model, "segmentation": "utterance", "org_id": principal.org_id,
+               "priority": priority}
     job_id = stream_id
     key = archive_key(job_id)
     await app[REPO].create_job(job_id=job_id, stream_id=stream_id, filename=filename, content_type="audio/wav",
                                size_bytes=0, object_key=key, model=model, language=options.get("language"),
                                options=options, source=source, org_id=principal.org_id, user_id=principal.user_id,
-                               key_id=principal.key_id)
+                               key_id=principal.key_id, priority=priority)
     return LiveAudio(app[PUBLISHER], app[STORE], spool=spool_dir(settings), stream_id=stream_id, job_id=job_id,
                      sample_rate=sample_rate,
                      channels=channels, encoding=encoding, options=options, source=source, object_key=key)

@@ -11,8 +11,8 @@ from typing import Any
 from connectors.storage.base import ObjectStore
 from gateway.publisher import Publisher
 from processors.audio.pcm import decode_pcm
+from streams.lanes import chunk_lane
 from streams.runtime import now_ms
-from streams.topics import AUDIO_CHUNKS
 
 BYTES_PER_SAMPLE = {"PCM_S16LE": 2, "MULAW": 1}
 
@@ -83,7 +83,7 @@ class LiveAudio:
             "encoding": self.encoding, "data": data, "end_of_stream": last, "error": error,
             "options": self.options if self.seq == 0 else {}, "source": self.source, "produced_at": now_ms(),
         }
-        await self.publisher.publish(AUDIO_CHUNKS, self.stream_id, value)
+        await self.publisher.publish(chunk_lane(self.options, self.source), self.stream_id, value)
         self.seq += 1
         self.samples += len(data) // self.frame_bytes
 

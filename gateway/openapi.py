@@ -89,8 +89,9 @@ JOB_OPTIONS: dict[str, dict[str, Any]] = {
     "segmentation": {"enum": ["merge", "utterance"]},
     "tags": {"type": "string", "description": "comma-separated, at most 20, each 1-64 characters of "
                                               "A-Z a-z 0-9 _ . : -"},
-    "priority": {"enum": ["low", "normal", "high"], "description": "default normal; recorded and reported, not yet "
-                                                                   "used for scheduling"},
+    "priority": {"enum": ["low", "normal", "high"], "description": "default normal; the speech lane the job's "
+                                                                   "audio takes (high passes normal, normal passes "
+                                                                   "low at the recognisers)"},
 }
 TAG = {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"}
 PRIORITY = {"enum": ["low", "normal", "high"]}
@@ -118,7 +119,8 @@ SCHEMAS: dict[str, Any] = {
                         "tags": {"type": "array", "items": S}, "priority": PRIORITY, "links": {"type": "object"}},
                        ["job_id"]),
     "JobUpdate": _obj({"tags": {"type": "array", "items": TAG, "maxItems": 20},
-                       "priority": {**PRIORITY, "description": "recorded and reported, not yet used for scheduling"}},
+                       "priority": {**PRIORITY, "description": "applies to the job's next run (retry); audio "
+                                                                  "already queued keeps its lane"}},
                       extra=False),
     "File": _obj({"file_id": S, "org_id": S, "user_id": NULL_S, "filename": NULL_S, "content_type": NULL_S,
                   "size_bytes": I, "duration": NULL_N, "codec": NULL_S, "container": NULL_S,
@@ -179,8 +181,8 @@ def build_paths() -> dict[str, Any]:
         },
         "/v1/jobs/{job_id}": {
             "get": _op("Status and progress of a job", _json(_ref("Job")), tag="jobs", params=job),
-            "patch": _op("Set a job's tags and priority (priority is recorded and reported; scheduling does not "
-                         "use it yet)", _json(_ref("Job")), tag="jobs", params=job, body=_body(_ref("JobUpdate"))),
+            "patch": _op("Set a job's tags and priority (a new priority applies to the job's next run)",
+                         _json(_ref("Job")), tag="jobs", params=job, body=_body(_ref("JobUpdate"))),
             "delete": _op("Erase a job everywhere", _no_content(), tag="privacy", params=job),
         },
         "/v1/jobs/{job_id}/transcript": {"get": _op(
@@ -234,7 +236,9 @@ def build_paths() -> dict[str, Any]:
         "/v1/replays": {"post": _op("Re-run recordings as new revisions", _json(_obj({"replay_id": S, "jobs": {
             "type": "array"}}), 202), tag="replay", body=_body(_obj({
                 "job_ids": {"type": "array", "items": S}, "since": S, "until": S, "model": S, "language": S,
-                "options": {"type": "object"}})), errors=(400, 401, 403, 429))},
+                "options": {"type": "object"},
+                "priority": {**PRIORITY, "description": "speech lane of the replay; default low"}})),
+                errors=(400, 401, 403, 429))},
         "/v1/speakers": {
             "post": _op("Enroll a voice profile", _json(_ref("Profile"), 202), tag="speakers", body=_body(_obj({
                 "name": S, "file": {"type": "string", "format": "binary"}}, ["name", "file"]),

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.access import audit, visible_job
 from gateway.auth.middleware import require
+from gateway.job_ops import parse_priority
 from gateway.problems import Problem
 from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS
 from processors.asr.models import UnknownModel
@@ -55,6 +56,8 @@ async def replay(request: web.Request) -> web.Response:
         if body.get(key) is not None:
             overrides[key] = str(body[key])
     validate_options(overrides)
+    # history is background work: a replay yields to live calls and new uploads unless asked otherwise
+    overrides["priority"] = parse_priority(str(body.get("priority") or "low"))
     job_ids = body.get("job_ids")
     if job_ids is not None:
         if not isinstance(job_ids, list) or not all(isinstance(j, str) for j in job_ids):

@@ -14,3 +14,7 @@ LAG = Gauge("streamscribe_consumer_lag", "Events behind the end of the log", ["s
 AUDIO_SECONDS = Counter("streamscribe_audio_seconds_total", "Seconds of audio processed", ["stage"])
 REAL_TIME_FACTOR = Histogram("streamscribe_asr_real_time_factor", "Recognition time / audio duration", ["kind"],
                              buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2))
+LANE_PAUSES = Counter("streamscribe_lane_pauses_total",
+                      "Input partitions paused because a higher-priority lane had events waiting", ["stage", "topic"])
+PAUSED_PARTITIONS = Gauge("streamscribe_paused_partitions", "Input partitions paused for a higher lane now",
+                          ["stage", "topic"])

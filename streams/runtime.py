@@ -31,7 +31,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams.kafka import make_consumer, make_producer
-from streams.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE, EVENTS, LAG
+from streams.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE, EVENTS, LAG, LANE_PAUSES, PAUSED_PARTITIONS
 from streams.registry import make_registry
 from streams.serde import AvroSerde
 from streams.state import StateStore
@@ -111,6 +111,8 @@ class Context:
 class Stage(Protocol):
     name: ClassVar[str]
     inputs: ClassVar[tuple[str, ...]]
+    # inputs read with strict priority, highest first: while one has events waiting, the later ones pause
+    lanes: ClassVar[tuple[str, ...]]
     stateful: ClassVar[bool]
     transient_errors: tuple[type[BaseException], ...]
 
@@ -131,6 +133,7 @@ class BaseStage:
     """Defaults for the optional parts of the Stage protocol."""
 
     transient_errors: tuple[type[BaseException], ...] = ()
+    lanes: ClassVar[tuple[str, ...]] = ()
 
     def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
         return False
@@ -170,6 +173,11 @@ class StageRunner:
         self._delivery_errors: list[str] = []
         self.ready = threading.Event()  # set once the group has assigned this worker its partitions
         self.partitions: set[tuple[str, int]] = set()
+        self.lanes = [self.prefix + t for t in stage.lanes]
+        self.paused: set[tuple[str, int]] = set()
+        self.lane_seen = [float("-inf")] * len(self.lanes)  # when each lane last had events (monotonic)
+        self.batch_limit = max_batch
+        self.lane_start: dict[tuple[str, int], int] = {}  # committed offsets of lane partitions at assignment
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -195,6 +203,15 @@ class StageRunner:
         log.info("partitions assigned", stage=self.stage.name, partitions=[p.partition for p in partitions])
         held = {n for _, n in self.partitions}
         self.partitions |= {(p.topic, p.partition) for p in partitions}
+        mine = [TopicPartition(p.topic, p.partition) for p in partitions if p.topic in self.lanes]
+        if mine:
+            # where each lane partition resumes, so that a backlog shows before its first event is consumed
+            try:
+                for tp in self.consumer.committed(mine, timeout=10):
+                    if tp.offset >= 0:
+                        self.lane_start[(tp.topic, tp.partition)] = tp.offset
+            except KafkaException as exc:
+                log.warning("committed offsets unknown; lanes see backlogs once consumed", error=str(exc))
         if self.state is not None:
             # Co-partitioned inputs (same key, same partition count) share one state partition per number.
             self.state.assign(sorted({p.partition for p in partitions} - held))
@@ -203,6 +220,7 @@ class StageRunner:
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions revoked", stage=self.stage.name, partitions=[p.partition for p in partitions])
         self.partitions -= {(p.topic, p.partition) for p in partitions}
+        self.paused -= {(p.topic, p.partition) for p in partitions}
         if self.state is not None:
             still = {n for _, n in self.partitions}
             self.state.revoke(sorted({p.partition for p in partitions} - still))
@@ -211,16 +229,77 @@ class StageRunner:
     def _next_batch(self) -> list[Message]:
         """Whatever is already fetched, up to max_batch; else wait for the first event and take what came with
         it. (``consume(n, timeout)`` alone would wait the whole timeout for n events: latency on every hop.)"""
-        messages = self.consumer.consume(self.max_batch, 0)
+        limit = self.batch_limit
+        messages = self.consumer.consume(limit, 0)
         if messages:
             return messages
         first = self.consumer.poll(self.poll_timeout)
         if first is None:
             return []
-        return [first, *self.consumer.consume(self.max_batch - 1, 0)] if self.max_batch > 1 else [first]
+        return [first, *self.consumer.consume(limit - 1, 0)] if limit > 1 else [first]
+
+    def _backlog(self, topic: str, partition: int) -> bool:
+        """Whether events wait on a partition (from the watermarks of the last fetch; no broker request).
+        Before its first event is consumed the position is unknown: the committed offset stands in for it, or,
+        with none, the start of the log (the group reads from the earliest offset)."""
+        tp = TopicPartition(topic, partition)
+        lo, hi = self.consumer.get_watermark_offsets(tp, cached=True)
+        position = self.consumer.position([tp])[0].offset
+        if position < 0:
+            position = self.lane_start.get((topic, partition), lo)
+        return hi >= 0 and position >= 0 and hi > position
+
+    def prioritize(self) -> None:
+        """Strict priority between lanes: pause every lane after the first one with a backlog, resume the
+        rest (a paused partition keeps its position; resuming fetches from there). While a lane has been busy
+        lately and lower lanes run, batches are small (``LaneSettings.yield_batch``): the next urgent event
+        then waits for one small piece of lower-lane work, never for a whole large batch of it."""
+        if not self.lanes:
+            return
+        now = time.monotonic()
+        busy = next((i for i, lane in enumerate(self.lanes)
+                     if any(t == lane and self._backlog(t, p) for t, p in self.partitions)), len(self.lanes))
+        if busy < len(self.lanes):
+            self.lane_seen[busy] = now
+        recent = next((i for i, seen in enumerate(self.lane_seen) if now - seen < self.settings.lanes.busy_s),
+                      len(self.lanes))
+        lanes = self.settings.lanes
+        if recent < busy:  # urgent work lately, none waiting: lower lanes run in small pieces
+            self.batch_limit = min(self.max_batch, lanes.yield_batch_of(self.stage.name))
+        elif busy > 0:  # the top lane is idle: what comes next is lower-lane work, in bounded batches
+            self.batch_limit = lanes.lower_batch_of(self.stage.name, self.max_batch)
+        else:  # the top lane has a backlog and the others are paused: all of it at once
+            self.batch_limit = self.max_batch
+        hold = set(self.lanes[busy + 1:])
+        pause = [(t, p) for t, p in self.partitions if t in hold and (t, p) not in self.paused]
+        resume = [(t, p) for t, p in self.paused if t not in hold]
+        if pause:
+            self.consumer.pause([TopicPartition(t, p) for t, p in pause])
+            self.paused |= set(pause)
+            for t, _ in pause:
+                LANE_PAUSES.labels(self.stage.name, t.removeprefix(self.prefix)).inc()
+        if resume:
+            self.consumer.resume([TopicPartition(t, p) for t, p in resume])
+            self.paused -= set(resume)
+        if pause or resume:
+            for lane in self.lanes:
+                PAUSED_PARTITIONS.labels(self.stage.name, lane.removeprefix(self.prefix)).set(
+                    sum(1 for t, _ in self.paused if t == lane))
+            log.debug("lanes", stage=self.stage.name, busy=self.lanes[busy] if busy < len(self.lanes) else None,
+                      paused=sorted({t for t, _ in self.paused}))
+
+    def _note_lanes(self, messages: list[Message]) -> None:
+        """Remember when each lane last had events (``prioritize`` keeps batches small after that)."""
+        if self.lanes:
+            now = time.monotonic()
+            for msg in messages:
+                if msg.error() is None and msg.topic() in self.lanes:
+                    self.lane_seen[self.lanes.index(str(msg.topic()))] = now
 
     def step(self) -> int:
+        self.prioritize()
         messages = self._next_batch()
+        self._note_lanes(messages)
         if not messages:
             return 0
         started = time.monotonic()

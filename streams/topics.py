@@ -1,7 +1,10 @@
 """The topic catalogue: every topic the pipeline uses, its contract, partitions and configuration.
 
 Audio flows  ingest.requests -> audio.chunks -> audio.speech -> asr.segments -> transcripts, with
-audio.speech -> speaker.turns (diarization) joined into the transcripts by post-processing;
+audio.speech -> speaker.turns (diarization) joined into the transcripts by post-processing. Speech runs in
+three priority lanes, and so does raw audio (``audio.chunks.high``, ``audio.chunks``, ``audio.chunks.low``;
+``streams.lanes``), so that live calls and urgent jobs pass a backlog of batch work at every stage after
+decoding;
 every stage reports on jobs.events, and each consumed topic has a ``.dlq`` sibling for poison events.
 Topics are created explicitly at start (``streams.admin.ensure_topics``); nothing relies on auto-creation.
 """
@@ -25,8 +28,14 @@ class TopicSpec:
 
 
 INGEST_REQUESTS = "ingest.requests"
-AUDIO_CHUNKS = "audio.chunks"
-AUDIO_SPEECH = "audio.speech"
+AUDIO_CHUNKS = "audio.chunks"  # the normal lane
+AUDIO_CHUNKS_HIGH = "audio.chunks.high"
+AUDIO_CHUNKS_LOW = "audio.chunks.low"
+CHUNK_LANES = (AUDIO_CHUNKS_HIGH, AUDIO_CHUNKS, AUDIO_CHUNKS_LOW)  # highest priority first
+AUDIO_SPEECH = "audio.speech"  # the normal lane
+AUDIO_SPEECH_HIGH = "audio.speech.high"
+AUDIO_SPEECH_LOW = "audio.speech.low"
+SPEECH_LANES = (AUDIO_SPEECH_HIGH, AUDIO_SPEECH, AUDIO_SPEECH_LOW)  # highest priority first
 ASR_SEGMENTS = "asr.segments"
 TRANSCRIPTS = "transcripts"
 JOBS_EVENTS = "jobs.events"
@@ -37,9 +46,17 @@ SPEAKER_PROFILES = "speakers.profiles"
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(INGEST_REQUESTS, "ingest_request", "stored recordings to decode (claim checks)",
               {"retention.ms": str(4 * WEEK_MS)}, has_dlq=True),
-    TopicSpec(AUDIO_CHUNKS, "audio_chunk", "inline PCM, <= 1 s per event, from every source",
+    TopicSpec(AUDIO_CHUNKS_HIGH, "audio_chunk", "inline PCM of high-priority streams (live calls)",
               {"retention.ms": str(WEEK_MS)}, has_dlq=True),
-    TopicSpec(AUDIO_SPEECH, "speech_segment", "speech segments found by VAD, 16 kHz mono PCM",
+    TopicSpec(AUDIO_CHUNKS, "audio_chunk", "inline PCM, <= 1 s per event, from every source (normal priority)",
+              {"retention.ms": str(WEEK_MS)}, has_dlq=True),
+    TopicSpec(AUDIO_CHUNKS_LOW, "audio_chunk", "inline PCM of low-priority streams (replays, bulk)",
+              {"retention.ms": str(WEEK_MS)}, has_dlq=True),
+    TopicSpec(AUDIO_SPEECH_HIGH, "speech_segment", "speech segments of high-priority streams (live calls)",
+              {"retention.ms": str(WEEK_MS)}, has_dlq=True),
+    TopicSpec(AUDIO_SPEECH, "speech_segment", "speech segments found by VAD, 16 kHz mono PCM (normal priority)",
+              {"retention.ms": str(WEEK_MS)}, has_dlq=True),
+    TopicSpec(AUDIO_SPEECH_LOW, "speech_segment", "speech segments of low-priority streams (replays, bulk)",
               {"retention.ms": str(WEEK_MS)}, has_dlq=True),
     TopicSpec(ASR_SEGMENTS, "asr_segment", "recognized text with word timings, partial and final",
               {"retention.ms": str(4 * WEEK_MS)}, has_dlq=True),

@@ -149,7 +149,7 @@ def down(home: str | None, timeout: float) -> None:
 @click.option("--redact", is_flag=True, default=False, help="Redact PII (emails, phone and card numbers, ids).")
 @click.option("--tag", "tags", multiple=True, help="A tag for the job (repeatable); search and lists filter by it.")
 @click.option("--priority", type=click.Choice(["low", "normal", "high"]), default=None,
-              help="Recorded on the job (not yet used for scheduling).")
+              help="The job's speech lane: high passes normal, normal passes low.")
 @home_option
 def transcribe(file: Path, server: str | None, model: str | None, language: str | None, fmt: str,
                diarize: str | None, speakers: int | None, speaker_names: str | None, redact: bool,
@@ -266,10 +266,13 @@ def _stack_settings(home: str | None) -> Settings:
 @click.option("--language", default=None)
 @click.option("--diarize", type=click.Choice(["auto", "channels", "acoustic", "off"]), default=None)
 @click.option("--speaker-names", default=None)
+@click.option("--priority", type=click.Choice(["low", "normal", "high"]), default=None,
+              help="Speech lane of the stream (default normal; high passes batch work at the recognisers).")
 @click.option("--wait", is_flag=True, help="Wait for the transcript and print it (needs the gateway).")
 @home_option
 def produce(source: str, stream_id: str, realtime: bool, channels: int, rate: int, encoding: str, model: str | None,
-            language: str | None, diarize: str | None, speaker_names: str | None, wait: bool, home: str | None) -> None:
+            language: str | None, diarize: str | None, speaker_names: str | None, priority: str | None, wait: bool,
+            home: str | None) -> None:
     """Write SOURCE (an audio file, or - for raw PCM on stdin) to audio.chunks straight through Kafka."""
     import numpy as np
 
@@ -277,7 +280,7 @@ def produce(source: str, stream_id: str, realtime: bool, channels: int, rate: in
 
     settings = _stack_settings(home)
     options = {k: v for k, v in {"model": model, "language": language, "diarize": diarize,
-                                 "speaker_names": speaker_names}.items() if v}
+                                 "speaker_names": speaker_names, "priority": priority}.items() if v}
     producer = AudioProducer(settings, client_id=f"produce-{stream_id}")
     if source == "-":
         width = 2 if encoding == "pcm_s16le" else 1
@@ -359,16 +362,19 @@ def tail(topic: str, from_beginning: bool, group: str | None, max_events: int | 
 @click.option("--language", default=None)
 @click.option("--initial-prompt", default=None)
 @click.option("--hotwords", default=None)
+@click.option("--priority", type=click.Choice(["low", "normal", "high"]), default="low", show_default=True,
+              help="Speech lane of the replay: low yields to live calls and new uploads.")
 @click.option("--wait", is_flag=True, help="Wait until every new revision is finished.")
 @click.option("--server", default=None)
 @home_option
 def replay(jobs: tuple[str, ...], since: str | None, until: str | None, model: str, language: str | None,
-           initial_prompt: str | None, hotwords: str | None, wait: bool, server: str | None, home: str | None) -> None:
+           initial_prompt: str | None, hotwords: str | None, priority: str, wait: bool, server: str | None,
+           home: str | None) -> None:
     """Re-run stored recordings through the pipeline with another model or settings, as new revisions."""
     if not jobs and not since and not until:
         raise click.UsageError("name the recordings: --job ID (repeatable) or --since/--until")
     body: dict[str, Any] = {"model": model, "language": language, "initial_prompt": initial_prompt,
-                            "hotwords": hotwords}
+                            "hotwords": hotwords, "priority": priority}
     if jobs:
         body["job_ids"] = list(jobs)
     else:

@@ -31,6 +31,26 @@ class KafkaSettings(BaseModel):
     client_config: dict[str, str] = Field(default_factory=dict)
 
 
+class LaneSettings(BaseModel):
+    """Priority lanes (streams.lanes): how a stage yields to its high lane."""
+
+    # a lane that had events this recently is busy: lower lanes are then taken in small batches
+    busy_s: float = 5.0
+    # events of lower lanes taken per batch while a higher lane is busy, per stage (a large batch would make
+    # the next urgent event wait for all of it): one 28 s speech window at asr, 25 one-second chunks at vad
+    yield_batch: dict[str, int] = Field(default_factory=lambda: {"vad": 25, "asr": 1, "diarization": 1})
+
+    # events of lower lanes taken per batch at any time, per stage: a call that starts while a batch is being
+    # recognised waits for at most this much (8 windows, one recogniser batch, at asr)
+    lower_batch: dict[str, int] = Field(default_factory=lambda: {"asr": 8})
+
+    def yield_batch_of(self, stage: str) -> int:
+        return max(1, self.yield_batch.get(stage.removeprefix("streamscribe-"), 1))
+
+    def lower_batch_of(self, stage: str, default: int) -> int:
+        return max(1, min(default, self.lower_batch.get(stage.removeprefix("streamscribe-"), default)))
+
+
 class SchemaRegistrySettings(BaseModel):
     # Confluent-compatible Schema Registry URL; empty means the file-backed registry under the home dir.
     url: str = ""
@@ -139,6 +159,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+    lanes: LaneSettings = Field(default_factory=LaneSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
     vad: VadSettings = Field(default_factory=VadSettings)

@@ -17,9 +17,9 @@ import numpy as np
 
 from connectors.ingest.decode import TARGET_RATE, decode_chunks
 from streams.kafka import make_producer
+from streams.lanes import chunk_lane
 from streams.registry import make_registry
 from streams.serde import AvroSerde
-from streams.topics import AUDIO_CHUNKS
 from streamscribe.settings import Settings
 
 
@@ -29,7 +29,8 @@ def now_ms() -> int:
 
 class AudioProducer:
     def __init__(self, settings: Settings, client_id: str = "audio-producer") -> None:
-        self.topic = settings.kafka.topic_prefix + AUDIO_CHUNKS
+        self.prefix = settings.kafka.topic_prefix
+        self.lanes: dict[str, str] = {}  # stream id -> its chunk topic, chosen by its first chunk
         self.serde = AvroSerde(make_registry(settings.schema_registry.url, settings.schema_registry_file),
                                settings.kafka.topic_prefix)
         self.producer = make_producer(settings.kafka, client_id)
@@ -45,10 +46,14 @@ class AudioProducer:
             "end_of_stream": end_of_stream,
             "error": error, "options": options or {}, "source": source, "produced_at": now_ms(),
         }
-        payload = self.serde.serialize(self.topic, value)
+        # every chunk of a stream goes to the lane its first chunk's options chose (they ride on seq 0 only)
+        if seq == 0 or stream_id not in self.lanes:
+            self.lanes[stream_id] = self.prefix + chunk_lane(options or {}, source)
+        topic = self.lanes.pop(stream_id) if end_of_stream else self.lanes[stream_id]
+        payload = self.serde.serialize(topic, value)
         while True:
             try:
-                self.producer.produce(self.topic, key=stream_id.encode(), value=payload)
+                self.producer.produce(topic, key=stream_id.encode(), value=payload)
                 break
             except BufferError:
                 self.producer.poll(0.1)

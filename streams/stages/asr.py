@@ -1,4 +1,4 @@
-"""ASR stage: audio.speech -> asr.segments.
+"""ASR stage: audio.speech lanes (high first) -> asr.segments.
 
 Stateless: every speech segment carries its own audio, so a restarted worker simply re-recognises what was
 not committed, and the result keeps the segment's deterministic id. Segments of a consumed batch are
@@ -17,7 +17,7 @@ from processors.asr.transcriber import DecodeOptions, Request, Result, Transcrib
 from processors.audio.pcm import decode_pcm, to_float
 from streams.metrics import AUDIO_SECONDS, REAL_TIME_FACTOR
 from streams.runtime import BaseStage, Context, Record, now_ms
-from streams.topics import ASR_SEGMENTS, AUDIO_SPEECH
+from streams.topics import ASR_SEGMENTS, SPEECH_LANES
 from streamscribe.logs import get_logger
 from streamscribe.settings import AsrSettings
 
@@ -26,7 +26,8 @@ log = get_logger(__name__)
 
 class AsrStage(BaseStage):
     name: ClassVar[str] = "streamscribe-asr"
-    inputs: ClassVar[tuple[str, ...]] = (AUDIO_SPEECH,)
+    inputs: ClassVar[tuple[str, ...]] = SPEECH_LANES
+    lanes: ClassVar[tuple[str, ...]] = SPEECH_LANES
     stateful: ClassVar[bool] = False
     transient_errors: tuple[type[BaseException], ...] = (MemoryError,)
 

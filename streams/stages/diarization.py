@@ -1,4 +1,4 @@
-"""Diarization stage: audio.speech -> speaker.turns, and speakers.enrollments -> speakers.profiles.
+"""Diarization stage: audio.speech lanes (high first) -> speaker.turns, and speakers.enrollments -> speakers.profiles.
 
 For every FINAL speech window of a stream that asks for speakers, the stage computes speaker embeddings right
 away and keeps them as per-stream state (a changelog record per window), so the work is spread over the
@@ -25,7 +25,7 @@ from processors.diarization.backend import Clustering, DiarizationBackend, Turn,
 from processors.diarization.identify import Profile, identify
 from streams.runtime import BaseStage, Context, Record, now_ms
 from streams.stages.vad import stream_key
-from streams.topics import AUDIO_SPEECH, SPEAKER_ENROLLMENTS, SPEAKER_PROFILES, SPEAKER_TURNS
+from streams.topics import SPEAKER_ENROLLMENTS, SPEAKER_PROFILES, SPEAKER_TURNS, SPEECH_LANES
 from streamscribe.logs import get_logger
 
 log = get_logger(__name__)
@@ -43,7 +43,8 @@ def speaker_names(options: dict[str, str]) -> list[str]:
 
 class DiarizationStage(BaseStage):
     name: ClassVar[str] = "streamscribe-diarization"
-    inputs: ClassVar[tuple[str, ...]] = (AUDIO_SPEECH, SPEAKER_ENROLLMENTS)
+    inputs: ClassVar[tuple[str, ...]] = (*SPEECH_LANES, SPEAKER_ENROLLMENTS)
+    lanes: ClassVar[tuple[str, ...]] = SPEECH_LANES  # enrollments are never paused
     stateful: ClassVar[bool] = True
 
     def __init__(self, backend: DiarizationBackend, profiles: ProfileSource, store: SyncStore, spool: Path,

@@ -1,4 +1,4 @@
-"""VAD stage: audio.chunks -> audio.speech.
+"""VAD stage: audio.chunks lanes (high first) -> audio.speech (the stream's lane: .high, normal or .low).
 
 Each stream's chunks are resampled to 16 kHz, mixed to mono (or split per channel) and fed to a
 ``processors.vad.Segmenter``. The segmenter's state and the audio it still needs live in the stage's
@@ -17,9 +17,10 @@ import numpy as np
 
 from processors.audio.pcm import PIPELINE_RATE, StreamResampler, decode_pcm, mix_down
 from processors.vad.segmenter import Cut, Segmenter, SegmenterConfig, SegmenterState
+from streams.lanes import speech_lane
 from streams.metrics import AUDIO_SECONDS
 from streams.runtime import BaseStage, Context, Record, now_ms
-from streams.topics import AUDIO_CHUNKS, AUDIO_SPEECH
+from streams.topics import CHUNK_LANES
 from streamscribe.logs import get_logger
 from streamscribe.settings import VadSettings
 
@@ -74,7 +75,8 @@ def _unpiece(raw: bytes) -> tuple[int, np.ndarray]:
 
 class VadStage(BaseStage):
     name: ClassVar[str] = "streamscribe-vad"
-    inputs: ClassVar[tuple[str, ...]] = (AUDIO_CHUNKS,)
+    inputs: ClassVar[tuple[str, ...]] = CHUNK_LANES
+    lanes: ClassVar[tuple[str, ...]] = CHUNK_LANES
     stateful: ClassVar[bool] = True
 
     def __init__(self, settings: VadSettings) -> None:
@@ -202,7 +204,7 @@ class VadStage(BaseStage):
         index = meta.finals
         if cut.kind == "FINAL":
             meta.finals += 1
-        ctx.emit(AUDIO_SPEECH, meta.stream_id, {
+        ctx.emit(speech_lane(meta.options, meta.source), meta.stream_id, {
             "stream_id": meta.stream_id, "job_id": meta.job_id, "revision": meta.revision, "kind": cut.kind,
             "segment_id": f"{meta.stream_id}:{name}:{round(cut.start_s * 1000):09d}", "index": index,
             "channel": channel, "start": round(cut.start_s, 3), "end": round(cut.end_s, 3),
@@ -225,7 +227,7 @@ class VadStage(BaseStage):
 
     def _end(self, key: str, meta: StreamMeta, chunk: dict[str, Any], duration: float, ctx: Context) -> None:
         error = chunk.get("error")
-        ctx.emit(AUDIO_SPEECH, meta.stream_id, {
+        ctx.emit(speech_lane(meta.options, meta.source), meta.stream_id, {
             "stream_id": meta.stream_id, "job_id": meta.job_id, "revision": meta.revision, "kind": "END",
             "segment_id": f"{meta.stream_id}:end", "index": meta.finals, "channel": None,
             "start": round(duration, 3), "end": round(duration, 3), "sample_rate": PIPELINE_RATE,

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import socket
+
+# Below Linux's default ephemeral range (32768-60999), from which outgoing connections take their local
+# port: a port picked there could be taken by a client socket before the server that was meant to listen
+# on it starts (or restarts).
+LISTEN_RANGE = (20000, 32000)
 
 
 def is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -16,9 +22,13 @@ def is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
+    """``preferred`` if it is free, else a free port in LISTEN_RANGE (outside the ephemeral range)."""
     if preferred and is_free(preferred, host):
         return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    for port in random.sample(range(*LISTEN_RANGE), 200):
+        if is_free(port, host):
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a crowded range: any port the OS gives
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
