@@ -264,7 +264,7 @@ class StageRunner:
         recent = next((i for i, seen in enumerate(self.lane_seen) if now - seen < self.settings.lanes.busy_s),
                       len(self.lanes))
         lanes = self.settings.lanes
-        if recent < busy:  # urgent work lately, none waiting: lower lanes run in small pieces
+        if recent < busy < len(self.lanes):  # urgent work lately, a lower lane's waits: it runs in small pieces
             self.batch_limit = min(self.max_batch, lanes.yield_batch_of(self.stage.name))
         elif busy > 0:  # the top lane is idle: what comes next is lower-lane work, in bounded batches
             self.batch_limit = lanes.lower_batch_of(self.stage.name, self.max_batch)

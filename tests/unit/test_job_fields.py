@@ -46,7 +46,7 @@ def test_priority() -> None:
     for bad in ("urgent", "", "HIGH", None, 1, ["high"]):
         with pytest.raises(Problem) as exc:
             parse_priority(bad)
-        assert "priority must be one of low, normal, high" in _detail(exc)
+        assert "priority must be one of high, normal, low" in _detail(exc)
 
 
 def test_probe_finds_metadata_or_the_reason(speech: Path, tmp_path: Path) -> None:

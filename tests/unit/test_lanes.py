@@ -123,6 +123,11 @@ def test_batches_are_small_while_lower_lanes_run_after_urgent_work() -> None:
     runner.prioritize()
     assert runner.batch_limit == 1 and {t for t, _ in consumer.paused} == {AUDIO_SPEECH_LOW}
 
+    consumer.pos[(AUDIO_SPEECH, 0)] = 40  # nothing waits anywhere: whatever comes, in recogniser batches
+    runner.prioritize()
+    assert runner.batch_limit == 8
+    consumer.pos[(AUDIO_SPEECH, 0)] = 10
+
     runner.lane_seen[0] -= 60  # the urgent lane has been quiet for a minute: recogniser batches again
     runner.prioritize()
     assert runner.batch_limit == 8
