@@ -32,7 +32,7 @@ from gateway.auth.principal import Principal
 from gateway.job_ops import _cursor, _decode_cursor, text_param
 from gateway.problems import Problem
 from gateway.refs import REPO, SETTINGS, STORE
-from gateway.uploads import multipart_parts, spool_dir
+from gateway.uploads import multipart_parts, spool_dir, spool_part
 from streamscribe.logs import get_logger
 from streamscribe.settings import Settings
 
@@ -79,17 +79,8 @@ async def spool_and_probe(part: aiohttp.BodyPartReader, store: ObjectStore, key:
     """Like ``gateway.uploads.spool_to_store`` (a private temporary file, the size limit enforced as the part
     arrives, then one encrypted ``put_file``), probing the file before it is stored. With
     ``refuse_undecodable`` a file without decodable audio is refused (422) and never stored."""
-    limit = settings.gateway.max_upload_bytes
-    fd, name = tempfile.mkstemp(dir=spool_dir(settings), prefix="upload-", suffix=Path(key).suffix)
-    tmp = Path(name)
-    size = 0
+    tmp, size = await spool_part(part, settings, suffix=Path(key).suffix)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            while chunk := await part.read_chunk(1 << 20):
-                size += len(chunk)
-                if size > limit:
-                    raise Problem(413, "Payload Too Large", f"uploads are limited to {limit} bytes")
-                fh.write(chunk)
         found = await asyncio.to_thread(probe_path, tmp)
         if found.error and refuse_undecodable:
             raise Problem(422, "Unprocessable Content", f"the file has no decodable audio: {found.error}",

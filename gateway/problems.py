@@ -36,3 +36,14 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         if exc.status >= 400 and exc.content_type != PROBLEM_TYPE:
             return problem(exc.status, exc.reason, exc.text or exc.reason)
         raise
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object; anything else is a 400 problem."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise Problem(400, "Bad Request", "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "Bad Request", "the body must be a JSON object")
+    return body

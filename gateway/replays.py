@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.access import audit, visible_job
 from gateway.auth.middleware import require
 from gateway.job_ops import parse_priority
-from gateway.problems import Problem
+from gateway.problems import Problem, json_object
 from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS
 from processors.asr.models import UnknownModel
 from processors.post.compare import compare
@@ -40,10 +40,9 @@ async def replay(request: web.Request) -> web.Response:
     """POST /v1/replays {"job_ids": [...]} or {"since": ISO, "until": ISO}, with "model" and optional
     "language", "initial_prompt", "hotwords", "beam_size", "diarize", ... -> 202 and the revision per job."""
     from gateway.app import validate_options
-    from gateway.speakers import _json_body
 
     principal = require(request, "jobs:write")
-    body = await _json_body(request)
+    body = await json_object(request)
     app = request.app
     repo = app[REPO]
     model = str(body.get("model") or app[SETTINGS].asr.default_model)
@@ -102,9 +101,8 @@ async def revisions(request: web.Request) -> web.Response:
 
 async def compare_revisions(request: web.Request) -> web.Response:
     """GET ?a=1&b=2 (POST to also send {"reference": "..."}): word diff and WER between two revisions."""
-    from gateway.speakers import _json_body
 
-    body = await _json_body(request) if request.method == "POST" else {}
+    body = await json_object(request) if request.method == "POST" else {}
     params = {**request.query, **{k: v for k, v in body.items() if v is not None}}
     job_id = request.match_info["job_id"]
     repo = request.app[REPO]

@@ -11,7 +11,7 @@ from aiohttp import web
 from gateway.access import audit, visible_job
 from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
-from gateway.problems import Problem
+from gateway.problems import Problem, json_object
 from gateway.refs import PUBLISHER, REPO, SETTINGS, STORE
 from gateway.uploads import multipart_parts, spool_to_store
 from streams.runtime import now_ms
@@ -78,19 +78,9 @@ async def get_profile(request: web.Request) -> web.Response:
     return web.json_response(profile)
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise Problem(400, "Bad Request", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "Bad Request", "the body must be a JSON object")
-    return body
-
-
 async def rename_profile(request: web.Request) -> web.Response:
     p = require(request, "speakers:write")
-    name = _name((await _json_body(request)).get("name"))
+    name = _name((await json_object(request)).get("name"))
     pid = request.match_info["profile_id"]
     if not await request.app[REPO].rename_profile(_org(p), pid, name):
         raise Problem(404, "Not Found", f"no speaker profile {pid!r}")
@@ -111,7 +101,7 @@ async def delete_profile(request: web.Request) -> web.Response:
 
 async def rename_transcript_speaker(request: web.Request) -> web.Response:
     """PATCH /v1/jobs/{job_id}/speakers/{speaker_id} {"name": "Alice"} (null restores the label)."""
-    body = await _json_body(request)
+    body = await json_object(request)
     name = None if body.get("name") is None else _name(body.get("name"))
     job_id, speaker_id = request.match_info["job_id"], request.match_info["speaker_id"]
     repo = request.app[REPO]

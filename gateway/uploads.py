@@ -37,11 +37,12 @@ def spool_dir(settings: Settings) -> Path:
     return path
 
 
-async def spool_to_store(part: aiohttp.BodyPartReader, store: ObjectStore, key: str, settings: Settings,
-                         content_type: str | None = None, limit: int | None = None) -> int:
-    """Stream one multipart part into ``store`` under ``key``; returns its size in bytes."""
+async def spool_part(part: aiohttp.BodyPartReader, settings: Settings, limit: int | None = None,
+                     suffix: str = "") -> tuple[Path, int]:
+    """Write one multipart part to a private temporary file as it arrives, enforcing the size limit (413);
+    returns the file, which the caller deletes, and its size."""
     limit = limit or settings.gateway.max_upload_bytes
-    fd, name = tempfile.mkstemp(dir=spool_dir(settings), prefix="upload-")
+    fd, name = tempfile.mkstemp(dir=spool_dir(settings), prefix="upload-", suffix=suffix)
     tmp = Path(name)
     size = 0
     try:
@@ -51,6 +52,17 @@ async def spool_to_store(part: aiohttp.BodyPartReader, store: ObjectStore, key: 
                 if size > limit:
                     raise Problem(413, "Payload Too Large", f"uploads are limited to {limit} bytes")
                 fh.write(chunk)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, size
+
+
+async def spool_to_store(part: aiohttp.BodyPartReader, store: ObjectStore, key: str, settings: Settings,
+                         content_type: str | None = None, limit: int | None = None) -> int:
+    """Stream one multipart part into ``store`` under ``key``; returns its size in bytes."""
+    tmp, size = await spool_part(part, settings, limit)
+    try:
         await store.put_file(key, tmp, content_type)
         return size
     finally:

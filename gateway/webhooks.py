@@ -34,7 +34,7 @@ from connectors.webhooks.targets import TargetError, check_url
 from gateway.access import audit
 from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
-from gateway.problems import Problem
+from gateway.problems import Problem, json_object
 from gateway.refs import REPO, SETTINGS
 
 SCOPE = "webhooks:manage"
@@ -49,16 +49,6 @@ DELIVERY_ID = re.compile(r"dlv_[0-9a-f]{24}")
 
 def _store(request: web.Request) -> WebhookStore:
     return WebhookStore(request.app[REPO].pool)
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise Problem(400, "Bad Request", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "Bad Request", "the body must be a JSON object")
-    return body
 
 
 def _url(request: web.Request, value: Any) -> str:
@@ -117,7 +107,7 @@ async def _visible(request: web.Request) -> tuple[Principal, dict[str, Any]]:
 
 async def create_subscription(request: web.Request) -> web.Response:
     p = require(request, SCOPE)
-    body = await _body(request)
+    body = await json_object(request)
     org_id = body.get("org_id") or p.org_id
     if not isinstance(org_id, str) or "\x00" in org_id or not p.sees(org_id):
         raise Problem(403, "Forbidden", "you may only act within your own organization")
@@ -159,7 +149,7 @@ async def get_subscription(request: web.Request) -> web.Response:
 
 async def update_subscription(request: web.Request) -> web.Response:
     p, sub = await _visible(request)
-    body = await _body(request)
+    body = await json_object(request)
     unknown = sorted(set(body) - set(PATCHABLE))
     if unknown:
         raise Problem(400, "Bad Request", f"cannot change {', '.join(unknown)}; changeable: {', '.join(PATCHABLE)}"

@@ -11,21 +11,11 @@ from aiohttp import web
 from gateway.auth.credentials import encode_access
 from gateway.auth.middleware import IDENTITY, JWT_SECRET, PRINCIPAL, require
 from gateway.auth.principal import ROLE_SCOPES, ROLES, Principal
-from gateway.problems import Problem
+from gateway.problems import Problem, json_object
 from gateway.refs import SETTINGS
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ROLE_RANK = {"admin": 3, "org_admin": 2, "user": 1, "api_client": 0}
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise Problem(400, "Bad Request", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "Bad Request", "the body must be a JSON object")
-    return body
 
 
 def _str(body: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True) -> str | None:
@@ -47,7 +37,7 @@ async def _tokens(request: web.Request, user: dict[str, Any], family: str | None
 
 async def token(request: web.Request) -> web.Response:
     """POST /v1/auth/token {"email", "password"} -> access and refresh tokens."""
-    body = await _body(request)
+    body = await json_object(request)
     email, password = _str(body, "email"), _str(body, "password", max_len=500)
     identity = request.app[IDENTITY]
     user = await identity.login(email or "", password or "")
@@ -59,7 +49,7 @@ async def token(request: web.Request) -> web.Response:
 
 async def refresh(request: web.Request) -> web.Response:
     """POST /v1/auth/refresh {"refresh_token"} -> a new pair; the old refresh token is spent."""
-    body = await _body(request)
+    body = await json_object(request)
     identity = request.app[IDENTITY]
     used = await identity.use_refresh(_str(body, "refresh_token", max_len=500) or "")
     if used is None:
@@ -71,7 +61,7 @@ async def refresh(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     await request.app[IDENTITY].revoke_refresh(_str(body, "refresh_token", max_len=500) or "")
     return web.Response(status=204)
 
@@ -86,7 +76,7 @@ async def me(request: web.Request) -> web.Response:
 # -- organisations ---------------------------------------------------------------------------------
 async def create_org(request: web.Request) -> web.Response:
     p = require(request, "*")
-    body = await _body(request)
+    body = await json_object(request)
     retention = body.get("retention_days")
     if retention is not None and (not isinstance(retention, int) or retention < 1):
         raise Problem(400, "Bad Request", "retention_days must be a positive integer or null")
@@ -107,7 +97,7 @@ async def update_org(request: web.Request) -> web.Response:
     org_id = request.match_info["org_id"]
     if not p.sees(org_id) or await request.app[IDENTITY].org(org_id) is None:
         raise Problem(404, "Not Found", f"no organization {org_id!r}")
-    body = await _body(request)
+    body = await json_object(request)
     retention = body.get("retention_days")
     if retention is not None and (not isinstance(retention, int) or retention < 1):
         raise Problem(400, "Bad Request", "retention_days must be a positive integer or null")
@@ -134,7 +124,7 @@ def _grantable(p: Principal, role: str) -> None:
 # -- users -----------------------------------------------------------------------------------------
 async def create_user(request: web.Request) -> web.Response:
     p = require(request, "users:manage")
-    body = await _body(request)
+    body = await json_object(request)
     org_id = _target_org(p, body)
     email = _str(body, "email") or ""
     if not EMAIL.match(email):
@@ -178,7 +168,7 @@ async def delete_user(request: web.Request) -> web.Response:
 async def create_key(request: web.Request) -> web.Response:
     """POST /v1/keys {"name", "role" (default api_client), "scopes": [...], "org_id"} -> the key, shown once."""
     p = require(request, "keys:manage")
-    body = await _body(request)
+    body = await json_object(request)
     org_id = _target_org(p, body)
     role = str(body.get("role") or "api_client")
     _grantable(p, role)
