@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.access import audit, visible_job
 from gateway.auth.middleware import require
-from gateway.problems import Problem
+from gateway.problems import Problem, json_object
 from gateway.refs import PUBLISHER, REPO
 from gateway.search import _time
 from streams.lanes import PRIORITIES
@@ -119,12 +119,7 @@ async def update(request: web.Request) -> web.Response:
     job's labels. A new priority applies to the job's next run (retry); audio already queued keeps its lane."""
     job_id = request.match_info["job_id"]
     principal, job = await visible_job(request, job_id, "jobs:write")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise Problem(400, "Bad Request", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "Bad Request", "the body must be a JSON object")
+    body = await json_object(request)
     unknown = sorted(set(body) - {"tags", "priority"})
     if unknown:
         raise Problem(400, "Bad Request", f"only tags and priority can be changed, not {', '.join(unknown)}")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -257,6 +257,20 @@ class _Segments:
                                   "or reordered data") from None
 
 
+def _take_segments(buf: bytearray, size: int, transform: Callable[[memoryview, bool], bytes]) -> bytes:
+    """Seal or open every whole segment of ``size`` bytes at the front of ``buf`` except the last one (which
+    may turn out to be the final, shorter segment), removing them from ``buf``."""
+    out: list[bytes] = []
+    view = memoryview(buf)
+    pos = 0
+    while len(buf) - pos > size:
+        out.append(transform(view[pos:pos + size], False))
+        pos += size
+    view.release()
+    del buf[:pos]
+    return b"".join(out)
+
+
 class Encryptor:
     """Incremental encryption of one object: ``header``, then ``update`` as data comes, then ``finalize``.
 
@@ -278,15 +292,7 @@ class Encryptor:
         size = self.header.segment_size
         if len(self._buf) <= size:
             return b""
-        out: list[bytes] = []
-        view = memoryview(self._buf)
-        pos = 0
-        while len(self._buf) - pos > size:
-            out.append(self._segments.seal(view[pos:pos + size], last=False))
-            pos += size
-        view.release()
-        del self._buf[:pos]
-        return b"".join(out)
+        return _take_segments(self._buf, size, self._segments.seal)
 
     def finalize(self) -> bytes:
         if self._done:
@@ -321,15 +327,7 @@ class Decryptor:
         size = self.header.segment_size + TAG_SIZE
         if len(self._buf) <= size:
             return b""
-        out: list[bytes] = []
-        view = memoryview(self._buf)
-        pos = 0
-        while len(self._buf) - pos > size:
-            out.append(self._segments.open(view[pos:pos + size], last=False))
-            pos += size
-        view.release()
-        del self._buf[:pos]
-        return b"".join(out)
+        return _take_segments(self._buf, size, self._segments.open)
 
     def _start(self) -> bool:
         parsed = parse_header(self._buf)
