@@ -50,7 +50,10 @@ async def replay(request: web.Request) -> web.Response:
         app[MODELS].get(model)
     except UnknownModel as exc:
         raise Problem(400, "Unknown model", str(exc), models=exc.known) from None
-    overrides = {k: str(v) for k, v in (body.get("options") or {}).items() if v is not None}
+    requested = body.get("options") or {}
+    if not isinstance(requested, dict):
+        raise Problem(400, "Bad Request", "options must be an object of option names to values")
+    overrides = {k: str(v) for k, v in requested.items() if v is not None}
     for key in ("language", "initial_prompt", "hotwords", "beam_size", "diarize"):
         if body.get(key) is not None:
             overrides[key] = str(body[key])
