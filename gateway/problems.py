@@ -46,4 +46,16 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise Problem(400, "Bad Request", "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise Problem(400, "Bad Request", "the body must be a JSON object")
+    if _has_nul(body):  # PostgreSQL stores no NUL in text or jsonb: refuse it here, not with a server error
+        raise Problem(400, "Bad Request", "text in the body may not contain NUL characters")
     return body
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
