@@ -16,7 +16,7 @@ from gateway.access import audit, visible_job
 from gateway.auth.middleware import require
 from gateway.problems import Problem, json_object
 from gateway.refs import PUBLISHER, REPO
-from gateway.search import _time
+from gateway.search import parse_time
 from streams.lanes import PRIORITIES
 from streams.runtime import now_ms
 from streams.topics import INGEST_REQUESTS
@@ -103,7 +103,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         ORDER BY created_at DESC, job_id DESC LIMIT $10
         """,
         org, q.get("status") or None, text_param(q.get("source"), "source"), text_param(q.get("tag"), "tag"),
-        text_param(q.get("model"), "model"), _time(q.get("from"), "from"), _time(q.get("to"), "to"),
+        text_param(q.get("model"), "model"), parse_time(q.get("from"), "from"), parse_time(q.get("to"), "to"),
         after[0] if after else None, after[1] if after else None, limit + 1, q.get("priority") or None,
         text_param(q.get("file_id"), "file_id"))
     repo = request.app[REPO]

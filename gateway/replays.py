@@ -4,8 +4,6 @@ new revision, read any revision, and compare two revisions of a transcript."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
@@ -14,6 +12,7 @@ from gateway.auth.middleware import require
 from gateway.job_ops import parse_priority
 from gateway.problems import Problem, json_object
 from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS
+from gateway.search import parse_time
 from processors.asr.models import UnknownModel
 from processors.post.compare import compare
 from streams.runtime import now_ms
@@ -22,18 +21,6 @@ from streamscribe.logs import get_logger
 
 log = get_logger(__name__)
 MAX_JOBS = 1000
-
-
-def _when(value: Any, name: str) -> datetime | None:
-    if value in (None, ""):
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise Problem(400, "Bad Request", f"{name} must be an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise Problem(400, "Bad Request", f"{name} must carry a time zone (e.g. 2026-11-26T10:00:00Z)")
-    return parsed
 
 
 async def replay(request: web.Request) -> web.Response:
@@ -65,7 +52,7 @@ async def replay(request: web.Request) -> web.Response:
         if not isinstance(job_ids, list) or not all(isinstance(j, str) for j in job_ids):
             raise Problem(400, "Bad Request", "job_ids must be a list of job ids")
     else:
-        since, until = _when(body.get("since"), "since"), _when(body.get("until"), "until")
+        since, until = parse_time(body.get("since"), "since"), parse_time(body.get("until"), "until")
         if since is None and until is None:
             raise Problem(400, "Bad Request", "name the recordings: job_ids, or a time range (since/until)")
         job_ids = await repo.jobs_created_between(since, until, None if principal.is_admin else principal.org_id)

@@ -16,15 +16,16 @@ from gateway.refs import REPO
 MAX_LIMIT = 100
 
 
-def _time(value: str | None, name: str) -> datetime | None:
-    if not value:
+def parse_time(value: Any, name: str) -> datetime | None:
+    """An ISO 8601 time with a time zone (query parameter or JSON field); empty is None; else a 400."""
+    if value in (None, ""):
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise Problem(400, "Bad Request", f"{name} must be an ISO 8601 time") from None
     if parsed.tzinfo is None:
-        raise Problem(400, "Bad Request", f"{name} must carry a time zone")
+        raise Problem(400, "Bad Request", f"{name} must carry a time zone (e.g. 2026-11-26T10:00:00Z)")
     return parsed
 
 
@@ -39,7 +40,7 @@ async def search(request: web.Request) -> web.Response:
         offset = max(0, int(request.query.get("offset", "0")))
     except ValueError:
         raise Problem(400, "Bad Request", "limit and offset must be integers") from None
-    since, until = _time(request.query.get("from"), "from"), _time(request.query.get("to"), "to")
+    since, until = parse_time(request.query.get("from"), "from"), parse_time(request.query.get("to"), "to")
     org = None if principal.is_admin else principal.org_id
     rows = await request.app[REPO].pool.fetch(
         """

@@ -6,14 +6,14 @@ from aiohttp import web
 
 from gateway.auth.middleware import require
 from gateway.refs import REPO
-from gateway.search import _time
+from gateway.search import parse_time
 
 
 async def usage(request: web.Request) -> web.Response:
     """GET /v1/usage[?from=&to=&org_id=] (org_id only for the platform admin)."""
     principal = require(request, "usage:read")
     org = request.query.get("org_id") if principal.is_admin else principal.org_id
-    since, until = _time(request.query.get("from"), "from"), _time(request.query.get("to"), "to")
+    since, until = parse_time(request.query.get("from"), "from"), parse_time(request.query.get("to"), "to")
     rows = await request.app[REPO].pool.fetch(
         """
         SELECT j.org_id, j.source, j.status, count(*) AS jobs, COALESCE(sum(j.duration), 0) AS seconds
