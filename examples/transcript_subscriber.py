@@ -17,10 +17,10 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from streams.registry import make_registry
-from streams.serde import AvroSerde
-from streams.topics import TRANSCRIPTS
-from streamscribe.settings import Settings
+from foundation.settings import Settings
+from streams.kafka.schema_registry import make_registry
+from streams.kafka.serde import AvroSerde
+from streams.kafka.topics import TRANSCRIPTS
 
 
 def main() -> None:

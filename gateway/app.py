@@ -13,6 +13,9 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from foundation.events import IngestRequest
+from foundation.logs import get_logger
+from foundation.settings import Settings
 from gateway import (
     files,
     job_ops,
@@ -33,20 +36,17 @@ from gateway.auth import routes as auth_routes
 from gateway.auth.middleware import IDENTITY, JWT_SECRET, LIMITER, authenticate, require, security_headers
 from gateway.auth.principal import Principal
 from gateway.auth.ratelimit import RateLimiter
-from gateway.auth.store import IdentityStore
 from gateway.problems import Problem, problem_middleware
 from gateway.publisher import Publisher
 from gateway.refs import HTTP, MODELS, PUBLISHER, REPO, SETTINGS, STORE
-from gateway.repository import Repository
 from gateway.results import ResultsFeed
 from gateway.uploads import multipart_parts
 from processors.asr.models import ModelRegistry, UnknownModel
 from processors.post.render import FORMATS, MEDIA_TYPES, render, to_rttm
-from streams.lanes import PRIORITIES
-from streams.runtime import now_ms
-from streams.topics import INGEST_REQUESTS
-from streamscribe.logs import get_logger
-from streamscribe.settings import Settings
+from repositories.identity import IdentityStore
+from repositories.jobs import Repository
+from streams.kafka.lanes import PRIORITIES
+from streams.kafka.topics import INGEST_REQUESTS
 
 log = get_logger(__name__)
 
@@ -165,7 +165,7 @@ async def queue_upload(request: web.Request, principal: Principal, upload: Uploa
         await upload.discard(request)
         raise
     org_id = upload.org_id or principal.org_id
-    # the priority travels with the stream: it picks the speech lane (streams.lanes) at the costly stages
+    # the priority travels with the stream: it picks the speech lane (streams.kafka.lanes) at the costly stages
     options = {"model": model, **fields, "org_id": org_id, "priority": priority}
     stream_id = job_id
     repo = request.app[REPO]
@@ -187,11 +187,9 @@ async def queue_upload(request: web.Request, principal: Principal, upload: Uploa
     await audit(request, principal, "job.create", f"job:{job_id}",
                 {"filename": filename, "size_bytes": size, "file_id": file_id}, org_id=org_id)
     try:
-        await request.app[PUBLISHER].publish(INGEST_REQUESTS, stream_id, {
-            "stream_id": stream_id, "job_id": job_id, "revision": 1, "object_key": object_key,
-            "filename": filename, "content_type": content_type, "size_bytes": size, "options": options,
-            "submitted_at": now_ms(),
-        })
+        await request.app[PUBLISHER].publish(INGEST_REQUESTS, IngestRequest(
+            stream_id=stream_id, job_id=job_id, object_key=object_key, filename=filename,
+            content_type=content_type, size_bytes=size, options=options))
     except Exception as exc:
         await repo.fail_job(job_id, f"could not queue the job: {exc}", "gateway")
         raise Problem(503, "Service Unavailable", f"the event backbone did not accept the job: {exc}") from exc
@@ -375,7 +373,7 @@ def create_app(settings: Settings) -> web.Application:
 
 
 def run_gateway(settings: Settings) -> None:
-    from streamscribe.logs import configure
+    from foundation.logs import configure
 
     configure(settings.log_level, settings.log_format, component="gateway")
     log.info("gateway starting", host=settings.gateway.host, port=settings.gateway.port)

@@ -26,6 +26,8 @@ from aiohttp import web
 
 from connectors.ingest.decode import DecodeError, decode_chunks, probe
 from connectors.storage.base import ObjectNotFound, ObjectStore
+from foundation.logs import get_logger
+from foundation.settings import Settings
 from gateway.access import audit
 from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
@@ -33,8 +35,6 @@ from gateway.job_ops import _cursor, _decode_cursor, text_param
 from gateway.problems import Problem
 from gateway.refs import REPO, SETTINGS, STORE
 from gateway.uploads import multipart_parts, spool_dir, spool_part
-from streamscribe.logs import get_logger
-from streamscribe.settings import Settings
 
 log = get_logger(__name__)
 

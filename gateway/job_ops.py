@@ -12,14 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
+from foundation.events import IngestRequest
 from gateway.access import audit, visible_job
 from gateway.auth.middleware import require
 from gateway.problems import Problem, json_object
 from gateway.refs import PUBLISHER, REPO
 from gateway.search import parse_time
-from streams.lanes import PRIORITIES
-from streams.runtime import now_ms
-from streams.topics import INGEST_REQUESTS
+from streams.kafka.lanes import PRIORITIES
+from streams.kafka.topics import INGEST_REQUESTS
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 MAX_TAGS = 20
@@ -167,10 +167,10 @@ async def retry(request: web.Request) -> web.Response:
     model = str(options.get("model") or job["model"])
     revision, created, row = await request.app[REPO].start_revision(job_id, model, options, uuid.uuid4().hex)
     if created:
-        await request.app[PUBLISHER].publish(INGEST_REQUESTS, row["stream_id"], {
-            "stream_id": row["stream_id"], "job_id": job_id, "revision": revision, "object_key": row["object_key"],
-            "filename": row["filename"], "content_type": row["content_type"], "size_bytes": row["size_bytes"] or 0,
-            "options": options, "submitted_at": now_ms()})
+        await request.app[PUBLISHER].publish(INGEST_REQUESTS, IngestRequest(
+            stream_id=row["stream_id"], job_id=job_id, revision=revision, object_key=row["object_key"],
+            filename=row["filename"], content_type=row["content_type"], size_bytes=row["size_bytes"] or 0,
+            options=options))
     await audit(request, principal, "job.retry", f"job:{job_id}", {"revision": revision}, org_id=job["org_id"])
     return web.json_response({"job_id": job_id, "revision": revision, "created": created}, status=202)
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from foundation.events import AUDIO_ENCODINGS, AudioEncoding
+from foundation.logs import get_logger
 from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
 from gateway.live_audio import LiveAudio, archive_key
@@ -24,14 +26,12 @@ from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS, STORE
 from gateway.results import ResultsFeed
 from gateway.uploads import spool_dir
 from processors.asr.models import UnknownModel
-from streams.lanes import priority_of
+from streams.kafka.lanes import priority_of
 from streams.stages.diarization import channel_speaker, speaker_names
-from streamscribe.logs import get_logger
 
 log = get_logger(__name__)
 
 RESULTS = web.AppKey("results", ResultsFeed)
-ENCODINGS = {"pcm_s16le": "PCM_S16LE", "mulaw": "MULAW"}
 LIVE_OPTIONS = ("language", "model", "diarize", "speaker_names", "min_speakers", "max_speakers", "initial_prompt",
                 "hotwords", "speaker_threshold", "priority")
 
@@ -43,7 +43,7 @@ class LiveError(Exception):
 
 
 async def open_stream(app: web.Application, principal: Principal, *, stream_id: str, sample_rate: int,
-                      channels: int, encoding: str, options: dict[str, str], source: str,
+                      channels: int, encoding: AudioEncoding, options: dict[str, str], source: str,
                       filename: str | None = None) -> LiveAudio:
     """Create the job row of a live stream and the audio publisher for it."""
     from gateway.app import validate_options
@@ -73,7 +73,7 @@ async def open_stream(app: web.Application, principal: Principal, *, stream_id: 
                      channels=channels, encoding=encoding, options=options, source=source, object_key=key)
 
 
-def _start_params(msg: dict[str, Any]) -> tuple[int, int, str, dict[str, str]]:
+def _start_params(msg: dict[str, Any]) -> tuple[int, int, AudioEncoding, dict[str, str]]:
     if msg.get("type") != "start":
         raise LiveError("protocol", "the first message must be {\"type\": \"start\", ...}")
     try:
@@ -85,9 +85,9 @@ def _start_params(msg: dict[str, Any]) -> tuple[int, int, str, dict[str, str]]:
         raise LiveError("bad_format", "sample_rate must be between 8000 and 48000")
     if not 1 <= channels <= 8:
         raise LiveError("bad_format", "channels must be between 1 and 8")
-    encoding = ENCODINGS.get(str(msg.get("encoding", "pcm_s16le")).lower())
+    encoding = AUDIO_ENCODINGS.get(str(msg.get("encoding", "pcm_s16le")).lower())
     if encoding is None:
-        raise LiveError("bad_format", f"encoding must be one of {', '.join(ENCODINGS)}")
+        raise LiveError("bad_format", f"encoding must be one of {', '.join(AUDIO_ENCODINGS)}")
     options = {k: str(msg[k]) for k in LIVE_OPTIONS if msg.get(k) not in (None, "")}
     return rate, channels, encoding, options
 

@@ -6,13 +6,12 @@ import os
 import tempfile
 import wave
 from pathlib import Path
-from typing import Any
 
 from connectors.storage.base import ObjectStore
+from foundation.events import AudioChunk, AudioEncoding
 from gateway.publisher import Publisher
 from processors.audio.pcm import decode_pcm
-from streams.lanes import chunk_lane
-from streams.runtime import now_ms
+from streams.kafka.lanes import chunk_lane
 
 BYTES_PER_SAMPLE = {"PCM_S16LE": 2, "MULAW": 1}
 
@@ -22,7 +21,7 @@ class LiveAudio:
     with a contiguous ``seq``; ``end`` publishes the end-of-stream chunk (so whatever was heard is finalized)."""
 
     def __init__(self, publisher: Publisher, store: ObjectStore, *, stream_id: str, job_id: str,
-                 sample_rate: int, channels: int, encoding: str, options: dict[str, str], source: str,
+                 sample_rate: int, channels: int, encoding: AudioEncoding, options: dict[str, str], source: str,
                  object_key: str, spool: Path, min_seconds: float = 0.1) -> None:
         self.publisher = publisher
         self.stream_id, self.job_id = stream_id, job_id
@@ -77,13 +76,10 @@ class LiveAudio:
     async def _publish(self, data: bytes, last: bool, error: str | None = None) -> None:
         if data:
             self._wav.writeframes(decode_pcm(data, self.channels, self.encoding).tobytes())
-        value: dict[str, Any] = {
-            "stream_id": self.stream_id, "job_id": self.job_id, "revision": 1, "seq": self.seq,
-            "start_sample": self.samples, "sample_rate": self.rate, "channels": self.channels,
-            "encoding": self.encoding, "data": data, "end_of_stream": last, "error": error,
-            "options": self.options if self.seq == 0 else {}, "source": self.source, "produced_at": now_ms(),
-        }
-        await self.publisher.publish(chunk_lane(self.options, self.source), self.stream_id, value)
+        await self.publisher.publish(chunk_lane(self.options, self.source), AudioChunk(
+            stream_id=self.stream_id, job_id=self.job_id, seq=self.seq, start_sample=self.samples,
+            sample_rate=self.rate, channels=self.channels, encoding=self.encoding, data=data, end_of_stream=last,
+            error=error, options=self.options if self.seq == 0 else {}, source=self.source))
         self.seq += 1
         self.samples += len(data) // self.frame_bytes
 

@@ -15,9 +15,9 @@ from aiohttp import web
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+from foundation.version import __version__
 from gateway.refs import HTTP, REPO, SETTINGS
-from streams.kafka import base_config
-from streamscribe import __version__
+from streams.kafka.clients import base_config
 
 REQUESTS = Counter("streamscribe_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("streamscribe_http_request_seconds", "HTTP request latency", ["method", "route"],

@@ -39,13 +39,13 @@ from typing import Any
 
 from aiohttp import web
 
+from foundation.logs import get_logger
 from gateway.access import audit
 from gateway.auth.middleware import Handler, require
 from gateway.problems import PROBLEM_TYPE
 from gateway.refs import MODELS, REPO, SETTINGS, STORE
 from processors.asr.models import UnknownModel
 from processors.post.render import render
-from streamscribe.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from streamscribe import __version__
+from foundation.version import __version__
 
 J = "application/json"
 PROBLEM = "application/problem+json"

@@ -8,10 +8,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from streams.kafka import make_producer
-from streams.registry import make_registry
-from streams.serde import AvroSerde
-from streamscribe.settings import KafkaSettings
+from foundation.events import Event
+from foundation.settings import KafkaSettings
+from streams.kafka.clients import make_producer
+from streams.kafka.schema_registry import make_registry
+from streams.kafka.serde import AvroSerde
 
 
 class Publisher:
@@ -27,7 +28,7 @@ class Publisher:
         while not self._stop.is_set():
             self.producer.poll(0.1)
 
-    async def publish(self, topic: str, key: str, value: dict[str, Any]) -> None:
+    async def publish(self, topic: str, event: Event) -> None:
         """Produce one event and wait until the broker has it."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
@@ -44,8 +45,9 @@ class Publisher:
             loop.call_soon_threadsafe(settle)
 
         full = self.prefix + topic
-        payload = self.serde.serialize(full, value)
-        self.producer.produce(full, key=key.encode(), value=payload, on_delivery=delivered)
+        payload = self.serde.serialize(full, event)
+        key = event.partition_key
+        self.producer.produce(full, key=key.encode() if key else None, value=payload, on_delivery=delivered)
         await asyncio.wait_for(done, timeout=30)
 
     def close(self) -> None:

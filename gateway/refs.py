@@ -6,10 +6,10 @@ import aiohttp
 from aiohttp import web
 
 from connectors.storage.base import ObjectStore
+from foundation.settings import Settings
 from gateway.publisher import Publisher
-from gateway.repository import Repository
 from processors.asr.models import ModelRegistry
-from streamscribe.settings import Settings
+from repositories.jobs import Repository
 
 SETTINGS = web.AppKey("settings", Settings)
 REPO = web.AppKey("repo", Repository)

@@ -7,6 +7,8 @@ import uuid
 
 from aiohttp import web
 
+from foundation.events import IngestRequest
+from foundation.logs import get_logger
 from gateway.access import audit, visible_job
 from gateway.auth.middleware import require
 from gateway.job_ops import parse_priority
@@ -15,9 +17,7 @@ from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS
 from gateway.search import parse_time
 from processors.asr.models import UnknownModel
 from processors.post.compare import compare
-from streams.runtime import now_ms
-from streams.topics import INGEST_REQUESTS
-from streamscribe.logs import get_logger
+from streams.kafka.topics import INGEST_REQUESTS
 
 log = get_logger(__name__)
 MAX_JOBS = 1000
@@ -71,11 +71,10 @@ async def replay(request: web.Request) -> web.Response:
         options = {**{k: v for k, v in current["options"].items() if k != "model"}, **overrides, "model": model}
         revision, created, job = await repo.start_revision(job_id, model, options, replay_id)
         if created:
-            await app[PUBLISHER].publish(INGEST_REQUESTS, job["stream_id"], {
-                "stream_id": job["stream_id"], "job_id": job_id, "revision": revision,
-                "object_key": job["object_key"], "filename": job["filename"], "content_type": job["content_type"],
-                "size_bytes": job["size_bytes"] or 0, "options": options, "submitted_at": now_ms(),
-            })
+            await app[PUBLISHER].publish(INGEST_REQUESTS, IngestRequest(
+                stream_id=job["stream_id"], job_id=job_id, revision=revision, object_key=job["object_key"],
+                filename=job["filename"], content_type=job["content_type"], size_bytes=job["size_bytes"] or 0,
+                options=options))
         results.append({"job_id": job_id, "revision": revision, "created": created})
     log.info("replay requested", replay_id=replay_id, model=model, jobs=len(results))
     await audit(request, principal, "replay.request", f"replay:{replay_id}",

@@ -10,12 +10,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.kafka import assign_at_end, base_config
-from streams.registry import make_registry
-from streams.serde import AvroSerde
-from streams.topics import ASR_SEGMENTS
-from streamscribe.logs import get_logger
-from streamscribe.settings import Settings
+from foundation.logs import get_logger
+from foundation.settings import Settings
+from streams.kafka.clients import assign_at_end, base_config
+from streams.kafka.schema_registry import make_registry
+from streams.kafka.serde import AvroSerde
+from streams.kafka.topics import ASR_SEGMENTS
 
 log = get_logger(__name__)
 

@@ -8,14 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
+from foundation.events import SpeakerEnrollment
 from gateway.access import audit, visible_job
 from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
 from gateway.problems import Problem, json_object
 from gateway.refs import PUBLISHER, REPO, SETTINGS, STORE
 from gateway.uploads import multipart_parts, spool_to_store
-from streams.runtime import now_ms
-from streams.topics import SPEAKER_ENROLLMENTS
+from streams.kafka.topics import SPEAKER_ENROLLMENTS
 
 MAX_NAME = 200
 MAX_SAMPLE_BYTES = 200 * 1024 * 1024
@@ -57,9 +57,8 @@ async def enroll(request: web.Request) -> web.Response:
             await store.delete(key)
         raise
     await request.app[REPO].create_profile(profile_id, p.org_id, name, keys)
-    await request.app[PUBLISHER].publish(SPEAKER_ENROLLMENTS, profile_id, {
-        "profile_id": profile_id, "org_id": p.org_id, "name": name, "object_keys": keys, "submitted_at": now_ms(),
-    })
+    await request.app[PUBLISHER].publish(SPEAKER_ENROLLMENTS, SpeakerEnrollment(
+        profile_id=profile_id, org_id=p.org_id, name=name, object_keys=keys))
     await audit(request, p, "speaker.enroll", f"speaker:{profile_id}", {"samples": len(keys)})
     return web.json_response({"id": profile_id, "name": name, "status": "pending", "samples": len(keys)},
                              status=202, headers={"Location": f"/v1/speakers/{profile_id}"})

@@ -14,10 +14,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from connectors.telephony.twilio import TrackMixer, parse_start
+from foundation.logs import get_logger
 from gateway.auth.middleware import require
 from gateway.live import LIVE_OPTIONS, LiveError, open_stream
 from gateway.live_audio import LiveAudio
-from streamscribe.logs import get_logger
 
 log = get_logger(__name__)
 

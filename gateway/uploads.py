@@ -13,8 +13,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from connectors.storage.base import ObjectStore
+from foundation.settings import Settings
 from gateway.problems import Problem
-from streamscribe.settings import Settings
 
 
 async def multipart_parts(request: web.Request, expected: str) -> AsyncIterator[aiohttp.BodyPartReader]:

@@ -29,13 +29,13 @@ from connectors.storage.crypto import Keyring
 from connectors.storage.factory import parse_keyring
 from connectors.webhooks.events import EVENT_TYPES, PING, ping
 from connectors.webhooks.sealing import generate_secret, hint, seal
-from connectors.webhooks.store import WebhookStore
 from connectors.webhooks.targets import TargetError, check_url
 from gateway.access import audit
 from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
 from gateway.problems import Problem, json_object
 from gateway.refs import REPO, SETTINGS
+from repositories.webhooks import WebhookStore
 
 SCOPE = "webhooks:manage"
 KEYRING = web.AppKey("webhook_keyring", Keyring)

@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from foundation.logs import configure, get_logger
+from foundation.settings import Settings
 from processors.diarization.identify import Profile
-from streams.runtime import Stage, StageRunner
-from streamscribe.logs import configure, get_logger
-from streamscribe.settings import Settings
+from streams.runtime.runner import Stage, StageRunner
 
 STAGES = ("ingest", "vad", "asr", "diarization", "post", "materializer", "webhooks")
 

@@ -1,3 +1,6 @@
-"""streamscribe: speech transcription as an event-driven pipeline on Kafka."""
+"""streamscribe: speech transcription as an event-driven pipeline on Kafka (the top layer: CLI, client and the
+embedded-stack supervisor)."""
 
-__version__ = "0.1.0"
+from foundation.version import __version__
+
+__all__ = ["__version__"]

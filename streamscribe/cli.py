@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from streamscribe.settings import Settings
+from foundation.settings import Settings
 
 
 def _settings(home: str | None) -> Settings:
@@ -63,7 +63,7 @@ def main() -> None:
 @click.option("--timeout", type=float, default=300, show_default=True, help="Seconds to wait for readiness.")
 def up(detach: bool, home: str | None, port: int | None, timeout: float) -> None:
     """Start the embedded stack: broker, PostgreSQL, storage, every processor and the gateway."""
-    from streamscribe.logs import configure
+    from foundation.logs import configure
     from streamscribe.stack.supervisor import pid_alive, read_stack, stack_file
 
     settings = _settings(home)
@@ -212,7 +212,7 @@ async def _transcribe(url: str, file: Path, fields: dict[str, str | None], fmt: 
 @click.option("--server", default=None)
 def status(home: str | None, server: str | None) -> None:
     """Health of every component and the lag of every consumer group."""
-    from streams.admin import group_lag
+    from streams.kafka.admin import group_lag
     from streams.workers import build_stage_classes
     from streamscribe.stack.supervisor import read_stack
 
@@ -277,6 +277,7 @@ def produce(source: str, stream_id: str, realtime: bool, channels: int, rate: in
     import numpy as np
 
     from connectors.producer.audio import AudioProducer
+    from foundation.events import AUDIO_ENCODINGS
 
     settings = _stack_settings(home)
     options = {k: v for k, v in {"model": model, "language": language, "diarize": diarize,
@@ -293,10 +294,10 @@ def produce(source: str, stream_id: str, realtime: bool, channels: int, rate: in
             if realtime:
                 time.sleep(max(0.0, started + samples / rate - time.monotonic()))
             producer.send(stream_id, seq, samples, frames, sample_rate=rate, options=options if seq == 0 else None,
-                          encoding=encoding.upper())
+                          encoding=AUDIO_ENCODINGS[encoding])
             seq, samples = seq + 1, samples + len(frames)
         producer.send(stream_id, seq, samples, np.zeros((0, channels), dtype=np.int16), sample_rate=rate,
-                      end_of_stream=True, encoding=encoding.upper())
+                      end_of_stream=True, encoding=AUDIO_ENCODINGS[encoding])
         producer.flush()
         count = seq + 1
     else:
@@ -343,7 +344,7 @@ async def _wait_stream(url: str, stream_id: str) -> tuple[int, str]:
 def tail(topic: str, from_beginning: bool, group: str | None, max_events: int | None, timeout: float | None,
          home: str | None) -> None:
     """Print the events of TOPIC as JSON lines (Avro decoded; long binary fields summarised)."""
-    from streams.tail import tail_topic
+    from streams.tools.tail import tail_topic
 
     settings = _stack_settings(home)
     try:
@@ -535,7 +536,7 @@ def groups_reset(group: str, topic: str, to_datetime: str | None, to_offset: int
     """Move GROUP on TOPIC to a time, offset, the beginning or the end."""
     from datetime import datetime
 
-    from streams import offsets
+    from streams.tools import groups as offsets
 
     if sum(x is not None and x is not False for x in (to_datetime, to_offset, to_earliest or None,
                                                        to_latest or None)) != 1:
@@ -570,7 +571,7 @@ def maintenance(once: bool, interval: float, home: str | None) -> None:
     """Housekeeping: erase jobs and files past their organization's retention period."""
     import json
 
-    from streamscribe.logs import configure
+    from foundation.logs import configure
     from streamscribe.maintenance import run_forever, run_once
     from streamscribe.stack.supervisor import read_stack
 
@@ -607,7 +608,7 @@ def gateway() -> None:
 @click.option("--database-url", envvar="STREAMSCRIBE_DATABASE_URL", required=True)
 def migrate(database_url: str) -> None:
     """Apply pending database migrations."""
-    from processors.materializer.migrate import apply_migrations
+    from repositories.migrate import apply_migrations
 
     applied = apply_migrations(database_url)
     click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")

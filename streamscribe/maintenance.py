@@ -10,9 +10,9 @@ from typing import Any
 
 import asyncpg
 
+from foundation.logs import get_logger
+from foundation.settings import Settings
 from gateway.erasure import apply_retention
-from streamscribe.logs import get_logger
-from streamscribe.settings import Settings
 
 log = get_logger(__name__)
 

@@ -16,15 +16,12 @@ from typing import Any
 import numpy as np
 
 from connectors.ingest.decode import TARGET_RATE, decode_chunks
-from streams.kafka import make_producer
-from streams.lanes import chunk_lane
-from streams.registry import make_registry
-from streams.serde import AvroSerde
-from streamscribe.settings import Settings
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+from foundation.events import AudioChunk, AudioEncoding
+from foundation.settings import Settings
+from streams.kafka.clients import make_producer
+from streams.kafka.lanes import chunk_lane
+from streams.kafka.schema_registry import make_registry
+from streams.kafka.serde import AvroSerde
 
 
 class AudioProducer:
@@ -37,20 +34,17 @@ class AudioProducer:
 
     def send(self, stream_id: str, seq: int, start_sample: int, frames: np.ndarray, *, sample_rate: int,
              end_of_stream: bool = False, options: dict[str, str] | None = None, source: str = "producer",
-             job_id: str | None = None, error: str | None = None, encoding: str = "PCM_S16LE") -> None:
-        value: dict[str, Any] = {
-            "stream_id": stream_id, "job_id": job_id, "revision": 1, "seq": seq, "start_sample": start_sample,
-            "sample_rate": sample_rate, "channels": frames.shape[1] if frames.ndim == 2 else 1,
-            "encoding": encoding,
-            "data": frames.astype("<i2").tobytes() if encoding == "PCM_S16LE" else frames.astype(np.uint8).tobytes(),
-            "end_of_stream": end_of_stream,
-            "error": error, "options": options or {}, "source": source, "produced_at": now_ms(),
-        }
+             job_id: str | None = None, error: str | None = None, encoding: AudioEncoding = "PCM_S16LE") -> None:
+        event = AudioChunk(
+            stream_id=stream_id, job_id=job_id, seq=seq, start_sample=start_sample, sample_rate=sample_rate,
+            channels=frames.shape[1] if frames.ndim == 2 else 1, encoding=encoding,
+            data=frames.astype("<i2").tobytes() if encoding == "PCM_S16LE" else frames.astype(np.uint8).tobytes(),
+            end_of_stream=end_of_stream, error=error, options=options or {}, source=source)
         # every chunk of a stream goes to the lane its first chunk's options chose (they ride on seq 0 only)
         if seq == 0 or stream_id not in self.lanes:
             self.lanes[stream_id] = self.prefix + chunk_lane(options or {}, source)
         topic = self.lanes.pop(stream_id) if end_of_stream else self.lanes[stream_id]
-        payload = self.serde.serialize(topic, value)
+        payload = self.serde.serialize(topic, event)
         while True:
             try:
                 self.producer.produce(topic, key=stream_id.encode(), value=payload)

@@ -11,7 +11,6 @@ import base64
 import binascii
 import os
 from pathlib import Path
-from typing import Any
 
 from connectors.storage.base import ObjectStore
 from connectors.storage.crypto import KEY_SIZE, SEGMENT_SIZE, Keyring, KeyringError, check_key_id
@@ -83,22 +82,3 @@ def make_store(*, backend: str = "local", keys: str, current_key_id: str, root: 
                              segment_size=segment_size, part_size=s3_part_size)
     raise ValueError(f"unknown storage backend {backend!r}; expected one of {', '.join(BACKENDS)}")
 
-
-def store_from_settings(settings: Any, *, default_root: str | Path = "") -> ObjectStore:
-    """``make_store`` from an object with attributes of the same names (e.g. a pydantic settings model).
-
-    Missing attributes take ``make_store``'s defaults; pydantic ``SecretStr`` values are unwrapped.
-    """
-    names = ("backend", "keys", "current_key_id", "root", "s3_endpoint_url", "s3_region", "s3_bucket",
-             "s3_access_key", "s3_secret_key", "s3_create_bucket", "s3_part_size", "segment_size")
-    kwargs = {name: _plain(getattr(settings, name)) for name in names if hasattr(settings, name)}
-    if not kwargs.get("root") and default_root:
-        kwargs["root"] = default_root
-    kwargs.setdefault("keys", "")
-    kwargs.setdefault("current_key_id", "")
-    return make_store(**kwargs)
-
-
-def _plain(value: Any) -> Any:
-    reveal = getattr(value, "get_secret_value", None)
-    return reveal() if callable(reveal) else value

@@ -30,9 +30,9 @@ from connectors.storage.crypto import Keyring
 from connectors.webhooks.backoff import retry_delay
 from connectors.webhooks.sealing import SealError, unseal
 from connectors.webhooks.signing import delivery_headers
-from connectors.webhooks.store import Due, WebhookStore
 from connectors.webhooks.targets import TargetError, blocked_address
-from streamscribe.logs import get_logger
+from foundation.logs import get_logger
+from repositories.webhooks import Due, WebhookStore
 
 log = get_logger(__name__)
 MAX_ERROR_BODY = 200

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 
 from gateway.auth.credentials import hash_password, mint
-from gateway.auth.store import KEY_PREFIX
+from repositories.identity import KEY_PREFIX
 
 ADMIN_EMAIL = "admin@streamscribe.local"
 

@@ -11,8 +11,8 @@ from aiohttp import web
 from gateway.auth.credentials import TokenError, decode_access
 from gateway.auth.principal import Principal
 from gateway.auth.ratelimit import RateLimiter
-from gateway.auth.store import KEY_PREFIX, IdentityStore
 from gateway.problems import Problem
+from repositories.identity import KEY_PREFIX, IdentityStore
 
 PRINCIPAL = "principal"
 IDENTITY = web.AppKey("identity", IdentityStore)

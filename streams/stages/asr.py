@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from foundation.events import AsrSegment, Word
+from foundation.logs import get_logger
+from foundation.settings import AsrSettings
 from processors.asr.models import UnknownModel
 from processors.asr.transcriber import DecodeOptions, Request, Result, Transcriber
 from processors.audio.pcm import decode_pcm, to_float
-from streams.metrics import AUDIO_SECONDS, REAL_TIME_FACTOR
-from streams.runtime import BaseStage, Context, Record, now_ms
-from streams.topics import ASR_SEGMENTS, SPEECH_LANES
-from streamscribe.logs import get_logger
-from streamscribe.settings import AsrSettings
+from streams.kafka.topics import ASR_SEGMENTS, SPEECH_LANES
+from streams.runtime.metrics import AUDIO_SECONDS, REAL_TIME_FACTOR
+from streams.runtime.runner import BaseStage, Context, Record
 
 log = get_logger(__name__)
 
@@ -136,21 +137,18 @@ class AsrStage(BaseStage):
 
     def _emit(self, ctx: Context, seg: dict[str, Any], res: Result | None, error: str | None = None) -> None:
         opts = seg["options"]
-        ctx.emit(ASR_SEGMENTS, seg["stream_id"], {
-            "stream_id": seg["stream_id"], "job_id": seg["job_id"], "revision": seg["revision"],
-            "kind": seg["kind"], "segment_id": seg["segment_id"], "index": seg["index"],
-            "channel": seg["channel"], "start": seg["start"], "end": seg["end"],
-            "text": res.text if res else "",
-            "words": [w.__dict__ for w in res.words] if res else [],
-            "language": res.language if res else None,
-            "language_probability": res.language_probability if res else None,
-            "avg_logprob": res.avg_logprob if res else None,
-            "no_speech_prob": res.no_speech_prob if res else None,
-            "model": opts.get("model") or self.settings.default_model,
-            "pipeline_version": self.pipeline_version, "options": opts, "source": seg["source"],
-            "segment_count": seg.get("segment_count"), "duration": seg.get("duration"), "error": error,
-            "processing_seconds": round(res.seconds, 4) if res else None, "produced_at": now_ms(),
-        })
+        ctx.emit(ASR_SEGMENTS, AsrSegment(
+            stream_id=seg["stream_id"], job_id=seg["job_id"], revision=seg["revision"], kind=seg["kind"],
+            segment_id=seg["segment_id"], index=seg["index"], channel=seg["channel"], start=seg["start"],
+            end=seg["end"], text=res.text if res else "",
+            words=[Word(start=w.start, end=w.end, word=w.word, probability=w.probability) for w in res.words]
+            if res else [],
+            language=res.language if res else None,
+            language_probability=res.language_probability if res else None,
+            avg_logprob=res.avg_logprob if res else None, no_speech_prob=res.no_speech_prob if res else None,
+            model=opts.get("model") or self.settings.default_model, pipeline_version=self.pipeline_version,
+            options=opts, source=seg["source"], segment_count=seg.get("segment_count"),
+            duration=seg.get("duration"), error=error, processing_seconds=round(res.seconds, 4) if res else None))
 
 
 def _age(seg: dict[str, Any], now: datetime) -> float:

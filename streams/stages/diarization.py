@@ -20,13 +20,15 @@ from connectors.ingest.decode import DecodeError, decode_chunks
 from connectors.storage.base import ObjectNotFound, SyncStore
 from connectors.storage.crypto import DecryptionError
 from connectors.storage.spool import fetched
+from foundation.events import Speaker, SpeakerProfile, SpeakerTurns
+from foundation.events import Turn as TurnRecord
+from foundation.logs import get_logger
 from processors.audio.pcm import decode_pcm, to_float
 from processors.diarization.backend import Clustering, DiarizationBackend, Turn, WindowEmbeddings
 from processors.diarization.identify import Profile, identify
-from streams.runtime import BaseStage, Context, Record, now_ms
+from streams.kafka.topics import SPEAKER_ENROLLMENTS, SPEAKER_PROFILES, SPEAKER_TURNS, SPEECH_LANES
+from streams.runtime.runner import BaseStage, Context, Record
 from streams.stages.vad import stream_key
-from streams.topics import SPEAKER_ENROLLMENTS, SPEAKER_PROFILES, SPEAKER_TURNS, SPEECH_LANES
-from streamscribe.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -116,15 +118,14 @@ class DiarizationStage(BaseStage):
                 channel = int(label.rsplit("_", 1)[1]) - 1 if label.startswith("CHANNEL_") else None
                 display = names[channel] if channel is not None and channel < len(names) else label
                 m = matches.get(label)
-                speakers.append({"id": label, "label": display, "channel": channel,
-                                 "talk_time": round(talk.get(label, 0.0), 3),
-                                 "identified_as": m.profile_id if m else None, "name": m.name if m else None,
-                                 "similarity": m.similarity if m else None})
-        ctx.emit(SPEAKER_TURNS, end["stream_id"], {
-            "stream_id": end["stream_id"], "job_id": end["job_id"], "revision": end["revision"], "kind": "FINAL",
-            "mode": mode, "turns": [t.__dict__ for t in turns], "speakers": speakers,
-            "backend": self.backend.name, "options": opts, "error": error, "produced_at": now_ms(),
-        })
+                speakers.append(Speaker(id=label, label=display, channel=channel,
+                                        talk_time=round(talk.get(label, 0.0), 3),
+                                        identified_as=m.profile_id if m else None, name=m.name if m else None,
+                                        similarity=m.similarity if m else None))
+        ctx.emit(SPEAKER_TURNS, SpeakerTurns(
+            stream_id=end["stream_id"], job_id=end["job_id"], revision=end["revision"], kind="FINAL", mode=mode,
+            turns=[TurnRecord(start=t.start, end=t.end, speaker=t.speaker) for t in turns],
+            speakers=speakers, backend=self.backend.name, options=opts, error=error))
         if not error:
             ctx.job_event(end, "COMPLETED", progress=1.0,
                           message=f"{len(speakers)} speakers, {len(turns)} turns ({mode})")
@@ -161,11 +162,10 @@ class DiarizationStage(BaseStage):
         except DecodeError as exc:
             error = f"a sample could not be read: {exc}"
         log.info("voice profile computed", profile_id=req["profile_id"], voiced_seconds=voiced, error=error)
-        ctx.emit(SPEAKER_PROFILES, req["profile_id"], {
-            "profile_id": req["profile_id"], "org_id": req["org_id"],
-            "embedding": [] if error else [float(x) for x in embedding], "voiced_seconds": voiced,
-            "backend": self.backend.name, "error": error, "produced_at": now_ms(),
-        })
+        ctx.emit(SPEAKER_PROFILES, SpeakerProfile(
+            profile_id=req["profile_id"], org_id=req["org_id"],
+            embedding=[] if error else [float(x) for x in embedding], voiced_seconds=voiced,
+            backend=self.backend.name, error=error))
 
 
 def _int(value: str | None) -> int | None:

@@ -15,10 +15,11 @@ from connectors.ingest.decode import TARGET_RATE, DecodeError, channels_identica
 from connectors.storage.base import ObjectNotFound, SyncStore
 from connectors.storage.crypto import DecryptionError
 from connectors.storage.spool import fetched
-from streams.lanes import chunk_lane
-from streams.runtime import BaseStage, Context, Record, now_ms
-from streams.topics import INGEST_REQUESTS
-from streamscribe.logs import get_logger
+from foundation.events import AudioChunk
+from foundation.logs import get_logger
+from streams.kafka.lanes import chunk_lane
+from streams.kafka.topics import INGEST_REQUESTS
+from streams.runtime.runner import BaseStage, Context, Record
 
 log = get_logger(__name__)
 
@@ -73,9 +74,7 @@ class IngestStage(BaseStage):
     @staticmethod
     def _chunk(ctx: Context, req: dict[str, Any], seq: int, start: int, channels: int, data: bytes,
                options: dict[str, str], last: bool, error: str | None = None) -> None:
-        ctx.emit(chunk_lane(options, "upload"), req["stream_id"], {
-            "stream_id": req["stream_id"], "job_id": req["job_id"], "revision": req["revision"], "seq": seq,
-            "start_sample": start, "sample_rate": TARGET_RATE, "channels": channels, "encoding": "PCM_S16LE",
-            "data": data, "end_of_stream": last, "error": error, "options": options if seq == 0 else {},
-            "source": "upload", "produced_at": now_ms(),
-        })
+        ctx.emit(chunk_lane(options, "upload"), AudioChunk(
+            stream_id=req["stream_id"], job_id=req["job_id"], revision=req["revision"], seq=seq, start_sample=start,
+            sample_rate=TARGET_RATE, channels=channels, encoding="PCM_S16LE", data=data, end_of_stream=last,
+            error=error, options=options if seq == 0 else {}, source="upload"))

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import asyncpg
 
-from processors.materializer.projection import TRANSIENT_DB_ERRORS, Projection
-from streams.runtime import BaseStage, Context, Record
-from streams.topics import JOBS_EVENTS, SPEAKER_PROFILES, SPEAKER_TURNS, TRANSCRIPTS
+from repositories.projection import TRANSIENT_DB_ERRORS, Projection
+from streams.kafka.topics import JOBS_EVENTS, SPEAKER_PROFILES, SPEAKER_TURNS, TRANSCRIPTS
+from streams.runtime.runner import BaseStage, Context, Record
 
 KINDS = {JOBS_EVENTS: "job", TRANSCRIPTS: "transcript", SPEAKER_TURNS: "turns", SPEAKER_PROFILES: "profile"}
 

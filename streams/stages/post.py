@@ -15,14 +15,15 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from foundation.events import TranscriptEvent, TranscriptKind
+from foundation.logs import get_logger
 from processors.post.assemble import split_segment
 from processors.post.redact import KINDS, redact_segments
 from processors.post.speakers import attribute_words
-from streams.runtime import BaseStage, Context, Record, now_ms
+from streams.kafka.topics import ASR_SEGMENTS, SPEAKER_TURNS, TRANSCRIPTS
+from streams.runtime.runner import BaseStage, Context, Record
 from streams.stages.diarization import channel_speaker
 from streams.stages.vad import stream_key
-from streams.topics import ASR_SEGMENTS, SPEAKER_TURNS, TRANSCRIPTS
-from streamscribe.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -128,15 +129,12 @@ class PostStage(BaseStage):
         st.update(seen=[], waiting=[], turns=None, end=None)
 
     @staticmethod
-    def _emit(ctx: Context, src: dict[str, Any], kind: str, *, segment: dict[str, Any] | None = None,
+    def _emit(ctx: Context, src: dict[str, Any], kind: TranscriptKind, *, segment: dict[str, Any] | None = None,
               error: str | None = None, language: str | None = None, segment_count: int | None = None,
               speakers: list[dict[str, Any]] | None = None, original: dict[str, Any] | None = None,
               redactions: list[dict[str, Any]] | None = None) -> None:
-        ctx.emit(TRANSCRIPTS, src["stream_id"], {
-            "stream_id": src["stream_id"], "job_id": src["job_id"], "revision": src["revision"], "kind": kind,
-            "segment": segment, "model": src["model"], "pipeline_version": src["pipeline_version"],
-            "language": language or src.get("language"), "duration": src.get("duration"),
-            "segment_count": segment_count, "source": src["source"], "error": error,
-            "speakers": speakers or [], "produced_at": now_ms(), "original": original,
-            "redactions": redactions or [],
-        })
+        ctx.emit(TRANSCRIPTS, TranscriptEvent(
+            stream_id=src["stream_id"], job_id=src["job_id"], revision=src["revision"], kind=kind, segment=segment,
+            model=src["model"], pipeline_version=src["pipeline_version"], language=language or src.get("language"),
+            duration=src.get("duration"), segment_count=segment_count, source=src["source"], error=error,
+            speakers=speakers or [], original=original, redactions=redactions or []))

@@ -15,14 +15,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from foundation.events import SpeechSegment
+from foundation.logs import get_logger
+from foundation.settings import VadSettings
 from processors.audio.pcm import PIPELINE_RATE, StreamResampler, decode_pcm, mix_down
 from processors.vad.segmenter import Cut, Segmenter, SegmenterConfig, SegmenterState
-from streams.lanes import speech_lane
-from streams.metrics import AUDIO_SECONDS
-from streams.runtime import BaseStage, Context, Record, now_ms
-from streams.topics import CHUNK_LANES
-from streamscribe.logs import get_logger
-from streamscribe.settings import VadSettings
+from streams.kafka.lanes import speech_lane
+from streams.kafka.topics import CHUNK_LANES
+from streams.runtime.metrics import AUDIO_SECONDS
+from streams.runtime.runner import BaseStage, Context, Record
 
 log = get_logger(__name__)
 
@@ -204,14 +205,11 @@ class VadStage(BaseStage):
         index = meta.finals
         if cut.kind == "FINAL":
             meta.finals += 1
-        ctx.emit(speech_lane(meta.options, meta.source), meta.stream_id, {
-            "stream_id": meta.stream_id, "job_id": meta.job_id, "revision": meta.revision, "kind": cut.kind,
-            "segment_id": f"{meta.stream_id}:{name}:{round(cut.start_s * 1000):09d}", "index": index,
-            "channel": channel, "start": round(cut.start_s, 3), "end": round(cut.end_s, 3),
-            "sample_rate": PIPELINE_RATE, "audio": cut.audio.astype("<i2").tobytes(), "options": meta.options,
-            "source": meta.source, "segment_count": None, "duration": None, "error": None,
-            "produced_at": now_ms(),
-        })
+        ctx.emit(speech_lane(meta.options, meta.source), SpeechSegment(
+            stream_id=meta.stream_id, job_id=meta.job_id, revision=meta.revision, kind=cut.kind,
+            segment_id=f"{meta.stream_id}:{name}:{round(cut.start_s * 1000):09d}", index=index, channel=channel,
+            start=round(cut.start_s, 3), end=round(cut.end_s, 3), sample_rate=PIPELINE_RATE,
+            audio=cut.audio.astype("<i2").tobytes(), options=meta.options, source=meta.source))
 
     @staticmethod
     def _duration(meta: StreamMeta, chunk: dict[str, Any]) -> float:
@@ -227,13 +225,11 @@ class VadStage(BaseStage):
 
     def _end(self, key: str, meta: StreamMeta, chunk: dict[str, Any], duration: float, ctx: Context) -> None:
         error = chunk.get("error")
-        ctx.emit(speech_lane(meta.options, meta.source), meta.stream_id, {
-            "stream_id": meta.stream_id, "job_id": meta.job_id, "revision": meta.revision, "kind": "END",
-            "segment_id": f"{meta.stream_id}:end", "index": meta.finals, "channel": None,
-            "start": round(duration, 3), "end": round(duration, 3), "sample_rate": PIPELINE_RATE,
-            "audio": b"", "options": meta.options, "source": meta.source, "segment_count": meta.finals,
-            "duration": round(duration, 3), "error": error, "produced_at": now_ms(),
-        })
+        ctx.emit(speech_lane(meta.options, meta.source), SpeechSegment(
+            stream_id=meta.stream_id, job_id=meta.job_id, revision=meta.revision, kind="END",
+            segment_id=f"{meta.stream_id}:end", index=meta.finals, start=round(duration, 3),
+            end=round(duration, 3), sample_rate=PIPELINE_RATE, audio=b"", options=meta.options, source=meta.source,
+            segment_count=meta.finals, duration=round(duration, 3), error=error))
         if not error:
             ctx.job_event(meta.__dict__, "COMPLETED", progress=1.0,
                           message=f"{meta.finals} speech segments in {duration:.1f} s of audio")

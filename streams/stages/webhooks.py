@@ -26,13 +26,13 @@ from prometheus_client import Counter
 from connectors.storage.crypto import Keyring
 from connectors.webhooks.dispatch import DispatchConfig, Dispatcher
 from connectors.webhooks.events import WebhookEvent, from_job_event, from_transcript_event
-from connectors.webhooks.store import WebhookStore
-from processors.materializer.projection import TRANSIENT_DB_ERRORS
-from streams.runtime import BaseStage, Context, Record
-from streams.topics import JOBS_EVENTS, TRANSCRIPTS
-from streamscribe import __version__
-from streamscribe.logs import get_logger
-from streamscribe.settings import Settings, WebhookSettings
+from foundation.logs import get_logger
+from foundation.settings import Settings, WebhookSettings
+from foundation.version import __version__
+from repositories.projection import TRANSIENT_DB_ERRORS
+from repositories.webhooks import WebhookStore
+from streams.kafka.topics import JOBS_EVENTS, TRANSCRIPTS
+from streams.runtime.runner import BaseStage, Context, Record
 
 DEFAULT_ORG = "default"
 RECORDED = Counter("streamscribe_webhook_events_total", "Webhook events recorded for delivery (before the "

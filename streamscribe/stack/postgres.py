@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from streamscribe.logs import get_logger
+from foundation.logs import get_logger
 
 log = get_logger(__name__)
 SYSTEM_USER = "embedded_postgres"

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamscribe.logs import get_logger
-from streamscribe.settings import Settings
+from foundation.logs import get_logger
+from foundation.settings import Settings
 from streamscribe.stack import broker, postgres
 from streamscribe.stack.ports import free_port, wait_for_port
 
@@ -96,7 +96,7 @@ class Supervisor:
 
     # -- start ---------------------------------------------------------------------------------------
     def start(self) -> None:
-        from streams.admin import ensure_topics
+        from streams.kafka.admin import ensure_topics
         from streams.workers import STAGES, state_groups
 
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ class Supervisor:
             database_url = postgres.url(pg_port)
         env["STREAMSCRIBE_DATABASE_URL"] = database_url
 
-        from processors.materializer.migrate import apply_migrations
+        from repositories.migrate import apply_migrations
 
         applied = apply_migrations(database_url)
         log.info("database ready", migrations_applied=applied)

@@ -20,8 +20,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from foundation.settings import Settings
 from streamscribe.client import Client
-from streamscribe.settings import Settings
 from streamscribe.stack.ports import free_port
 from streamscribe.stack.supervisor import pid_alive, read_stack
 

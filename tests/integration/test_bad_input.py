@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from streams.registry import make_registry
-from streams.serde import AvroSerde
-from streams.topics import (
+from foundation.events import AudioChunk
+from streams.kafka.schema_registry import make_registry
+from streams.kafka.serde import AvroSerde
+from streams.kafka.topics import (
     ASR_SEGMENTS,
     AUDIO_CHUNKS,
     AUDIO_SPEECH,
@@ -122,11 +123,8 @@ async def test_poison_events_are_dead_lettered_and_stages_keep_going(stack: Stac
                        unknown_schema: b"\x00\x00\x0f\x42\x40" + b"\x02\x04\x06"}
     # a well-formed event whose content a stage cannot handle: PCM with an odd byte count
     odd_pcm_key = f"poison-{uuid.uuid4().hex}"
-    sent[AUDIO_CHUNKS][odd_pcm_key] = serde.serialize(AUDIO_CHUNKS, {
-        "stream_id": odd_pcm_key, "job_id": None, "revision": 1, "seq": 0, "start_sample": 0,
-        "sample_rate": 16000, "channels": 1, "encoding": "PCM_S16LE", "data": b"\x01\x02\x03",
-        "end_of_stream": False, "error": None, "options": {}, "source": "producer", "produced_at": 0,
-    })
+    sent[AUDIO_CHUNKS][odd_pcm_key] = serde.serialize(AUDIO_CHUNKS, AudioChunk(
+        stream_id=odd_pcm_key, seq=0, start_sample=0, sample_rate=16000, channels=1, data=b"\x01\x02\x03"))
     for topic, events in sent.items():
         for key, value in events.items():
             producer.produce(topic, key=key.encode(), value=value)

@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.topics import AUDIO_SPEECH
+from streams.kafka.topics import AUDIO_SPEECH
 from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from gateway.auth.store import KEY_PREFIX
+from repositories.identity import KEY_PREFIX
 from streamscribe.client import Client
 from tests.conftest import normalize, read_references
 from tests.integration.conftest import Stack

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from foundation.settings import Settings
 from gateway.app import create_app
-from streamscribe.settings import Settings
 from tests.integration.conftest import Stack, start_stack, stop_stack
 
 pytestmark = pytest.mark.integration

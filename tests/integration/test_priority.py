@@ -19,10 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.corpus import write_long_recording
 from connectors.producer.audio import AudioProducer
-from streams.kafka import assign_at_end
-from streams.registry import make_registry
-from streams.serde import AvroSerde
-from streams.topics import AUDIO_SPEECH, AUDIO_SPEECH_HIGH, AUDIO_SPEECH_LOW, TRANSCRIPTS
+from streams.kafka.clients import assign_at_end
+from streams.kafka.schema_registry import make_registry
+from streams.kafka.serde import AvroSerde
+from streams.kafka.topics import AUDIO_SPEECH, AUDIO_SPEECH_HIGH, AUDIO_SPEECH_LOW, TRANSCRIPTS
 from streamscribe.client import Client
 from tests.integration.conftest import Stack
 

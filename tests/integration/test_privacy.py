@@ -13,9 +13,10 @@ import aiohttp
 import pytest
 from confluent_kafka import Producer
 
-from streams.registry import make_registry
-from streams.serde import AvroSerde
-from streams.topics import ASR_SEGMENTS
+from foundation.events import AsrSegment
+from streams.kafka.schema_registry import make_registry
+from streams.kafka.serde import AvroSerde
+from streams.kafka.topics import ASR_SEGMENTS
 from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -81,18 +82,17 @@ async def test_redaction_hides_pii_from_roles_without_pii_read(stack: Stack, org
     serde = AvroSerde(make_registry("", settings.schema_registry_file))
     stream = f"pii-{uuid.uuid4().hex[:8]}"
     said = "my card is 4111 1111 1111 1111 and my email is jane.doe@example.com thanks"
-    base = {"stream_id": stream, "job_id": None, "revision": 1, "channel": None, "language": "en",
-            "language_probability": 1.0, "avg_logprob": -0.1, "no_speech_prob": 0.01, "model": "tiny.en",
-            "pipeline_version": "test", "source": "producer", "segment_count": None, "duration": None, "error": None,
-            "processing_seconds": 0.1, "produced_at": 0,
-            "options": {"redact": "all", "diarize": "off", "org_id": org["org_id"]}}
+    base: dict[str, Any] = {
+        "stream_id": stream, "language": "en", "language_probability": 1.0, "avg_logprob": -0.1,
+        "no_speech_prob": 0.01, "model": "tiny.en", "pipeline_version": "test", "processing_seconds": 0.1,
+        "options": {"redact": "all", "diarize": "off", "org_id": org["org_id"]}}
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    producer.produce(ASR_SEGMENTS, key=stream.encode(), value=serde.serialize(ASR_SEGMENTS, {
-        **base, "kind": "FINAL", "segment_id": f"{stream}:m:000000000", "index": 0, "start": 0.0, "end": 8.0,
-        "text": said, "words": _words(said, 0.0)}))
-    producer.produce(ASR_SEGMENTS, key=stream.encode(), value=serde.serialize(ASR_SEGMENTS, {
-        **base, "kind": "END", "segment_id": f"{stream}:end", "index": 1, "start": 8.0, "end": 8.0, "text": "",
-        "words": [], "segment_count": 1, "duration": 8.0}))
+    producer.produce(ASR_SEGMENTS, key=stream.encode(), value=serde.serialize(ASR_SEGMENTS, AsrSegment(
+        **base, kind="FINAL", segment_id=f"{stream}:m:000000000", index=0, start=0.0, end=8.0, text=said,
+        words=_words(said, 0.0))))
+    producer.produce(ASR_SEGMENTS, key=stream.encode(), value=serde.serialize(ASR_SEGMENTS, AsrSegment(
+        **base, kind="END", segment_id=f"{stream}:end", index=1, start=8.0, end=8.0, segment_count=1,
+        duration=8.0)))
     assert producer.flush(30) == 0
 
     admin = stack.admin_key

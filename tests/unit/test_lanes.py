@@ -6,10 +6,10 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from streams.lanes import priority_of, speech_lane
-from streams.runtime import StageRunner
-from streams.topics import AUDIO_SPEECH, AUDIO_SPEECH_HIGH, AUDIO_SPEECH_LOW, SPEECH_LANES
-from streamscribe.settings import Settings
+from foundation.settings import Settings
+from streams.kafka.lanes import priority_of, speech_lane
+from streams.kafka.topics import AUDIO_SPEECH, AUDIO_SPEECH_HIGH, AUDIO_SPEECH_LOW, SPEECH_LANES
+from streams.runtime.runner import StageRunner
 
 
 def test_lane_of_a_stream() -> None:

@@ -11,8 +11,8 @@ import fastavro
 import pytest
 from fastavro.utils import generate_many
 
-from streams.compat import incompatibilities
-from streams.contracts import SCHEMA_DIR, contract_names
+from foundation.contracts import SCHEMA_DIR, contract_names
+from tests.unit.schema_compat import incompatibilities
 
 REPO = SCHEMA_DIR.parent.parent
 

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from streams.registry import FileSchemaRegistry
-from streams.serde import AvroSerde, SerdeError
-from streams.state import StateStore
-from streams.topics import JOBS_EVENTS, all_topics, dlq_name, schema_of
-from streamscribe.settings import KafkaSettings
+from foundation.events import JobEvent
+from foundation.settings import KafkaSettings
+from streams.kafka.schema_registry import FileSchemaRegistry
+from streams.kafka.serde import AvroSerde, SerdeError
+from streams.kafka.topics import JOBS_EVENTS, TRANSCRIPTS, all_topics, dlq_name, schema_of
+from streams.runtime.state import StateStore
 
-EVENT = {"job_id": "j", "stream_id": "s", "revision": 1, "stage": "vad", "state": "RUNNING", "progress": 0.5,
-         "message": None, "error": None, "details": {}, "at": 1_700_000_000_000}
+EVENT = JobEvent(job_id="j", stream_id="s", stage="vad", state="RUNNING", progress=0.5, at=1_700_000_000_000)
 
 
 def test_wire_format_roundtrip_and_registry_shared_by_processes(tmp_path: Path) -> None:
@@ -20,8 +20,14 @@ def test_wire_format_roundtrip_and_registry_shared_by_processes(tmp_path: Path) 
     assert payload[0] == 0 and int.from_bytes(payload[1:5], "big") >= 1
     other = AvroSerde(FileSchemaRegistry(path))  # a second process reads the id from the same file
     decoded = other.deserialize(JOBS_EVENTS, payload)
-    assert decoded.pop("at").timestamp() == EVENT["at"] / 1000  # timestamp-millis reads as a datetime
-    assert decoded == {k: v for k, v in EVENT.items() if k != "at"}
+    assert decoded.pop("at").timestamp() == EVENT.at / 1000  # timestamp-millis reads as a datetime
+    assert decoded == {k: v for k, v in EVENT.to_record().items() if k != "at"}
+
+
+def test_an_event_cannot_be_written_to_another_contracts_topic(tmp_path: Path) -> None:
+    serde = AvroSerde(FileSchemaRegistry(tmp_path / "r.json"))
+    with pytest.raises(TypeError, match="job_event"):
+        serde.serialize(TRANSCRIPTS, EVENT)
 
 
 @pytest.mark.parametrize("payload, message", [

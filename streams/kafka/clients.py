@@ -6,7 +6,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streamscribe.settings import KafkaSettings
+from foundation.settings import KafkaSettings
 
 
 def base_config(kafka: KafkaSettings) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from typing import Any
 
 import fastavro
 
-from streams.contracts import parsed_schema, schema_text
-from streams.registry import SchemaRegistry
-from streams.topics import schema_of
+from foundation.contracts import parsed_schema, schema_text
+from foundation.events import Event
+from streams.kafka.schema_registry import SchemaRegistry
+from streams.kafka.topics import schema_of
 
 MAGIC = 0
 
@@ -34,8 +35,14 @@ class AvroSerde:
     def _contract(self, topic: str) -> str:
         return schema_of(topic.removeprefix(self.prefix))
 
-    def serialize(self, topic: str, record: dict[str, Any]) -> bytes:
+    def serialize(self, topic: str, event: Event) -> bytes:
+        """``event`` in the Confluent wire format, under the schema of ``topic``'s contract (which must be the
+        event's own: an event written to the wrong topic is a programming error, raised here)."""
         name = self._contract(topic)
+        if name != event.SCHEMA:
+            raise TypeError(f"{type(event).__name__} ({event.SCHEMA}) cannot be written to {topic}, whose "
+                            f"contract is {name}")
+        record = event.to_record()
         sid = self._writer_ids.get(topic)
         if sid is None:
             sid = self.registry.register(f"{topic}-value", schema_text(name))

@@ -3,17 +3,17 @@
 Audio flows  ingest.requests -> audio.chunks -> audio.speech -> asr.segments -> transcripts, with
 audio.speech -> speaker.turns (diarization) joined into the transcripts by post-processing. Speech runs in
 three priority lanes, and so does raw audio (``audio.chunks.high``, ``audio.chunks``, ``audio.chunks.low``;
-``streams.lanes``), so that live calls and urgent jobs pass a backlog of batch work at every stage after
+``streams.kafka.lanes``), so that live calls and urgent jobs pass a backlog of batch work at every stage after
 decoding;
 every stage reports on jobs.events, and each consumed topic has a ``.dlq`` sibling for poison events.
-Topics are created explicitly at start (``streams.admin.ensure_topics``); nothing relies on auto-creation.
+Topics are created explicitly at start (``streams.kafka.admin.ensure_topics``); nothing relies on auto-creation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from streamscribe.settings import KafkaSettings
+from foundation.settings import KafkaSettings
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 

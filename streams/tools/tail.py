@@ -12,11 +12,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from streams.kafka import assign_at_end, base_config, end_offsets
-from streams.registry import make_registry
-from streams.serde import AvroSerde
-from streams.topics import schema_of
-from streamscribe.settings import Settings
+from foundation.settings import Settings
+from streams.kafka.clients import assign_at_end, base_config, end_offsets
+from streams.kafka.schema_registry import make_registry
+from streams.kafka.serde import AvroSerde
+from streams.kafka.topics import schema_of
 
 INLINE_BYTES = 256
 

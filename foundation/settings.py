@@ -7,14 +7,13 @@ starts the same way, so a worker started by hand against a production cluster re
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamscribe import __version__
+from foundation.version import __version__
 
 Profile = Literal["embedded", "production"]
 
@@ -32,7 +31,7 @@ class KafkaSettings(BaseModel):
 
 
 class LaneSettings(BaseModel):
-    """Priority lanes (streams.lanes): how a stage yields to its high lane."""
+    """Priority lanes (streams.kafka.lanes): how a stage yields to its high lane."""
 
     # a lane that had events this recently is busy: lower lanes are then taken in small batches
     busy_s: float = 5.0
@@ -94,7 +93,6 @@ class AsrSettings(BaseModel):
 class VadSettings(BaseModel):
     aggressiveness: int = 2
     frame_ms: int = 30
-    min_speech_ms: int = 150
     end_silence_ms: int = 500
     # Live streams (utterance mode) end an utterance after this much silence: less waiting, faster finals.
     utterance_end_silence_ms: int = 350
@@ -226,7 +224,3 @@ class Settings(BaseSettings):
                 fh.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
 
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from streams.kafka import base_config, end_offsets
-from streamscribe.settings import KafkaSettings
+from foundation.settings import KafkaSettings
+from streams.kafka.clients import base_config, end_offsets
 
 
 @dataclass(frozen=True)

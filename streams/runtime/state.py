@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from streamscribe.logs import get_logger
+from foundation.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -1,5 +1,5 @@
 """Webhook subscriptions and the delivery log in PostgreSQL (asyncpg), for the gateway, the webhooks stage
-and its delivery loop. Tables: processors/materializer/migrations/0005_webhooks.sql."""
+and its delivery loop. Tables: repositories/migrations/0005_webhooks.sql."""
 
 from __future__ import annotations
 

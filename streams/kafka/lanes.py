@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from streams.topics import (
+from streams.kafka.topics import (
     AUDIO_CHUNKS,
     AUDIO_CHUNKS_HIGH,
     AUDIO_CHUNKS_LOW,

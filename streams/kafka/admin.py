@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.kafka import base_config, end_offsets
-from streams.topics import all_topics
-from streamscribe.logs import get_logger
-from streamscribe.settings import KafkaSettings
+from foundation.logs import get_logger
+from foundation.settings import KafkaSettings
+from streams.kafka.clients import base_config, end_offsets
+from streams.kafka.topics import all_topics
 
 log = get_logger(__name__)
 

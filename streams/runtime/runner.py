@@ -30,21 +30,18 @@ from typing import Any, ClassVar, Protocol
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from streams.kafka import make_consumer, make_producer
-from streams.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE, EVENTS, LAG, LANE_PAUSES, PAUSED_PARTITIONS
-from streams.registry import make_registry
-from streams.serde import AvroSerde
-from streams.state import StateStore
-from streams.topics import JOBS_EVENTS, dlq_name, state_topic
-from streamscribe.logs import get_logger
-from streamscribe.settings import Settings
+from foundation.events import DeadLetter, Event, JobEvent, JobState
+from foundation.logs import get_logger
+from foundation.settings import Settings
+from streams.kafka.clients import make_consumer, make_producer
+from streams.kafka.schema_registry import make_registry
+from streams.kafka.serde import AvroSerde
+from streams.kafka.topics import JOBS_EVENTS, dlq_name, state_topic
+from streams.runtime.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE, EVENTS, LAG, LANE_PAUSES, PAUSED_PARTITIONS
+from streams.runtime.state import StateStore
 
 log = get_logger(__name__)
 
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
@@ -61,16 +58,17 @@ class Context:
     """What a stage may do while handling records: emit events and read/write its per-stream state."""
 
     def __init__(self, stage: str, state: StateStore | None,
-                 producer: Callable[[list[tuple[str, str | None, dict[str, Any]]]], None] | None = None) -> None:
+                 producer: Callable[[list[tuple[str, Event]]], None] | None = None) -> None:
         self.stage = stage
         self._state = state
         self._producer = producer
-        self.outbox: list[tuple[str, str | None, dict[str, Any]]] = []
+        self.outbox: list[tuple[str, Event]] = []
         self.drained = 0  # events handed to the producer before the end of the batch
         self.partition = -1
 
-    def emit(self, topic: str, key: str | None, value: dict[str, Any]) -> None:
-        self.outbox.append((topic, key, value))
+    def emit(self, topic: str, event: Event) -> None:
+        """Publish ``event`` on ``topic`` once the batch is handled (keyed by ``event.partition_key``)."""
+        self.outbox.append((topic, event))
 
     def drain(self) -> None:
         """Hand emitted events to the producer now (still confirmed before the commit). For stages that
@@ -80,17 +78,15 @@ class Context:
             self.drained += len(self.outbox)
             self.outbox = []
 
-    def job_event(self, stream: dict[str, Any], state: str, *, progress: float | None = None,
+    def job_event(self, stream: dict[str, Any], state: JobState, *, progress: float | None = None,
                   message: str | None = None, error: str | None = None,
                   details: dict[str, str] | None = None) -> None:
         job_id = stream.get("job_id")
         if not job_id:
             return  # streams produced straight to Kafka without a job have nothing to report to
-        self.emit(JOBS_EVENTS, stream["stream_id"], {
-            "job_id": job_id, "stream_id": stream["stream_id"], "revision": stream.get("revision", 1),
-            "stage": self.stage, "state": state, "progress": progress, "message": message, "error": error,
-            "details": details or {}, "at": now_ms(),
-        })
+        self.emit(JOBS_EVENTS, JobEvent(
+            job_id=job_id, stream_id=stream["stream_id"], revision=stream.get("revision", 1), stage=self.stage,
+            state=state, progress=progress, message=message, error=error, details=details or {}))
 
     # state of the partition the current record came from
     def get(self, key: str) -> bytes | None:
@@ -399,20 +395,19 @@ class StageRunner:
                   offset=msg.offset(), error=f"{type(exc).__name__}: {exc}")
         DEAD_LETTERS.labels(self.stage.name, topic).inc()
         key = msg.key()
-        ctx.emit(dlq_name(topic), key.decode(errors="replace") if key else None, {
-            "topic": topic, "partition": msg.partition() or 0, "offset": msg.offset() or 0,
-            "key": key, "value": msg.value(), "stage": self.stage.name,
-            "error_type": type(exc).__name__, "error": str(exc)[:4000], "failed_at": now_ms(),
-        })
+        ctx.emit(dlq_name(topic), DeadLetter(
+            topic=topic, partition=msg.partition() or 0, offset=msg.offset() or 0, key=key, value=msg.value(),
+            stage=self.stage.name, error_type=type(exc).__name__, error=str(exc)[:4000]))
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._delivery_errors.append(f"{msg.topic()}: {err}")
 
-    def _produce(self, events: list[tuple[str, str | None, dict[str, Any]]]) -> None:
-        for topic, key, value in events:
+    def _produce(self, events: list[tuple[str, Event]]) -> None:
+        for topic, event in events:
             full = self.prefix + topic
-            payload = self.serde.serialize(full, value)
+            payload = self.serde.serialize(full, event)
+            key = event.partition_key
             while True:
                 try:
                     self.producer.produce(full, key=key.encode() if key else None, value=payload,

@@ -1,1 +1,0 @@
-"""The PostgreSQL projection of the result topics."""

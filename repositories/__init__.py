@@ -1,0 +1,1 @@
+"""All SQL of the platform, one module per aggregate, and the schema migrations (``migrations/``)."""
