@@ -7,8 +7,11 @@ starts the same way, so a worker started by hand against a production cluster re
 
 from __future__ import annotations
 
+import base64
+import os
+import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -189,38 +192,26 @@ class Settings(BaseSettings):
             return self.storage.keys, self.storage.current_key_id or self.storage.keys.split(":", 1)[0]
         path = self.home / "secrets" / "storage.keys"
         if not path.exists():
-            import os
-
-            from connectors.storage.factory import new_master_key
-
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"k1:{new_master_key()}")
+            # a random 32-byte master key (AES-256), kept beside the other embedded secrets
+            _write_secret(path, "k1:" + base64.b64encode(secrets.token_bytes(32)).decode("ascii"))
         spec = path.read_text().strip()
         return spec, spec.split(",")[-1].split(":", 1)[0]
-
-    def object_store(self) -> Any:
-        """The configured ObjectStore (connectors.storage.base)."""
-        from connectors.storage.factory import make_store
-
-        keys, current = self.storage_keys()
-        s = self.storage
-        return make_store(backend=s.backend, keys=keys, current_key_id=current, root=self.storage_root,
-                          s3_endpoint_url=s.s3_endpoint_url, s3_region=s.s3_region, s3_bucket=s.s3_bucket,
-                          s3_access_key=s.s3_access_key, s3_secret_key=s.s3_secret_key)
 
     def jwt_key(self) -> str:
         if self.auth.jwt_secret:
             return self.auth.jwt_secret
         path = self.home / "secrets" / "jwt.key"
         if not path.exists():
-            import os
-            import secrets
-
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(48))
+            _write_secret(path, secrets.token_urlsafe(48))
         return path.read_text().strip()
 
+
+def _write_secret(path: Path, value: str) -> None:
+    """Create ``path`` with mode 0600 (its directory 0700); an existing file is left alone."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process of the stack made it first
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)

@@ -13,6 +13,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from connectors.storage.factory import store_from_settings
 from foundation.events import IngestRequest
 from foundation.logs import get_logger
 from foundation.settings import Settings
@@ -335,7 +336,7 @@ def create_app(settings: Settings) -> web.Application:
     app[JWT_SECRET] = settings.jwt_key()
     app[LIMITER] = RateLimiter(settings.auth.rate_per_s, settings.auth.rate_burst)
     app.on_response_prepare.append(security_headers)
-    app[STORE] = settings.object_store()
+    app[STORE] = store_from_settings(settings)
     app[MODELS] = ModelRegistry(settings.asr.model_paths)
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from connectors.storage.factory import store_from_settings
 from foundation.logs import configure, get_logger
 from foundation.settings import Settings
 from processors.diarization.identify import Profile
@@ -23,7 +24,7 @@ def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
         from connectors.storage.base import SyncStore
         from streams.stages.ingest import IngestStage
 
-        return IngestStage(SyncStore(settings.object_store()), settings.home / "tmp", settings.chunk_seconds), 1
+        return IngestStage(SyncStore(store_from_settings(settings)), settings.home / "tmp", settings.chunk_seconds), 1
     if name == "vad":
         from streams.stages.vad import VadStage
 
@@ -47,7 +48,7 @@ def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
 
         numba_cache_dir(str(settings.home))
         return DiarizationStage(SenkoBackend(), profile_source(settings.database_url),
-                                SyncStore(settings.object_store()), settings.home / "tmp",
+                                SyncStore(store_from_settings(settings)), settings.home / "tmp",
                                 settings.diarization.identify_threshold,
                                 transient=(psycopg.OperationalError,)), 2
     if name == "post":

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from connectors.storage.factory import store_from_settings
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from gateway.erasure import apply_retention
@@ -19,7 +20,7 @@ log = get_logger(__name__)
 
 async def run_once(settings: Settings) -> dict[str, Any]:
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
-    store = settings.object_store()
+    store = store_from_settings(settings)
     try:
         results = await apply_retention(pool, store)
     finally:

@@ -16,6 +16,7 @@ from connectors.storage.base import ObjectStore
 from connectors.storage.crypto import KEY_SIZE, SEGMENT_SIZE, Keyring, KeyringError, check_key_id
 from connectors.storage.local import LocalObjectStore
 from connectors.storage.s3 import DEFAULT_PART_SIZE, S3ObjectStore
+from foundation.settings import Settings
 
 BACKENDS = ("local", "s3")
 
@@ -82,3 +83,12 @@ def make_store(*, backend: str = "local", keys: str, current_key_id: str, root: 
                              segment_size=segment_size, part_size=s3_part_size)
     raise ValueError(f"unknown storage backend {backend!r}; expected one of {', '.join(BACKENDS)}")
 
+
+
+def store_from_settings(settings: Settings) -> ObjectStore:
+    """The deployment's object store (``settings.storage``), encrypted under its master keyring."""
+    keys, current = settings.storage_keys()
+    s = settings.storage
+    return make_store(backend=s.backend, keys=keys, current_key_id=current, root=settings.storage_root,
+                      s3_endpoint_url=s.s3_endpoint_url, s3_region=s.s3_region, s3_bucket=s.s3_bucket,
+                      s3_access_key=s.s3_access_key, s3_secret_key=s.s3_secret_key)
