@@ -1,1 +1,2 @@
-"""Domain work, free of Kafka: VAD, ASR, post-processing and the PostgreSQL projection."""
+"""Domain work, free of Kafka, HTTP, storage and SQL: audio conversions, voice activity detection, speech
+recognition, diarization and speaker identification, and post-processing of transcripts."""

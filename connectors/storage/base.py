@@ -24,12 +24,7 @@ class ObjectNotFound(FileNotFoundError):
 
 @runtime_checkable
 class ObjectStore(Protocol):
-    """What every backend offers. Keys are ``/``-separated relative names checked by ``check_key``.
-
-    ``delete`` is declared as returning an awaitable rather than as a coroutine function only so that the
-    local backend can keep serving its legacy synchronous callers (see ``LocalObjectStore.delete``);
-    callers always ``await store.delete(key)``.
-    """
+    """What every backend offers. Keys are ``/``-separated relative names checked by ``check_key``."""
 
     async def put_file(self, key: str, source: Path, content_type: str | None = None) -> None:
         """Encrypt ``source`` and store it under ``key``, replacing any object there atomically."""
@@ -39,7 +34,7 @@ class ObjectStore(Protocol):
         """Decrypt the object into ``dest`` (atomically: ``dest`` appears only once it is authentic)."""
         ...
 
-    def delete(self, key: str) -> Awaitable[None]:
+    async def delete(self, key: str) -> None:
         """Remove the object; removing a missing object is not an error (deletes are retried)."""
         ...
 
@@ -68,8 +63,8 @@ def check_key(key: str) -> str:
 
     Both backends apply the same rules so that a key valid on one is valid on the other: relative,
     ``/``-separated, no empty, ``.`` or ``..`` segments, no segment starting with ``.`` (reserved for
-    temporary files), no backslashes or control characters, not ending in ``.part`` (the legacy temporary
-    suffix), at most 1024 UTF-8 bytes.
+    temporary files), no backslashes or control characters, not ending in ``.part`` (the suffix of temporary
+    files that earlier local stores wrote, which listings skip), at most 1024 UTF-8 bytes.
     """
     if not key or len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise ValueError(f"object key must be 1..{MAX_KEY_BYTES} bytes: {key!r}")

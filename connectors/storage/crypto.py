@@ -394,19 +394,3 @@ def decrypt_stream(src: BinaryIO, dst: BinaryIO, keyring: Keyring, read_size: in
     plaintext = dec.finalize()
     dst.write(plaintext)
     return written + len(plaintext)
-
-
-def rewrap_stream(src: BinaryIO, dst: BinaryIO, keyring: Keyring, read_size: int = SEGMENT_SIZE) -> bool:
-    """Copy an encrypted object with its data key re-wrapped under the current master key.
-
-    Returns False, writing nothing, if the object already uses the current key. The body is copied as it is
-    (not decrypted), so this is as fast as a file copy and needs no knowledge of the plaintext.
-    """
-    header, _ = read_header(src)
-    rewrapped = rewrap(header, keyring)
-    if rewrapped is None:
-        return False
-    dst.write(rewrapped.to_bytes())
-    while block := src.read(read_size):
-        dst.write(block)
-    return True

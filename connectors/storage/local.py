@@ -12,70 +12,30 @@ import asyncio
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from connectors.storage.base import ObjectNotFound, check_key, check_prefix
-from connectors.storage.crypto import (
-    MAGIC,
-    SEGMENT_SIZE,
-    Keyring,
-    KeyringError,
-    decrypt_stream,
-    encrypt_stream,
-    read_header,
-    rewrap,
-)
+from connectors.storage.crypto import SEGMENT_SIZE, Keyring, decrypt_stream, encrypt_stream, read_header, rewrap
 
-__all__ = ["EncryptedObjectError", "LocalObjectStore", "ObjectNotFound"]
-
-
-class EncryptedObjectError(RuntimeError):
-    """A legacy plaintext accessor was asked for an object that is encrypted at rest."""
-
-
-class _Completed:
-    """An awaitable that is already done: lets ``delete`` act at once yet still be awaited."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield
+__all__ = ["LocalObjectStore", "ObjectNotFound"]
 
 
 class LocalObjectStore:
-    """The local backend of ``ObjectStore``: AES-256-GCM envelope encryption under ``keyring``.
+    """The local backend of ``ObjectStore``: AES-256-GCM envelope encryption under ``keyring``."""
 
-    Two APIs live here while callers migrate:
-
-    - the encrypted ``ObjectStore`` API (async): ``put_file``, ``get_to_file``, ``delete``,
-      ``delete_prefix``, ``exists``, ``list_keys``, ``rotate``, ``close``; it needs a ``keyring``;
-    - the **legacy, unencrypted** synchronous API: ``writer``/``commit`` (write plaintext), ``local_path``
-      (read plaintext in place) and ``delete`` called without ``await``. It stores audio in the clear and
-      is kept only until the gateway, ingest and diarization move to the API above. The legacy synchronous
-      ``put_file`` and ``exists`` are gone: their names now belong to the async API (no caller used them).
-    """
-
-    def __init__(self, root: Path, keyring: Keyring | None = None, *, segment_size: int = SEGMENT_SIZE,
+    def __init__(self, root: Path, keyring: Keyring, *, segment_size: int = SEGMENT_SIZE,
                  fsync: bool = True) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._real_root = self.root.resolve()
-        self._keyring = keyring
+        self.keyring = keyring
         self.segment_size = segment_size
         self.fsync = fsync
 
     def __repr__(self) -> str:
         return f"LocalObjectStore({str(self.root)!r})"
-
-    @property
-    def keyring(self) -> Keyring:
-        if self._keyring is None:
-            raise KeyringError("this LocalObjectStore was created without a keyring (legacy mode); "
-                               "encrypted operations need master keys")
-        return self._keyring
 
     # -- paths ----------------------------------------------------------------------------------------
 
@@ -127,32 +87,26 @@ class LocalObjectStore:
                     raise
         raise AssertionError("unreachable")
 
-    # -- encrypted ObjectStore API ----------------------------------------------------------------------
+    # -- the ObjectStore API ------------------------------------------------------------------------------
 
     async def put_file(self, key: str, source: Path, content_type: str | None = None) -> None:
         """Encrypt ``source`` into the object ``key``. ``content_type`` is not kept by this backend."""
-        path = self._path(key)
-        keyring = self.keyring
-        await asyncio.to_thread(self._put_sync, path, source, keyring)
+        await asyncio.to_thread(self._put_sync, self._path(key), source, self.keyring)
 
     def _put_sync(self, path: Path, source: Path, keyring: Keyring) -> None:
         with open(source, "rb") as src:
             self._atomic_write(path, lambda fh: encrypt_stream(src, fh, keyring, self.segment_size))
 
     async def get_to_file(self, key: str, dest: Path) -> None:
-        path = self._path(key)
-        keyring = self.keyring
-        await asyncio.to_thread(self._get_sync, key, path, dest, keyring)
+        await asyncio.to_thread(self._get_sync, key, self._path(key), dest, self.keyring)
 
     def _get_sync(self, key: str, path: Path, dest: Path, keyring: Keyring) -> None:
         with _open_object(key, path) as src:
             self._atomic_write(dest, lambda fh: decrypt_stream(src, fh, keyring))
 
-    def delete(self, key: str) -> _Completed:
-        """Remove the object (a missing one is fine). Acts at once and returns an awaitable, so that both
-        ``await store.delete(key)`` and the legacy synchronous ``store.delete(key)`` work."""
-        self._confined(key).unlink(missing_ok=True)
-        return _Completed()
+    async def delete(self, key: str) -> None:
+        """Remove the object (a missing one is fine)."""
+        self._path(key).unlink(missing_ok=True)
 
     async def delete_prefix(self, prefix: str) -> int:
         """Remove every object under ``prefix`` and the directories this empties; an empty prefix is refused
@@ -200,9 +154,7 @@ class LocalObjectStore:
 
     async def rotate(self, key: str) -> bool:
         """Re-wrap the object's data key under the current master key, copying the body as it is."""
-        path = self._path(key)
-        keyring = self.keyring
-        return await asyncio.to_thread(self._rotate_sync, key, path, keyring)
+        return await asyncio.to_thread(self._rotate_sync, key, self._path(key), self.keyring)
 
     def _rotate_sync(self, key: str, path: Path, keyring: Keyring) -> bool:
         for _ in range(3):
@@ -241,34 +193,6 @@ class LocalObjectStore:
     async def close(self) -> None:
         """Nothing to release; present for the ``ObjectStore`` contract."""
 
-    # -- legacy unencrypted synchronous API --------------------------------------------------------------
-
-    def writer(self, key: str) -> tuple[BinaryIO, Path]:
-        """Legacy, unencrypted: an open temporary file for ``key`` and its path; ``commit`` it when complete."""
-        path = self._confined(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        return open(tmp, "wb"), tmp
-
-    def commit(self, key: str, tmp: Path) -> None:
-        """Legacy, unencrypted: publish a file written through ``writer``."""
-        os.replace(tmp, self._confined(key))
-
-    def local_path(self, key: str) -> Path:
-        """Legacy, unencrypted: the object's file, for a decoder to open in place.
-
-        Refuses an encrypted object (its bytes would only confuse the decoder): use ``get_to_file``.
-        """
-        path = self._confined(key)
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(len(MAGIC))
-        except (FileNotFoundError, IsADirectoryError):
-            raise ObjectNotFound(key) from None
-        if head == MAGIC:
-            raise EncryptedObjectError(f"object {key!r} is encrypted at rest; read it with get_to_file")
-        return path
-
 
 def _open_object(key: str, path: Path) -> BinaryIO:
     try:
@@ -287,7 +211,7 @@ def _walk(directory: Path) -> Iterator[Path]:
             continue
         if entry.is_dir(follow_symlinks=False):
             yield from _walk(Path(entry.path))
-        elif entry.is_file(follow_symlinks=False) and not entry.name.endswith(".part"):
+        elif entry.is_file(follow_symlinks=False) and not entry.name.endswith(".part"):  # see check_key
             yield Path(entry.path)
 
 

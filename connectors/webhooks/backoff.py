@@ -34,10 +34,3 @@ def retry_delay(failed_attempts: int, schedule: Sequence[float] = DEFAULT_SCHEDU
         return None
     base = max(0.0, float(schedule[failed_attempts - 1]))
     return base * (1.0 + jitter * (2.0 * rand() - 1.0))
-
-
-def exponential(first: float, factor: float, count: int, cap: float | None = None) -> tuple[float, ...]:
-    """``count`` delays growing by ``factor`` from ``first``, each at most ``cap`` (to build a schedule)."""
-    if first <= 0 or factor < 1 or count < 0:
-        raise ValueError("need first > 0, factor >= 1 and count >= 0")
-    return tuple(min(first * factor**i, cap) if cap is not None else first * factor**i for i in range(count))

@@ -1,4 +1,5 @@
-"""Raw PCM conversions: bytes <-> int16 arrays, channel mixing and splitting, resampling, mu-law."""
+"""Raw PCM conversions: interleaved bytes (16-bit or mu-law) -> int16 frames per channel, channel mixing, streaming
+resampling, and float samples for the models."""
 
 from __future__ import annotations
 
@@ -40,14 +41,6 @@ def mix_down(frames: np.ndarray) -> np.ndarray:
     if frames.shape[1] == 1:
         return frames[:, 0]
     return frames.astype(np.int32).mean(axis=1).round().astype(np.int16)
-
-
-def to_rate(mono: np.ndarray, rate: int, target: int = PIPELINE_RATE) -> np.ndarray:
-    """Resample an int16 mono signal (stateless per call, soxr high quality)."""
-    if rate == target or mono.size == 0:
-        return mono
-    out = soxr.resample(mono.astype(np.float32) / 32768.0, rate, target, quality="HQ")
-    return np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16)
 
 
 class StreamResampler:

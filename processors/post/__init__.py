@@ -1,1 +1,2 @@
-"""Post-processing: turn recognised segments into a readable transcript and render it."""
+"""Post-processing: split recognised windows into readable segments, give words their speakers, redact personal
+data, render transcripts (JSON, SRT, WebVTT, text) and compare two of them."""

@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 
 from foundation.events import TranscriptEvent, TranscriptKind
 from foundation.logs import get_logger
-from processors.post.assemble import split_segment
 from processors.post.redact import KINDS, redact_segments
 from processors.post.speakers import attribute_words
+from processors.post.split import split_segment
 from streams.kafka.topics import ASR_SEGMENTS, SPEAKER_TURNS, TRANSCRIPTS
 from streams.runtime.runner import BaseStage, Context, Record
 from streams.stages.diarization import channel_speaker

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from connectors.ingest.decode import DecodeError, decode_chunks, probe
-from processors.audio.pcm import AudioFormatError, decode_pcm, mix_down, to_rate
+from processors.audio.pcm import AudioFormatError, StreamResampler, decode_pcm, mix_down
 
 
 def test_decode_pcm_shapes_and_errors() -> None:
@@ -29,8 +29,12 @@ def test_mix_and_resample() -> None:
     stereo = np.array([[100, 300], [-100, -300]], dtype=np.int16)
     assert mix_down(stereo).tolist() == [200, -200]
     tone = (np.sin(np.arange(8000) / 8000 * 2 * np.pi * 440) * 10000).astype(np.int16)
-    up = to_rate(tone, 8000, 16000)
+    up = StreamResampler(8000, 16000)(tone, last=True)
     assert len(up) == 16000 and abs(int(np.abs(up).max()) - 10000) < 600
+    # fed chunk by chunk, as the VAD stage does: the same signal, no edge effects at the chunk boundaries
+    resample = StreamResampler(8000, 16000)
+    chunked = np.concatenate([resample(tone[i:i + 800], last=i + 800 == len(tone)) for i in range(0, len(tone), 800)])
+    assert len(chunked) == 16000 and int(np.abs(chunked.astype(np.int32) - up).max()) <= 1
 
 
 def test_decode_keeps_channels_and_chunks_a_second(speech: Path) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from processors.post.assemble import SplitRules, split_segment
 from processors.post.render import render
+from processors.post.split import SplitRules, split_segment
 
 
 def _seg(words: list[tuple[float, float, str]]) -> dict:

@@ -4,9 +4,9 @@ import numpy as np
 
 from processors.diarization.identify import Profile, identify
 from processors.diarization.senko_backend import speech_seconds
-from processors.post.assemble import split_segment
 from processors.post.render import to_rttm
 from processors.post.speakers import attribute_words
+from processors.post.split import split_segment
 
 TURNS = [{"start": 0.0, "end": 2.0, "speaker": "A"}, {"start": 2.0, "end": 5.0, "speaker": "B"},
          {"start": 9.0, "end": 10.0, "speaker": "A"}]

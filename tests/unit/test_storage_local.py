@@ -21,7 +21,7 @@ from connectors.storage import local as local_module
 from connectors.storage.base import ObjectNotFound, ObjectStore, SyncStore, rotate_prefix
 from connectors.storage.crypto import MAGIC, DecryptionError, Keyring, KeyringError, UnknownKeyError, parse_header
 from connectors.storage.factory import make_store, new_master_key
-from connectors.storage.local import EncryptedObjectError, LocalObjectStore
+from connectors.storage.local import LocalObjectStore
 
 K1, K2 = os.urandom(32), os.urandom(32)
 RING1 = Keyring({"k1": K1}, "k1")
@@ -202,6 +202,8 @@ class StoreContract:
                 await store.get_to_file(key, tmp_path / "dest")
             with pytest.raises(ValueError):
                 await store.exists(key)
+            with pytest.raises(ValueError):
+                await store.delete(key)
         with pytest.raises(ValueError):
             await store.list_keys("../")
 
@@ -307,28 +309,6 @@ class TestLocalStore(StoreContract):
         assert (root / "uploads/job1/original.wav").stat().st_mode & 0o077 == 0
         assert await store.delete_prefix("uploads/job1/") == 1
         assert not (root / "uploads/job1").exists() and (root / "uploads").is_dir()
-
-    async def test_legacy_sync_api_still_works(self, root: Path, tmp_path: Path) -> None:
-        legacy = LocalObjectStore(root)  # how gateway and workers construct it today
-        fh, tmp = legacy.writer("uploads/j/original.part")  # legacy keys keep the old, looser rules
-        with fh:
-            fh.write(b"plain audio")
-        legacy.commit("uploads/j/original.part", tmp)
-        assert legacy.local_path("uploads/j/original.part").read_bytes() == b"plain audio"
-        legacy.delete("uploads/j/original.part")  # called without await, as gateway/app.py does
-        with pytest.raises(ObjectNotFound):
-            legacy.local_path("uploads/j/original.part")
-        with pytest.raises(ValueError):
-            legacy.writer("../escape")
-        with pytest.raises(KeyringError):
-            await legacy.put_file("k", write(tmp_path / "src", b"x"))
-
-        encrypted = LocalObjectStore(root, RING1)
-        await encrypted.put_file("uploads/j/enc.wav", tmp_path / "src")
-        with pytest.raises(EncryptedObjectError):
-            legacy.local_path("uploads/j/enc.wav")  # never hand ciphertext to the decoder
-        await encrypted.delete("uploads/j/enc.wav")
-        assert not (root / "uploads/j/enc.wav").exists()
 
     def test_factory_builds_an_encrypted_local_store(self, tmp_path: Path) -> None:
         store = make_store(backend="local", root=tmp_path / "o", keys=f"k1:{new_master_key()}",
