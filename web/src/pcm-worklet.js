@@ -8,18 +8,19 @@ class Pcm16Processor extends AudioWorkletProcessor {
     this.step = sampleRate / this.target;
     this.pos = 0;
     this.prev = 0;
-    this.frame = new Int16Array(Math.round(this.target / 10));
+    this.size = Math.round(this.target / 10);
+    this.frame = new Int16Array(this.size);
     this.filled = 0;
   }
 
   push(sample) {
     const s = Math.max(-1, Math.min(1, sample));
     this.frame[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
-    if (this.filled === this.frame.length) {
+    if (this.filled === this.size) {
       const out = this.frame;
-      this.port.postMessage(out.buffer, [out.buffer]);
-      this.frame = new Int16Array(out.length);
+      this.frame = new Int16Array(this.size);
       this.filled = 0;
+      this.port.postMessage(out.buffer, [out.buffer]);
     }
   }
 

@@ -307,6 +307,12 @@ function Editor({ job, transcript, revisions, query, reload }) {
   const jobId = job.job_id;
   const revision = transcript.revision;
   const words = useMemo(() => flatten(transcript), [transcript]);
+  // in time order for the search (segments of different channels overlap in time)
+  const byTime = useMemo(() => [...words].sort((x, y) => x.start - y.start || x.key - y.key), [words]);
+  const keyAt = (t) => {
+    const k = wordAt(byTime, t);
+    return k < 0 ? -1 : byTime[k].key;
+  };
   const colors = useMemo(() => Object.fromEntries(transcript.speakers.map((s, i) => [s.id, speakerColor(i)])), [transcript]);
   const audioRef = useRef(null);
   const waveRef = useRef(null);
@@ -325,7 +331,7 @@ function Editor({ job, transcript, revisions, query, reload }) {
 
   const onTime = useRef(() => {});
   onTime.current = (t) => {
-    const k = wordAt(words, t);
+    const k = keyAt(t);
     if (k !== active.current) {
       document.getElementById(`w-${active.current}`)?.classList.remove("active");
       active.current = k;
@@ -352,7 +358,7 @@ function Editor({ job, transcript, revisions, query, reload }) {
     if (!player.ready || query.t === undefined) return;
     const t = Number(query.t);
     seek(t);
-    const k = wordAt(words, t + 0.01);
+    const k = keyAt(t + 0.01);
     document.getElementById(`w-${k}`)?.scrollIntoView({ block: "center" });
     if (query.play === "1") ws.play().catch(() => {});
   }, [player.ready, query.t]);
@@ -362,8 +368,9 @@ function Editor({ job, transcript, revisions, query, reload }) {
     const onKey = (e) => {
       if (!ws || e.ctrlKey || e.metaKey || e.altKey) return;
       const tag = e.target?.tagName;
-      if (["INPUT", "TEXTAREA", "SELECT", "BUTTON"].includes(tag) || e.target?.isContentEditable) return;
-      if (e.target?.getAttribute?.("role") === "button") return;
+      if (["INPUT", "TEXTAREA", "SELECT"].includes(tag) || e.target?.isContentEditable) return;
+      const pressable = tag === "BUTTON" || tag === "A" || e.target?.getAttribute?.("role") === "button";
+      if (pressable && (e.key === " " || e.key === "Enter")) return; // the focused control's own action
       const actions = {
         " ": () => ws.playPause(), k: () => ws.playPause(),
         j: () => seek(Math.max(0, ws.getCurrentTime() - 5)), ArrowLeft: () => seek(Math.max(0, ws.getCurrentTime() - 5)),
