@@ -296,6 +296,7 @@ def test_search_opens_the_transcript_at_the_hit(page: Page, web: WebStack, uploa
     expect(hits.first.locator("mark").first).to_be_visible()
     screenshot(page, "search")
     status, found, _ = web.call("GET", f"/v1/search?q={word}")
+    assert status == 200, found
     hit = found["hits"][0]
     hits.first.get_by_role("link").click()
     expect(page).to_have_url(re.compile(rf"#/jobs/{hit['job_id']}\?"))
@@ -391,7 +392,9 @@ def test_audio_is_served_with_ranges(web: WebStack, uploaded: dict[str, Any]) ->
     assert status == 401
 
 
-def _wav_16k(source: Path, dest: Path, lead: float = 0.5, tail: float = 2.0) -> Path:
+def _wav_16k(source: Path, dest: Path, lead: float = 0.5, tail: float = 2.0) -> float:
+    """``source`` as 16-bit 16 kHz mono WAV (what Chromium's fake microphone plays), with silence around it;
+    returns its duration."""
     pcm = np.concatenate([c.frames for c in decode_chunks(source)])[:, 0]
     pcm = np.concatenate([np.zeros(int(16000 * lead), np.int16), pcm, np.zeros(int(16000 * tail), np.int16)])
     with wave.open(str(dest), "wb") as out:
@@ -399,7 +402,7 @@ def _wav_16k(source: Path, dest: Path, lead: float = 0.5, tail: float = 2.0) -> 
         out.setsampwidth(2)
         out.setframerate(16000)
         out.writeframes(pcm.astype("<i2").tobytes())
-    return dest
+    return len(pcm) / 16000
 
 
 def test_live_microphone(playwright: Playwright, web: WebStack, tmp_path: Path) -> None:
@@ -408,8 +411,8 @@ def test_live_microphone(playwright: Playwright, web: WebStack, tmp_path: Path) 
     name = "LJ001-0003.wav"
     with open(SPEECH / "read" / "transcripts.tsv", newline="") as fh:
         reference = normalize(next(r["text"] for r in csv.DictReader(fh, delimiter="\t") if r["file"] == name))
-    mic = _wav_16k(SPEECH / "read" / name, tmp_path / "mic.wav")
-    seconds = wave.open(str(mic)).getnframes() / 16000
+    mic = tmp_path / "mic.wav"
+    seconds = _wav_16k(SPEECH / "read" / name, mic)
     browser = launch(playwright, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                      f"--use-file-for-fake-audio-capture={mic}%noloop")
     try:
