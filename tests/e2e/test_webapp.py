@@ -407,6 +407,16 @@ def _wav_16k(source: Path, dest: Path, lead: float = 0.5, tail: float = 2.0) -> 
     return len(pcm) / 16000
 
 
+def _upload(web: WebStack, path: Path) -> str:
+    boundary = "e2e-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+            "Content-Type: audio/wav\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(web.url + "/v1/jobs", data=body, method="POST", headers={
+        "Authorization": f"Bearer {web.admin_key}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        return str(json.loads(resp.read())["job_id"])
+
+
 def test_live_microphone(playwright: Playwright, web: WebStack, tmp_path: Path) -> None:
     """Chromium's fake microphone plays a real recording into the live page; the finals that appear match the
     recording about as well as the batch transcript of the same file does."""
@@ -415,6 +425,7 @@ def test_live_microphone(playwright: Playwright, web: WebStack, tmp_path: Path) 
         reference = normalize(next(r["text"] for r in csv.DictReader(fh, delimiter="\t") if r["file"] == name))
     mic = tmp_path / "mic.wav"
     seconds = _wav_16k(SPEECH / "read" / name, mic)
+    batch_id = _upload(web, mic)  # the batch transcript of the same file, made meanwhile
     browser = launch(playwright, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                      f"--use-file-for-fake-audio-capture={mic}%noloop")
     try:
@@ -425,8 +436,9 @@ def test_live_microphone(playwright: Playwright, web: WebStack, tmp_path: Path) 
         page.get_by_role("link", name="Live").click()
         page.get_by_test_id("live-start").click()
         expect(page.get_by_test_id("live-state")).to_have_attribute("data-state", "live", timeout=30_000)
+        played_by = time.monotonic() + seconds + 1.0  # the fake microphone plays the file once from the start
         expect(page.locator(".final").first).to_be_visible(timeout=60_000)  # a final while still recording
-        page.wait_for_timeout(max(0.0, seconds + 1.0) * 1000)
+        page.wait_for_timeout(max(0.0, played_by - time.monotonic()) * 1000)
         screenshot(page, "live")
         page.get_by_test_id("live-stop").click()
         expect(page.get_by_test_id("live-state")).to_have_attribute("data-state", "done", timeout=120_000)
@@ -439,14 +451,6 @@ def test_live_microphone(playwright: Playwright, web: WebStack, tmp_path: Path) 
     assert not [u for u in web.seen_urls if TOKEN_IN_URL.search(u)], "a credential travelled in a URL"
     live_job = job_href.rsplit("/", 1)[-1]
     assert wait_job(web, live_job)["source"] == "live"
-    # the batch transcript of the same file, through the same gateway
-    boundary = "e2e-boundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-            "Content-Type: audio/wav\r\n\r\n").encode() + mic.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(web.url + "/v1/jobs", data=body, method="POST", headers={
-        "Authorization": f"Bearer {web.admin_key}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(request, timeout=60) as resp:
-        batch_id = json.loads(resp.read())["job_id"]
     assert wait_job(web, batch_id)["status"] == "completed"
     batch_text = normalize(transcript(web, batch_id)["text"])
     live_wer, batch_wer = jiwer.wer(reference, live_text), jiwer.wer(reference, batch_text)

@@ -187,14 +187,15 @@ function Word({ w, editing, edited, editMode, onEdit, onCommit, onCancel }) {
         onBlur={(e) => onCommit(e.currentTarget.value)} />
     );
   }
-  const text = edited !== undefined ? ` ${edited}` : w.word;
+  const text = edited !== undefined ? edited : w.word.trimStart();
+  const lead = w.word.startsWith(" ") ? " " : "";
   return (
-    <span id={`w-${w.key}`} class={cls} data-start={w.start} data-end={w.end} data-key={w.key}
+    <>{lead}<span id={`w-${w.key}`} class={cls} data-start={w.start} data-end={w.end} data-key={w.key}
       title={low ? `Low confidence (${percent(w.probability)})` : undefined}
       tabIndex={editMode ? 0 : undefined} role={editMode ? "button" : undefined}
       onKeyDown={editMode ? (e) => { if (e.key === "Enter") { e.preventDefault(); onEdit(); } } : undefined}>
       {text}
-    </span>
+    </span></>
   );
 }
 
