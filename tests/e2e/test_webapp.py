@@ -317,6 +317,7 @@ def test_enroll_a_voice_from_a_transcript_speaker(page: Page, web: WebStack, upl
     at = words[len(words) // 3]["start"] + 0.01
     open_transcript(page, web, job_id, f"?t={at}")
     expect(page.locator(".w.active")).to_have_count(1)
+    page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "transcript")  # the README's picture: a meeting, its speakers, the current word marked
     page.get_by_role("button", name=f"Save the voice of {label} as a profile").click()
     expect(page.get_by_role("status").filter(has_text="is being computed")).to_be_visible()
@@ -456,3 +457,25 @@ def test_live_microphone(playwright: Playwright, web: WebStack, tmp_path: Path) 
     live_wer, batch_wer = jiwer.wer(reference, live_text), jiwer.wer(reference, batch_text)
     print(f"live WER {live_wer:.3f} batch WER {batch_wer:.3f}\nlive:  {live_text}\nbatch: {batch_text}")
     assert live_wer <= batch_wer + 0.05, (live_wer, batch_wer, live_text, batch_text)
+
+
+def test_filter_retry_and_delete_from_the_list(page: Page, web: WebStack) -> None:
+    """A cancelled job found with the status filter, retried from the list (its progress pushed to the row until
+    it completes), then deleted everywhere."""
+    job_id = _upload(web, SPEECH / "read" / "LJ001-0002.wav")
+    status, job, _ = web.call("POST", f"/v1/jobs/{job_id}/cancel")
+    assert status == 200 and job["status"] == "cancelled", job
+    page.get_by_label("Status").select_option("cancelled")
+    row = page.locator(f"li.job[data-job-id='{job_id}']")
+    expect(row).to_contain_text("Cancelled")
+    expect(page.locator("li.job.job-completed")).to_have_count(0)
+    page.get_by_role("button", name="Clear").click()
+    row.get_by_role("button", name="Retry").click()
+    expect(row).to_have_class(re.compile(r"\bjob-completed\b"), timeout=120_000)
+    assert wait_job(web, job_id, 5)["revision"] == 2
+    row.get_by_role("button", name="Delete LJ001-0002.wav").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(row).to_have_count(0)
+    status, body, _ = web.call("GET", f"/v1/jobs/{job_id}")
+    assert status == 404, body
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
