@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from connectors.storage.base import ObjectNotFound
 from gateway.access import audit, visible_job
@@ -23,6 +24,16 @@ from gateway.problems import Problem
 from gateway.refs import REPO, SETTINGS, STORE
 from gateway.uploads import spool_dir
 from repositories.recordings import Recording, RecordingStore
+
+
+class SentOnce(web.FileResponse):
+    """A file response the handler sends itself (so that the file can be deleted right after): aiohttp's own
+    ``prepare`` of the returned response must then do nothing (``FileResponse`` would send the file again)."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return None
+        return await super().prepare(request)
 
 
 def media_type(recording: Recording) -> str:
@@ -56,7 +67,7 @@ async def audio(request: web.Request) -> web.StreamResponse:
         os.utime(tmp, (stamp, stamp))
         if "Range" not in request.headers or request.headers["Range"].startswith("bytes=0-"):
             await audit(request, principal, "recording.play", f"job:{job_id}", org_id=job["org_id"])
-        response = web.FileResponse(tmp, headers={"Content-Type": media_type(recording),
+        response = SentOnce(tmp, headers={"Content-Type": media_type(recording),
                                                   "Cache-Control": "private, no-store"})
         await response.prepare(request)  # sends the (ranged) body; the plaintext can go afterwards
         return response

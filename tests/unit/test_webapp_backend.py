@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from foundation.settings import Settings
 from gateway import openapi
 from gateway.app import create_app
 from gateway.auth.ws_subprotocol import offered_token
 from gateway.job_feed import ends_job, stage_message
-from gateway.media import media_type
+from gateway.media import SentOnce, media_type
 from gateway.problems import Problem
 from gateway.transcript_edits import parse_edits
 from gateway.webapp import content_security_policy
@@ -130,3 +130,31 @@ def test_the_new_routes_are_documented(tmp_path: Path, monkeypatch: pytest.Monke
     doc = json.loads(json.dumps(openapi.document()))
     documented = {(p, m.upper()) for p, ops in doc["paths"].items() for m in ops}
     assert new - {("/", "GET")} <= documented
+
+
+async def test_a_decrypted_copy_is_served_once_with_ranges(tmp_path: Path) -> None:
+    """The audio handler sends the file itself, then deletes the plaintext: aiohttp must not send it again
+    (it did, for a bad Range header, and the connection broke)."""
+    data = bytes(range(256)) * 40
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        path = tmp_path / "copy.bin"
+        path.write_bytes(data)
+        try:
+            response = SentOnce(path, headers={"Content-Type": "audio/wav"})
+            await response.prepare(request)
+            return response
+        finally:
+            path.unlink()
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    async with TestClient(TestServer(app)) as client:
+        whole = await client.get("/")
+        assert whole.status == 200 and await whole.read() == data
+        part = await client.get("/", headers={"Range": "bytes=10-19"})
+        assert part.status == 206 and await part.read() == data[10:20]
+        for bad in ("", "junk", "bytes=", f"bytes={len(data)}-"):
+            refused = await client.get("/", headers={"Range": bad})
+            assert refused.status == 416, bad
+    assert not (tmp_path / "copy.bin").exists()
