@@ -7,9 +7,30 @@ CACHE  := .cache
 DEMO_WAV := $(CACHE)/demo/pyannote/audio/sample/sample.wav
 export STREAMSCRIBE_SHARED ?= $(abspath ../shared)
 
-.PHONY: setup demo test test-unit test-integration lint bench clean
+WEB_BUILT := gateway/static/app/index.html
+WEB_DEPS := web/node_modules/.package-lock.json
+WEB_SRC := web/index.html web/build.mjs web/icon.svg $(wildcard web/src/*.js web/src/*.jsx web/src/*.css web/src/views/*.jsx)
+CHROMIUM := /usr/bin/chromium
 
-setup: $(STAMP)
+.PHONY: setup demo test test-unit test-integration test-e2e lint bench clean
+
+setup: $(STAMP) $(WEB_BUILT) $(CHROMIUM)
+
+# The web app: dependencies from the committed lockfile with the machine's Node.js, bundled by esbuild into the
+# gateway's static directory (every asset served by the gateway; nothing from a CDN).
+$(WEB_DEPS): web/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20 with npm is required to build the web app"; exit 1; }
+	cd web && npm ci --no-audit --no-fund
+	touch $(WEB_DEPS)
+
+$(WEB_BUILT): $(WEB_DEPS) $(WEB_SRC)
+	cd web && node build.mjs
+
+# Debian's Chromium for the browser tests (tests/e2e); Playwright drives it and never downloads a browser.
+$(CHROMIUM):
+	@test "$$(id -u)" = 0 || { echo "Chromium is missing: run 'apt-get install -y chromium' as root"; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version" || { echo "Python 3.11 is required"; exit 1; }
@@ -25,21 +46,25 @@ $(DEMO_WAV): | $(STAMP)
 	cd $(CACHE)/demo && $(abspath $(PY)) -m zipfile -e pyannote_audio-4.0.7-py3-none-any.whl . >/dev/null
 	test -s $(DEMO_WAV)
 
-demo: $(STAMP) $(DEMO_WAV)
+demo: $(STAMP) $(WEB_BUILT) $(DEMO_WAV)
 	$(VENV)/bin/streamscribe demo $(DEMO_WAV) --home $(CACHE)/demo-home
 
-test: $(STAMP)
+test: setup
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
-lint: $(STAMP)
+test-e2e: setup
+	$(PY) -m pytest -q tests/e2e
+
+lint: $(STAMP) $(WEB_DEPS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	cd web && npx --no-install eslint .
 
 bench: $(STAMP)
 	$(PY) bench/batch_latency.py
 
 clean:
-	rm -rf $(VENV) $(CACHE)
+	rm -rf $(VENV) $(CACHE) web/node_modules gateway/static/app

@@ -7,7 +7,6 @@ import json
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -19,17 +18,22 @@ from foundation.logs import get_logger
 from foundation.settings import Settings
 from gateway import (
     files,
+    job_feed,
     job_ops,
     live,
+    media,
     observability,
     openai_compat,
     openapi,
     privacy,
     replays,
     search,
+    speaker_enrollment,
     speakers,
+    transcript_edits,
     twilio,
     usage,
+    webapp,
 )
 from gateway import webhooks as webhook_routes
 from gateway.access import audit, visible_job
@@ -299,10 +303,6 @@ async def list_models(request: web.Request) -> web.Response:
                               "models": [m.to_json() for m in models.list()]})
 
 
-async def index(_request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(Path(__file__).parent / "static" / "index.html")
-
-
 async def _startup(app: web.Application) -> None:
     settings = app[SETTINGS]
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
@@ -340,7 +340,9 @@ def create_app(settings: Settings) -> web.Application:
     app[MODELS] = ModelRegistry(settings.asr.model_paths)
     app.on_startup.append(_startup)
     app.on_cleanup.append(_cleanup)
-    app.router.add_get("/", index)
+    webapp.add_routes(app)  # the web app at / (gateway/webapp.py) and the endpoints it added:
+    for feature in (job_feed, media, transcript_edits, speaker_enrollment):
+        feature.add_routes(app)
     app.router.add_get("/v1/models", list_models)
     app.router.add_post("/v1/jobs", create_job)
     app.router.add_get("/v1/jobs", job_ops.list_jobs)

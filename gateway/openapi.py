@@ -321,6 +321,54 @@ def build_paths() -> dict[str, Any]:
     return paths
 
 
+def web_app_paths() -> dict[str, Any]:
+    """The endpoints the web app added (gateway/job_feed.py, media.py, transcript_edits.py,
+    speaker_enrollment.py)."""
+    job = [_path("job_id")]
+    word_edit = _obj({"segment_id": S, "index": {"type": "integer", "minimum": 0},
+                      "word": {"type": "string", "maxLength": 200,
+                               "description": "the new text; empty removes the word"}},
+                     ["segment_id", "index", "word"])
+    return {
+        "/v1/events": {"get": _op(
+            "Job progress as server-sent events, fed by the jobs.events topic: `event: ready`, then `event: stage` "
+            "(a stage's report as it happens) and `event: job` (the job as GET /v1/jobs/{id} shows it); "
+            "`: keep-alive` every 15 s; the stream ends after the access token's lifetime",
+            {"200": {"description": "an endless text/event-stream", "content": {
+                "text/event-stream": {"schema": {"type": "string"}}}}},
+            tag="jobs", params=[_query("job_id", S, "only this job's events")], errors=(400, 401, 403, 429))},
+        "/v1/jobs/{job_id}/audio": {"get": _op(
+            "The job's recording for a player (decrypted; HTTP Range requests answer 206 with the bytes asked)",
+            {"200": {"description": "the whole recording", "content": {
+                "audio/*": {"schema": {"type": "string", "format": "binary"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+             "206": {"description": "the range asked for (Content-Range)", "content": {
+                 "audio/*": {"schema": {"type": "string", "format": "binary"}}}},
+             "416": {"description": "the range is outside the recording"}},
+            tag="jobs", params=[*job, {"name": "Range", "in": "header", "required": False,
+                                       "schema": {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*$"}}])},
+        "/v1/jobs/{job_id}/edits": {"post": _op(
+            "Save corrected words as a new revision (timings kept; the revision edited stays as it was)",
+            _json(_obj({"job_id": S, "revision": I, "based_on": I, "changed": I, "links": {"type": "object"}}),
+                  201, "The new revision"),
+            tag="jobs", params=job, body=_body(_obj({
+                "revision": {"type": "integer", "minimum": 1,
+                             "description": "the revision edited; default the latest completed one"},
+                "words": {"type": "array", "minItems": 1, "maxItems": 5000, "items": word_edit}}, ["words"])),
+            errors=(400, 401, 403, 404, 409, 429))},
+        "/v1/jobs/{job_id}/speakers/{speaker_id}/enroll": {"post": _op(
+            "Enroll a voice profile from a speaker of the transcript (the speaker's longest turns, cut from the "
+            "job's recording)", _json(_ref("Profile"), 202, "Pending until the diarization workers computed it"),
+            tag="speakers", params=[*job, _path("speaker_id")], body=_body(_obj({
+                "name": {"type": "string", "minLength": 1, "maxLength": 200,
+                         "description": "default: the speaker's name or label"},
+                "revision": {"type": "integer", "minimum": 1},
+                "max_seconds": {"type": "number", "minimum": 5, "maximum": 600, "description": "default 60"}}),
+                required=False),
+            errors=(400, 401, 403, 404, 409, 422, 429))},
+    }
+
+
 def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -331,7 +379,7 @@ def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},
-        "paths": {**build_paths(), **(extra_paths or {})},
+        "paths": {**build_paths(), **web_app_paths(), **(extra_paths or {})},
     }
 
 

@@ -1,0 +1,79 @@
+"""A job's recording for an audio player: ``GET /v1/jobs/{job_id}/audio``.
+
+The stored object (an upload, or a live session's archived WAV) is decrypted into a private temporary file
+for the request and served with HTTP range support (``Range``/``206``, ``If-Range``, ``Accept-Ranges``), so a
+player can seek without downloading the whole file first; the plaintext is deleted as soon as the response is
+sent. Needs ``jobs:read`` and the job's organization; plays are audited.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+
+from connectors.storage.base import ObjectNotFound
+from gateway.access import audit, visible_job
+from gateway.files import SAFE_MEDIA_TYPE
+from gateway.problems import Problem
+from gateway.refs import REPO, SETTINGS, STORE
+from gateway.uploads import spool_dir
+from repositories.recordings import Recording, RecordingStore
+
+
+class SentOnce(web.FileResponse):
+    """A file response the handler sends itself (so that the file can be deleted right after): aiohttp's own
+    ``prepare`` of the returned response must then do nothing (``FileResponse`` would send the file again)."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return None
+        return await super().prepare(request)
+
+
+def media_type(recording: Recording) -> str:
+    """The type to serve: the upload's own when it names audio or video, else one guessed from its name."""
+    given = recording.content_type or ""
+    if SAFE_MEDIA_TYPE.fullmatch(given) and given != "application/octet-stream":
+        return given
+    guessed, _ = mimetypes.guess_type(recording.filename or recording.object_key or "")
+    if guessed and SAFE_MEDIA_TYPE.fullmatch(guessed):
+        return guessed
+    return "audio/wav" if recording.source == "live" else "application/octet-stream"
+
+
+async def audio(request: web.Request) -> web.StreamResponse:
+    job_id = request.match_info["job_id"]
+    principal, job = await visible_job(request, job_id, "jobs:read")
+    recording = await RecordingStore(request.app[REPO].pool).recording(job_id)
+    if recording is None or not recording.object_key:
+        raise Problem(404, "Not Found", f"job {job_id} has no stored recording")
+    fd, name = tempfile.mkstemp(dir=spool_dir(request.app[SETTINGS]), prefix="play-")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        try:
+            await request.app[STORE].get_to_file(recording.object_key, tmp)
+        except ObjectNotFound:
+            raise Problem(404, "Not Found", f"the recording of job {job_id} is no longer stored") from None
+        # a stable modification time, so the validators (ETag, Last-Modified) match across requests and
+        # If-Range keeps working although each request decrypts a fresh copy
+        stamp = datetime.fromisoformat(job["created_at"]).timestamp() if job.get("created_at") else 0.0
+        os.utime(tmp, (stamp, stamp))
+        if "Range" not in request.headers or request.headers["Range"].startswith("bytes=0-"):
+            await audit(request, principal, "recording.play", f"job:{job_id}", org_id=job["org_id"])
+        response = SentOnce(tmp, headers={"Content-Type": media_type(recording),
+                                                  "Cache-Control": "private, no-store"})
+        await response.prepare(request)  # sends the (ranged) body; the plaintext can go afterwards
+        return response
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/jobs/{job_id}/audio", audio)
