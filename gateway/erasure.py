@@ -8,13 +8,12 @@ expires (docs/privacy.md). The audit log keeps who erased what, never the conten
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-
 from connectors.storage.base import ObjectStore
+from repositories.audit import AuditLog
+from repositories.erasure import ErasureStore
 
 
 @dataclass
@@ -46,98 +45,83 @@ async def _delete_objects(store: ObjectStore, prefixes: list[str]) -> int:
     return count
 
 
-async def erase_jobs(pool: asyncpg.Pool, store: ObjectStore, job_ids: list[str]) -> Erased:
+async def erase_jobs(rows: ErasureStore, store: ObjectStore, job_ids: list[str]) -> Erased:
     """Jobs with their transcripts, live archives and uploaded recordings. A recording uploaded with a job goes
     with it unless a surviving job was made from it (``file_id``); a file uploaded on its own (``/v1/files``)
     is its own resource and stays (it goes with its own deletion, retention, or user/org erasure)."""
     out = Erased()
     if not job_ids:
         return out
-    rows = await pool.fetch("DELETE FROM jobs WHERE job_id = ANY($1::text[]) RETURNING job_id, file_id", job_ids)
-    out.jobs = len(rows)
-    out.job_ids = [r["job_id"] for r in rows]
-    candidates = [r["file_id"] for r in rows if r["file_id"]]
-    shared = {r["object_key"] for r in await pool.fetch(
-        "SELECT DISTINCT f.object_key FROM files f JOIN jobs j ON j.file_id = f.file_id "
-        "WHERE f.file_id = ANY($1::text[])", candidates)}
+    deleted = await rows.delete_jobs(job_ids)
+    out.jobs = len(deleted)
+    out.job_ids = [job_id for job_id, _ in deleted]
+    candidates = [file_id for _, file_id in deleted if file_id]
+    shared = await rows.object_keys_still_used(candidates)
     for job_id in job_ids:
         prefixes = [f"live/{job_id}/"]
         if not any(key.startswith(f"uploads/{job_id}/") for key in shared):
             prefixes.append(f"uploads/{job_id}/")
         out.objects += await _delete_objects(store, prefixes)
-    owned = [r["file_id"] for r in await pool.fetch(
-        "SELECT file_id FROM files WHERE file_id = ANY($1::text[]) AND object_key LIKE 'uploads/%' "
-        "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.file_id = files.file_id)", candidates)]
-    rows = await pool.fetch("DELETE FROM files WHERE file_id = ANY($1::text[]) RETURNING object_key", owned)
-    for r in rows:  # most went with the prefixes above; one uploaded with a job erased earlier goes now
-        if not any(r["object_key"].startswith(f"uploads/{job_id}/") for job_id in job_ids):
-            await store.delete(r["object_key"])
+    keys = await rows.delete_files(await rows.unused_job_uploads(candidates))
+    for key in keys:  # most went with the prefixes above; one uploaded with a job erased earlier goes now
+        if not any(key.startswith(f"uploads/{job_id}/") for job_id in job_ids):
+            await store.delete(key)
             out.objects += 1
-    out.files += len(rows)
+    out.files += len(keys)
     return out
 
 
-async def erase_files(pool: asyncpg.Pool, store: ObjectStore, file_ids: list[str]) -> Erased:
+async def erase_files(rows: ErasureStore, store: ObjectStore, file_ids: list[str]) -> Erased:
     out = Erased()
-    rows = await pool.fetch("DELETE FROM files WHERE file_id = ANY($1::text[]) RETURNING object_key", file_ids)
-    # jobs made from these files keep their transcripts but no longer have stored audio
-    await pool.execute("UPDATE jobs SET file_id = NULL, object_key = NULL WHERE file_id = ANY($1::text[])", file_ids)
-    for r in rows:
-        await store.delete(r["object_key"])
+    keys = await rows.delete_files(file_ids)
+    await rows.detach_files(file_ids)
+    for key in keys:
+        await store.delete(key)
         out.objects += 1
-    out.files = len(rows)
+    out.files = len(keys)
     return out
 
 
-async def erase_profiles(pool: asyncpg.Pool, store: ObjectStore, where: str, arg: str) -> Erased:
-    out = Erased()
-    rows = await pool.fetch(f"DELETE FROM speaker_profiles WHERE {where} = $1 RETURNING profile_id", arg)
-    for r in rows:
-        out.objects += await _delete_objects(store, [f"speakers/{r['profile_id']}/"])
-    out.profiles = len(rows)
+async def _erase_profiles(store: ObjectStore, profile_ids: list[str]) -> Erased:
+    """The stored samples of voice profiles whose rows are deleted."""
+    out = Erased(profiles=len(profile_ids))
+    for profile_id in profile_ids:
+        out.objects += await _delete_objects(store, [f"speakers/{profile_id}/"])
     return out
 
 
-async def erase_user(pool: asyncpg.Pool, store: ObjectStore, user_id: str) -> Erased:
+async def erase_user(rows: ErasureStore, store: ObjectStore, user_id: str) -> Erased:
     """Everything a user brought: their jobs and recordings, voice profiles and files, then the account
     (its API keys and sessions go with it)."""
-    out = await erase_jobs(pool, store, [r["job_id"] for r in await pool.fetch(
-        "SELECT job_id FROM jobs WHERE user_id = $1", user_id)])
-    out.add(await erase_profiles(pool, store, "user_id", user_id))
-    out.add(await erase_files(pool, store, [r["file_id"] for r in await pool.fetch(
-        "SELECT file_id FROM files WHERE user_id = $1", user_id)]))
-    out.users = len(await pool.fetch("DELETE FROM users WHERE user_id = $1 RETURNING user_id", user_id))
+    out = await erase_jobs(rows, store, await rows.jobs_of_user(user_id))
+    out.add(await _erase_profiles(store, await rows.delete_profiles_of_user(user_id)))
+    out.add(await erase_files(rows, store, await rows.files_of_user(user_id)))
+    out.users = await rows.delete_user(user_id)
     return out
 
 
-async def erase_org(pool: asyncpg.Pool, store: ObjectStore, org_id: str, delete_org: bool) -> Erased:
+async def erase_org(rows: ErasureStore, store: ObjectStore, org_id: str, delete_org: bool) -> Erased:
     """All of an organization's data; with ``delete_org`` its users, keys and the organization itself."""
-    out = await erase_jobs(pool, store, [r["job_id"] for r in await pool.fetch(
-        "SELECT job_id FROM jobs WHERE org_id = $1", org_id)])
-    out.add(await erase_profiles(pool, store, "org_id", org_id))
-    out.add(await erase_files(pool, store, [r["file_id"] for r in await pool.fetch(
-        "SELECT file_id FROM files WHERE org_id = $1", org_id)]))
+    out = await erase_jobs(rows, store, await rows.jobs_of_org(org_id))
+    out.add(await _erase_profiles(store, await rows.delete_profiles_of_org(org_id)))
+    out.add(await erase_files(rows, store, await rows.files_of_org(org_id)))
     if delete_org and org_id != "default":
-        out.users = len(await pool.fetch("SELECT user_id FROM users WHERE org_id = $1", org_id))
-        await pool.execute("DELETE FROM organizations WHERE org_id = $1", org_id)  # users, keys cascade
+        out.users = await rows.delete_org(org_id)  # users, keys cascade
     return out
 
 
-async def apply_retention(pool: asyncpg.Pool, store: ObjectStore, now: datetime | None = None) -> dict[str, Erased]:
+async def apply_retention(rows: ErasureStore, audit: AuditLog, store: ObjectStore,
+                          now: datetime | None = None) -> dict[str, Erased]:
     """Delete the jobs (audio and transcripts) and files of every organization that are older than its
     retention period."""
     now = now or datetime.now(UTC)
     results: dict[str, Erased] = {}
-    for org in await pool.fetch("SELECT org_id, retention_days FROM organizations WHERE retention_days IS NOT NULL"):
-        cutoff = now - timedelta(days=org["retention_days"])
-        out = await erase_jobs(pool, store, [r["job_id"] for r in await pool.fetch(
-            "SELECT job_id FROM jobs WHERE org_id = $1 AND created_at < $2", org["org_id"], cutoff)])
-        out.add(await erase_files(pool, store, [r["file_id"] for r in await pool.fetch(
-            "SELECT file_id FROM files WHERE org_id = $1 AND created_at < $2", org["org_id"], cutoff)]))
+    for org_id, days in await rows.retention_periods():
+        cutoff = now - timedelta(days=days)
+        out = await erase_jobs(rows, store, await rows.jobs_of_org(org_id, created_before=cutoff))
+        out.add(await erase_files(rows, store, await rows.files_of_org(org_id, created_before=cutoff)))
         if out.jobs or out.files:
-            await pool.execute(
-                "INSERT INTO audit_log (org_id, actor, action, resource, details) VALUES ($1, 'system', "
-                "'retention.erase', $2, $3::jsonb)", org["org_id"], f"org:{org['org_id']}",
-                json.dumps({**out.to_json(), "older_than_days": org["retention_days"]}))
-        results[org["org_id"]] = out
+            await audit.record("system", "retention.erase", f"org:{org_id}",
+                               {**out.to_json(), "older_than_days": days}, org_id=org_id)
+        results[org_id] = out
     return results

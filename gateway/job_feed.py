@@ -34,8 +34,8 @@ from foundation.logs import get_logger
 from foundation.settings import Settings
 from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
-from gateway.job_ops import text_param
-from gateway.refs import REPO, SETTINGS
+from gateway.params import text_param
+from gateway.refs import JOBS, SETTINGS
 from streams.kafka.clients import assign_at_end, base_config
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
@@ -165,7 +165,7 @@ class JobFeed:
     async def _org_of(self, job_id: str) -> str | None:
         org = self._orgs.get(job_id)
         if org is None and self._app is not None:
-            job = await self._app[REPO].job(job_id)
+            job = await self._app[JOBS].job(job_id)
             if job is None:
                 return None
             org = self._orgs[job_id] = job["org_id"]
@@ -208,7 +208,7 @@ class JobFeed:
             while True:
                 await asyncio.sleep(delay)
                 pending["dirty"] = False
-                job = await self._app[REPO].job(job_id)
+                job = await self._app[JOBS].job(job_id)
                 if job is None:
                     return
                 self._send(job_id, job["org_id"], "job", job)

@@ -21,17 +21,18 @@ from foundation.logs import get_logger
 from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
 from gateway.live_audio import LiveAudio, archive_key
+from gateway.options import validate_options
 from gateway.problems import Problem
-from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS, STORE
+from gateway.refs import JOBS, MODELS, PUBLISHER, RESULTS, SETTINGS, STORE
 from gateway.results import ResultsFeed
 from gateway.uploads import spool_dir
 from processors.asr.models import UnknownModel
+from processors.diarization.labels import channel_speaker, speaker_names
+from repositories.jobs import NewJob
 from streams.kafka.lanes import priority_of
-from streams.stages.diarization import channel_speaker, speaker_names
 
 log = get_logger(__name__)
 
-RESULTS = web.AppKey("results", ResultsFeed)
 LIVE_OPTIONS = ("language", "model", "diarize", "speaker_names", "min_speakers", "max_speakers", "initial_prompt",
                 "hotwords", "speaker_threshold", "priority")
 
@@ -46,8 +47,6 @@ async def open_stream(app: web.Application, principal: Principal, *, stream_id: 
                       channels: int, encoding: AudioEncoding, options: dict[str, str], source: str,
                       filename: str | None = None) -> LiveAudio:
     """Create the job row of a live stream and the audio publisher for it."""
-    from gateway.app import validate_options
-
     settings = app[SETTINGS]
     model = options.get("model") or settings.asr.default_model
     try:
@@ -64,10 +63,10 @@ async def open_stream(app: web.Application, principal: Principal, *, stream_id: 
                "priority": priority}
     job_id = stream_id
     key = archive_key(job_id)
-    await app[REPO].create_job(job_id=job_id, stream_id=stream_id, filename=filename, content_type="audio/wav",
-                               size_bytes=0, object_key=key, model=model, language=options.get("language"),
-                               options=options, source=source, org_id=principal.org_id, user_id=principal.user_id,
-                               key_id=principal.key_id, priority=priority)
+    await app[JOBS].create(NewJob(job_id=job_id, stream_id=stream_id, filename=filename, content_type="audio/wav",
+                                  size_bytes=0, object_key=key, model=model, language=options.get("language"),
+                                  options=options, source=source, org_id=principal.org_id,
+                                  user_id=principal.user_id, key_id=principal.key_id, priority=priority))
     return LiveAudio(app[PUBLISHER], app[STORE], spool=spool_dir(settings), stream_id=stream_id, job_id=job_id,
                      sample_rate=sample_rate,
                      channels=channels, encoding=encoding, options=options, source=source, object_key=key)
@@ -109,71 +108,106 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     principal = require(request, "live")
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4 * 1024 * 1024)
     await ws.prepare(request)
-    app = request.app
-    feed = app[RESULTS]
-    audio: LiveAudio | None = None
-    sender: asyncio.Task[None] | None = None
-    stopped = False
+    feed = request.app[RESULTS]
+    session = _Session(ws, feed)
     try:
-        first = await ws.receive(timeout=30)
-        if first.type != WSMsgType.TEXT:
-            raise LiveError("protocol", "send a JSON start message first")
-        try:
-            start = json.loads(first.data)
-        except json.JSONDecodeError:
-            raise LiveError("protocol", "the start message is not JSON") from None
-        rate, channels, encoding, options = _start_params(start)
+        rate, channels, encoding, options = await _read_start(ws)
         stream_id = uuid.uuid4().hex
-        queue = feed.register(stream_id)
-        audio = await open_stream(app, principal, stream_id=stream_id, sample_rate=rate, channels=channels,
-                                  encoding=encoding, options=options, source="live")
+        queue = session.register(stream_id)
+        session.audio = audio = await open_stream(request.app, principal, stream_id=stream_id, sample_rate=rate,
+                                                  channels=channels, encoding=encoding, options=options,
+                                                  source="live")
         await ws.send_json({"type": "started", "stream_id": stream_id, "job_id": audio.job_id})
         log.info("live session started", stream_id=stream_id, sample_rate=rate, channels=channels)
-        sender = asyncio.create_task(_forward(ws, queue, speaker_names(options)))
-        async for msg in ws:
-            if msg.type == WSMsgType.BINARY:
-                await audio.write(msg.data)
-            elif msg.type == WSMsgType.TEXT:
-                try:
-                    kind = json.loads(msg.data).get("type")
-                except (json.JSONDecodeError, AttributeError):
-                    kind = None
-                if kind == "stop":
-                    stopped = True
-                    break
-                await ws.send_json({"type": "error", "code": "protocol",
-                                    "message": "text messages after start must be {\"type\": \"stop\"}"})
-            elif msg.type == WSMsgType.ERROR:
-                break
+        session.sender = asyncio.create_task(_forward(ws, queue, speaker_names(options)))
+        stopped = await _receive_audio(ws, audio)
         await audio.end()
         if stopped:
-            transcript = await _wait_transcript(app, audio.job_id, timeout=120 + audio.seconds)
-            if sender is not None:
-                await asyncio.sleep(0.3)  # let the last finals reach the client before the summary
-            if transcript.get("status") == "completed":
-                await ws.send_json({"type": "completed", "transcript": transcript})
-            else:
-                await ws.send_json({"type": "error", "code": "job_failed",
-                                    "message": transcript.get("error") or "the session's job failed"})
+            await _conclude(ws, request.app, audio)
         else:
             log.info("live client disconnected; stream ended and kept", stream_id=audio.stream_id)
     except LiveError as exc:
-        if not ws.closed:
-            await ws.send_json({"type": "error", "code": exc.code, "message": str(exc)})
+        await _send_error(ws, exc.code, str(exc))
     except TimeoutError:
-        if not ws.closed:
-            await ws.send_json({"type": "error", "code": "timeout", "message": "no start message within 30 s"})
+        await _send_error(ws, "timeout", "no start message within 30 s")
     finally:
-        if audio is not None:
-            await audio.end()  # a dropped connection still finalizes what was heard
-            feed.unregister(audio.stream_id)
-        if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
-        if not ws.closed:
-            await ws.close()
+        await session.close()
     return ws
+
+
+class _Session:
+    """What a live connection holds: its registration with the results feed, its audio, its result sender."""
+
+    def __init__(self, ws: web.WebSocketResponse, feed: ResultsFeed) -> None:
+        self.ws, self.feed = ws, feed
+        self.stream_id: str | None = None
+        self.audio: LiveAudio | None = None
+        self.sender: asyncio.Task[None] | None = None
+
+    def register(self, stream_id: str) -> asyncio.Queue[dict[str, Any]]:
+        self.stream_id = stream_id
+        return self.feed.register(stream_id)
+
+    async def close(self) -> None:
+        if self.audio is not None:
+            await self.audio.end()  # a dropped connection still finalizes what was heard
+        if self.stream_id is not None:
+            self.feed.unregister(self.stream_id)
+        if self.sender is not None:
+            self.sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sender
+        if not self.ws.closed:
+            await self.ws.close()
+
+
+async def _read_start(ws: web.WebSocketResponse) -> tuple[int, int, AudioEncoding, dict[str, str]]:
+    first = await ws.receive(timeout=30)
+    if first.type != WSMsgType.TEXT:
+        raise LiveError("protocol", "send a JSON start message first")
+    try:
+        start = json.loads(first.data)
+    except json.JSONDecodeError:
+        raise LiveError("protocol", "the start message is not JSON") from None
+    return _start_params(start)
+
+
+def _message_type(data: str) -> Any:
+    try:
+        return json.loads(data).get("type")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+
+
+async def _receive_audio(ws: web.WebSocketResponse, audio: LiveAudio) -> bool:
+    """Publish the client's audio frames until it sends ``stop`` (True) or the connection ends (False)."""
+    async for msg in ws:
+        if msg.type == WSMsgType.BINARY:
+            await audio.write(msg.data)
+        elif msg.type == WSMsgType.TEXT:
+            if _message_type(msg.data) == "stop":
+                return True
+            await ws.send_json({"type": "error", "code": "protocol",
+                                "message": "text messages after start must be {\"type\": \"stop\"}"})
+        elif msg.type == WSMsgType.ERROR:
+            break
+    return False
+
+
+async def _conclude(ws: web.WebSocketResponse, app: web.Application, audio: LiveAudio) -> None:
+    """After ``stop``: wait for the session's transcript and send it (or why there is none)."""
+    transcript = await _wait_transcript(app, audio.job_id, timeout=120 + audio.seconds)
+    await asyncio.sleep(0.3)  # let the last finals reach the client before the summary
+    if transcript.get("status") == "completed":
+        await ws.send_json({"type": "completed", "transcript": transcript})
+    else:
+        await ws.send_json({"type": "error", "code": "job_failed",
+                            "message": transcript.get("error") or "the session's job failed"})
+
+
+async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
+    if not ws.closed:
+        await ws.send_json({"type": "error", "code": code, "message": message})
 
 
 async def _forward(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]], names: list[str]) -> None:
@@ -192,13 +226,13 @@ async def _forward(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any
 
 
 async def _wait_transcript(app: web.Application, job_id: str, timeout: float) -> dict[str, Any]:
-    repo = app[REPO]
+    jobs = app[JOBS]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        job = await repo.job(job_id)
+        job = await jobs.job(job_id)
         if job and job["status"] == "completed":
-            return await repo.transcript(job_id) or {"status": "failed", "error": "transcript missing"}
+            return await jobs.transcript(job_id) or {"status": "failed", "error": "transcript missing"}
         if job and job["status"] == "failed":
             return {"status": "failed", "error": job["error"]}
         await asyncio.sleep(0.2)

@@ -18,12 +18,13 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from connectors.storage.base import ObjectNotFound
-from gateway.access import audit, visible_job
+from gateway.access import visible_job
+from gateway.auth.audit import audit
 from gateway.files import SAFE_MEDIA_TYPE
 from gateway.problems import Problem
-from gateway.refs import REPO, SETTINGS, STORE
+from gateway.refs import RECORDINGS, SETTINGS, STORE
 from gateway.uploads import spool_dir
-from repositories.recordings import Recording, RecordingStore
+from repositories.recordings import Recording
 
 
 class SentOnce(web.FileResponse):
@@ -50,7 +51,7 @@ def media_type(recording: Recording) -> str:
 async def audio(request: web.Request) -> web.StreamResponse:
     job_id = request.match_info["job_id"]
     principal, job = await visible_job(request, job_id, "jobs:read")
-    recording = await RecordingStore(request.app[REPO].pool).recording(job_id)
+    recording = await request.app[RECORDINGS].recording(job_id)
     if recording is None or not recording.object_key:
         raise Problem(404, "Not Found", f"job {job_id} has no stored recording")
     fd, name = tempfile.mkstemp(dir=spool_dir(request.app[SETTINGS]), prefix="play-")

@@ -16,13 +16,14 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from foundation.version import __version__
-from gateway.refs import HTTP, REPO, SETTINGS
+from gateway.refs import DATABASE, HTTP, JOBS, SETTINGS
+from repositories.jobs import STATUSES
 from streams.kafka.clients import base_config
 
 REQUESTS = Counter("streamscribe_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("streamscribe_http_request_seconds", "HTTP request latency", ["method", "route"],
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-JOBS = Gauge("streamscribe_jobs", "Jobs by state (refreshed every 15 s)", ["status"])
+JOBS_BY_STATUS = Gauge("streamscribe_jobs", "Jobs by state (refreshed every 15 s)", ["status"])
 JOB_REFRESH_S = 15.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,10 +61,9 @@ async def metrics(_request: web.Request) -> web.Response:
 async def refresh_job_gauge(app: web.Application) -> None:
     while True:
         try:
-            rows = await app[REPO].pool.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
-            counts = {r["status"]: r["n"] for r in rows}
-            for status in ("queued", "running", "completed", "failed", "cancelled"):
-                JOBS.labels(status).set(counts.get(status, 0))
+            counts = await app[JOBS].count_by_status()
+            for status in STATUSES:
+                JOBS_BY_STATUS.labels(status).set(counts.get(status, 0))
         except Exception:  # the database may be restarting; the next round tries again
             structlog.get_logger(__name__).warning("job gauge refresh failed")
         await asyncio.sleep(JOB_REFRESH_S)
@@ -76,7 +76,7 @@ async def _components(request: web.Request, workers: bool) -> dict[str, Any]:
     async def check_db() -> None:
         started = time.monotonic()
         try:
-            await asyncio.wait_for(request.app[REPO].ping(), 3)
+            await asyncio.wait_for(request.app[DATABASE].ping(), 3)
             components["database"] = {"status": "ok", "ms": round((time.monotonic() - started) * 1000, 1)}
         except Exception as exc:
             components["database"] = {"status": "down", "error": str(exc) or type(exc).__name__}

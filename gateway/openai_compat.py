@@ -1,7 +1,7 @@
 """An OpenAI-compatible ``POST /v1/audio/transcriptions``, so unchanged OpenAI SDK clients can use the platform.
 
 It is synchronous, like OpenAI's: the upload is stored and made a normal job exactly as ``POST /v1/jobs`` does
-(``gateway.app.receive_upload`` and ``queue_upload``), the request waits for the job (polling PostgreSQL), and
+(``gateway.intake.receive_upload`` and ``queue_upload``), the request waits for the job (polling PostgreSQL), and
 the answer comes in OpenAI's shapes. The job stays visible under ``/v1/jobs`` like any other.
 
 Multipart fields, as in OpenAI's API:
@@ -40,10 +40,11 @@ from typing import Any
 from aiohttp import web
 
 from foundation.logs import get_logger
-from gateway.access import audit
+from gateway.auth.audit import audit
 from gateway.auth.middleware import Handler, require
+from gateway.intake import queue_upload, receive_upload
 from gateway.problems import PROBLEM_TYPE
-from gateway.refs import MODELS, REPO, SETTINGS, STORE
+from gateway.refs import JOBS, MODELS, SETTINGS, STORE
 from processors.asr.models import UnknownModel
 from processors.post.render import render
 
@@ -214,11 +215,11 @@ def _disconnected(request: web.Request) -> bool:
 
 async def _wait(request: web.Request, job_id: str, size_bytes: int) -> dict[str, Any] | None:
     """The finished job, or None when the client went away (the job goes on, readable under /v1/jobs)."""
-    repo = request.app[REPO]
+    jobs = request.app[JOBS]
     started = time.monotonic()
     interval = POLL_FIRST_S
     while True:
-        job = await repo.job(job_id)
+        job = await jobs.job(job_id)
         if job is None:
             raise OpenAIError(500, f"job {job_id} disappeared while it ran")
         if job["status"] in FINISHED:
@@ -284,8 +285,6 @@ def answer(transcript: dict[str, Any], fmt: str, granularities: set[str]) -> web
 
 # -- the endpoint ----------------------------------------------------------------------------------------------
 async def _transcribe(request: web.Request) -> web.StreamResponse:
-    from gateway.app import queue_upload, receive_upload  # gateway.app imports this module
-
     principal = require(request, "jobs:write")
     upload = await receive_upload(request, FIELDS)
     fields = upload.fields
@@ -311,7 +310,7 @@ async def _transcribe(request: web.Request) -> web.StreamResponse:
     if job["status"] == "failed":
         raise OpenAIError(400, f"the audio could not be transcribed: {job['error'] or 'the job failed'}",
                           param="file", code="transcription_failed")
-    transcript = await request.app[REPO].transcript(upload.job_id)
+    transcript = await request.app[JOBS].transcript(upload.job_id)
     if transcript is None:
         raise OpenAIError(500, f"job {upload.job_id} completed without a transcript")
     await audit(request, principal, "transcript.read", f"job:{upload.job_id}",

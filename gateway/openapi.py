@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from swagger_ui_bundle import swagger_ui_path  # the Swagger UI assets ship in a wheel: no CDN needed
 
 from foundation.version import __version__
 
@@ -401,8 +402,6 @@ async def docs(_request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application, extra: dict[str, Any] | None = None) -> None:
-    from swagger_ui_bundle import swagger_ui_path  # the Swagger UI assets ship in a wheel: no CDN needed
-
     app[EXTRA] = extra or {}
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/docs", docs)

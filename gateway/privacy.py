@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.access import audit, visible_job
-from gateway.auth.middleware import IDENTITY, require
+from gateway.access import visible_job
+from gateway.auth.audit import audit
+from gateway.auth.middleware import require
 from gateway.erasure import erase_jobs, erase_org, erase_user
 from gateway.problems import Problem
-from gateway.refs import REPO, STORE
+from gateway.refs import ERASURE, IDENTITY, STORE
 
 
 async def delete_job(request: web.Request) -> web.Response:
@@ -17,7 +18,7 @@ async def delete_job(request: web.Request) -> web.Response:
     principal, job = await visible_job(request, job_id, "jobs:write")
     if not principal.can("jobs:delete") and job.get("user_id") != principal.user_id:
         raise Problem(403, "Forbidden", "only the job's creator or an org admin may delete it")
-    erased = await erase_jobs(request.app[REPO].pool, request.app[STORE], [job_id])
+    erased = await erase_jobs(request.app[ERASURE], request.app[STORE], [job_id])
     await audit(request, principal, "job.erase", f"job:{job_id}", erased.to_json(), org_id=job["org_id"])
     return web.Response(status=204)
 
@@ -33,7 +34,7 @@ async def erase_user_data(request: web.Request) -> web.Response:
         require(request, "users:manage")
     if await request.app[IDENTITY].is_last_admin(user["id"]):
         raise Problem(409, "Conflict", "this is the only administrator; create another admin before removing it")
-    erased = await erase_user(request.app[REPO].pool, request.app[STORE], user_id)
+    erased = await erase_user(request.app[ERASURE], request.app[STORE], user_id)
     await audit(request, principal, "user.erase", f"user:{user_id}", erased.to_json(), org_id=user["org_id"])
     return web.json_response({"erased": erased.to_json()})
 
@@ -45,7 +46,7 @@ async def erase_organization(request: web.Request) -> web.Response:
     if not principal.sees(org_id) or await request.app[IDENTITY].org(org_id) is None:
         raise Problem(404, "Not Found", f"no organization {org_id!r}")
     delete = request.query.get("delete") in ("1", "true")
-    erased = await erase_org(request.app[REPO].pool, request.app[STORE], org_id, delete)
+    erased = await erase_org(request.app[ERASURE], request.app[STORE], org_id, delete)
     await audit(request, principal, "org.erase", f"org:{org_id}", {**erased.to_json(), "deleted": delete},
                 org_id=None if delete else org_id)
     return web.json_response({"erased": erased.to_json(), "organization_deleted": delete and org_id != "default"})

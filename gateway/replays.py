@@ -4,39 +4,30 @@ new revision, read any revision, and compare two revisions of a transcript."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from aiohttp import web
 
-from foundation.events import IngestRequest
 from foundation.logs import get_logger
-from gateway.access import audit, visible_job
+from gateway.access import visible_job
+from gateway.auth.audit import audit
 from gateway.auth.middleware import require
-from gateway.job_ops import parse_priority
+from gateway.auth.principal import Principal
+from gateway.intake import queue_revision
+from gateway.options import parse_priority, validate_options
+from gateway.params import parse_time
 from gateway.problems import Problem, json_object
-from gateway.refs import MODELS, PUBLISHER, REPO, SETTINGS
-from gateway.search import parse_time
+from gateway.refs import JOBS, MODELS, PUBLISHER, SETTINGS
 from processors.asr.models import UnknownModel
 from processors.post.compare import compare
-from streams.kafka.topics import INGEST_REQUESTS
+from repositories.jobs import JobStore
 
 log = get_logger(__name__)
 MAX_JOBS = 1000
 
 
-async def replay(request: web.Request) -> web.Response:
-    """POST /v1/replays {"job_ids": [...]} or {"since": ISO, "until": ISO}, with "model" and optional
-    "language", "initial_prompt", "hotwords", "beam_size", "diarize", ... -> 202 and the revision per job."""
-    from gateway.app import validate_options
-
-    principal = require(request, "jobs:write")
-    body = await json_object(request)
-    app = request.app
-    repo = app[REPO]
-    model = str(body.get("model") or app[SETTINGS].asr.default_model)
-    try:
-        app[MODELS].get(model)
-    except UnknownModel as exc:
-        raise Problem(400, "Unknown model", str(exc), models=exc.known) from None
+def _overrides(body: dict[str, Any]) -> dict[str, str]:
+    """The options a replay changes (``options`` and the top-level shortcuts), validated, with its priority."""
     requested = body.get("options") or {}
     if not isinstance(requested, dict):
         raise Problem(400, "Bad Request", "options must be an object of option names to values")
@@ -47,6 +38,11 @@ async def replay(request: web.Request) -> web.Response:
     validate_options(overrides)
     # history is background work: a replay yields to live calls and new uploads unless asked otherwise
     overrides["priority"] = parse_priority(str(body.get("priority") or "low"))
+    return overrides
+
+
+async def _selected(jobs: JobStore, body: dict[str, Any], principal: Principal) -> list[str]:
+    """The job ids a replay names: ``job_ids``, or the jobs created in ``since``/``until`` the caller sees."""
     job_ids = body.get("job_ids")
     if job_ids is not None:
         if not isinstance(job_ids, list) or not all(isinstance(j, str) for j in job_ids):
@@ -55,13 +51,30 @@ async def replay(request: web.Request) -> web.Response:
         since, until = parse_time(body.get("since"), "since"), parse_time(body.get("until"), "until")
         if since is None and until is None:
             raise Problem(400, "Bad Request", "name the recordings: job_ids, or a time range (since/until)")
-        job_ids = await repo.jobs_created_between(since, until, None if principal.is_admin else principal.org_id)
+        job_ids = await jobs.jobs_created_between(since, until, None if principal.is_admin else principal.org_id)
     if len(job_ids) > MAX_JOBS:
         raise Problem(400, "Bad Request", f"at most {MAX_JOBS} jobs per replay; narrow the selection")
+    return job_ids
+
+
+async def replay(request: web.Request) -> web.Response:
+    """POST /v1/replays {"job_ids": [...]} or {"since": ISO, "until": ISO}, with "model" and optional
+    "language", "initial_prompt", "hotwords", "beam_size", "diarize", ... -> 202 and the revision per job."""
+    principal = require(request, "jobs:write")
+    body = await json_object(request)
+    app = request.app
+    jobs = app[JOBS]
+    model = str(body.get("model") or app[SETTINGS].asr.default_model)
+    try:
+        app[MODELS].get(model)
+    except UnknownModel as exc:
+        raise Problem(400, "Unknown model", str(exc), models=exc.known) from None
+    overrides = _overrides(body)
+    job_ids = await _selected(jobs, body, principal)
     replay_id = uuid.uuid4().hex
-    results = []
+    results: list[dict[str, Any]] = []
     for job_id in dict.fromkeys(job_ids):
-        current = await repo.job(job_id)
+        current = await jobs.job(job_id)
         if current is None or not principal.sees(current["org_id"]):
             results.append({"job_id": job_id, "error": "no such job"})
             continue
@@ -69,12 +82,9 @@ async def replay(request: web.Request) -> web.Response:
             results.append({"job_id": job_id, "error": "no stored audio (the stream came straight to Kafka)"})
             continue
         options = {**{k: v for k, v in current["options"].items() if k != "model"}, **overrides, "model": model}
-        revision, created, job = await repo.start_revision(job_id, model, options, replay_id)
+        revision, created, job = await jobs.start_revision(job_id, model, options, replay_id)
         if created:
-            await app[PUBLISHER].publish(INGEST_REQUESTS, IngestRequest(
-                stream_id=job["stream_id"], job_id=job_id, revision=revision, object_key=job["object_key"],
-                filename=job["filename"], content_type=job["content_type"], size_bytes=job["size_bytes"] or 0,
-                options=options))
+            await queue_revision(app[PUBLISHER], job, revision, options)
         results.append({"job_id": job_id, "revision": revision, "created": created})
     log.info("replay requested", replay_id=replay_id, model=model, jobs=len(results))
     await audit(request, principal, "replay.request", f"replay:{replay_id}",
@@ -85,7 +95,7 @@ async def replay(request: web.Request) -> web.Response:
 async def revisions(request: web.Request) -> web.Response:
     job_id = request.match_info["job_id"]
     await visible_job(request, job_id, "jobs:read")
-    return web.json_response({"job_id": job_id, "revisions": await request.app[REPO].revisions(job_id)})
+    return web.json_response({"job_id": job_id, "revisions": await request.app[JOBS].revisions(job_id)})
 
 
 async def compare_revisions(request: web.Request) -> web.Response:
@@ -94,20 +104,20 @@ async def compare_revisions(request: web.Request) -> web.Response:
     body = await json_object(request) if request.method == "POST" else {}
     params = {**request.query, **{k: v for k, v in body.items() if v is not None}}
     job_id = request.match_info["job_id"]
-    repo = request.app[REPO]
+    jobs = request.app[JOBS]
     await visible_job(request, job_id, "jobs:read")
     try:
         a, b = int(params.get("a", 1)), int(params["b"]) if "b" in params else None
     except (TypeError, ValueError):
         raise Problem(400, "Bad Request", "a and b must be revision numbers") from None
     if b is None:
-        b = await repo.latest_completed_revision(job_id) or 0
+        b = await jobs.latest_completed_revision(job_id) or 0
     reference = params.get("reference")
     if reference is not None and not isinstance(reference, str):
         raise Problem(400, "Bad Request", "reference must be text")
     texts = {}
     for rev in (a, b):
-        t = await repo.transcript(job_id, rev)
+        t = await jobs.transcript(job_id, rev)
         if t is None or t["status"] != "completed":
             raise Problem(409, "Not ready", f"revision {rev} of job {job_id} has no completed transcript")
         texts[rev] = t

@@ -22,13 +22,13 @@ from aiohttp import web
 from connectors.ingest.decode import TARGET_RATE, DecodeError, decode_chunks
 from connectors.storage.base import ObjectNotFound
 from foundation.events import SpeakerEnrollment
-from gateway.access import audit, visible_job
+from gateway.access import visible_job
+from gateway.auth.audit import audit
 from gateway.auth.middleware import require
 from gateway.problems import Problem, json_object
-from gateway.refs import PUBLISHER, REPO, SETTINGS, STORE
+from gateway.refs import JOBS, PROFILES, PUBLISHER, RECORDINGS, SETTINGS, STORE
 from gateway.uploads import spool_dir
 from processors.audio.excerpts import cut, pick_spans
-from repositories.recordings import RecordingStore
 from streams.kafka.topics import SPEAKER_ENROLLMENTS
 
 DEFAULT_SECONDS = 60.0
@@ -72,7 +72,7 @@ async def enroll_speaker(request: web.Request) -> web.Response:
     principal = require(request, "speakers:write")
     _, job = await visible_job(request, job_id, "jobs:read")
     name, revision, max_seconds = _options(await json_object(request))
-    repo = request.app[REPO]
+    repo = request.app[JOBS]
     revision = revision or await repo.latest_completed_revision(job_id)
     transcript = await repo.transcript(job_id, revision) if revision else None
     if transcript is None or transcript["status"] != "completed":
@@ -86,14 +86,14 @@ async def enroll_speaker(request: web.Request) -> web.Response:
     spans = pick_spans(turns, speaker_id, max_seconds)
     if sum(end - start for start, end in spans) < MIN_VOICED:
         raise Problem(422, "Unprocessable Content", f"speaker {speaker_id} speaks for less than {MIN_VOICED:.0f} s")
-    recording = await RecordingStore(repo.pool).recording(job_id)
+    recording = await request.app[RECORDINGS].recording(job_id)
     if recording is None or not recording.object_key:
         raise Problem(409, "Conflict", f"job {job_id} has no stored recording to take the voice from")
     profile_id = uuid.uuid4().hex
     key = f"speakers/{profile_id}/0.wav"
     await _store_excerpt(request, recording.object_key, key, spans, speaker.get("channel"))
     name = name or speaker.get("name") or speaker["label"]
-    await repo.create_profile(profile_id, principal.org_id, name, [key])
+    await request.app[PROFILES].create(profile_id, principal.org_id, name, [key])
     await request.app[PUBLISHER].publish(SPEAKER_ENROLLMENTS, SpeakerEnrollment(
         profile_id=profile_id, org_id=principal.org_id, name=name, object_keys=[key]))
     await audit(request, principal, "speaker.enroll", f"speaker:{profile_id}",

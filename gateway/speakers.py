@@ -9,11 +9,12 @@ from typing import Any
 from aiohttp import web
 
 from foundation.events import SpeakerEnrollment
-from gateway.access import audit, visible_job
+from gateway.access import visible_job
+from gateway.auth.audit import audit
 from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
 from gateway.problems import Problem, json_object
-from gateway.refs import PUBLISHER, REPO, SETTINGS, STORE
+from gateway.refs import JOBS, PROFILES, PUBLISHER, SETTINGS, STORE
 from gateway.uploads import multipart_parts, spool_to_store
 from streams.kafka.topics import SPEAKER_ENROLLMENTS
 
@@ -56,7 +57,7 @@ async def enroll(request: web.Request) -> web.Response:
         for key in keys:
             await store.delete(key)
         raise
-    await request.app[REPO].create_profile(profile_id, p.org_id, name, keys)
+    await request.app[PROFILES].create(profile_id, p.org_id, name, keys)
     await request.app[PUBLISHER].publish(SPEAKER_ENROLLMENTS, SpeakerEnrollment(
         profile_id=profile_id, org_id=p.org_id, name=name, object_keys=keys))
     await audit(request, p, "speaker.enroll", f"speaker:{profile_id}", {"samples": len(keys)})
@@ -66,12 +67,12 @@ async def enroll(request: web.Request) -> web.Response:
 
 async def list_profiles(request: web.Request) -> web.Response:
     p = require(request, "speakers:read")
-    return web.json_response({"speakers": await request.app[REPO].profiles(_org(p))})
+    return web.json_response({"speakers": await request.app[PROFILES].profiles(_org(p))})
 
 
 async def get_profile(request: web.Request) -> web.Response:
     p = require(request, "speakers:read")
-    profile = await request.app[REPO].profile(_org(p), request.match_info["profile_id"])
+    profile = await request.app[PROFILES].get(_org(p), request.match_info["profile_id"])
     if profile is None:
         raise Problem(404, "Not Found", f"no speaker profile {request.match_info['profile_id']!r}")
     return web.json_response(profile)
@@ -81,15 +82,15 @@ async def rename_profile(request: web.Request) -> web.Response:
     p = require(request, "speakers:write")
     name = _name((await json_object(request)).get("name"))
     pid = request.match_info["profile_id"]
-    if not await request.app[REPO].rename_profile(_org(p), pid, name):
+    if not await request.app[PROFILES].rename(_org(p), pid, name):
         raise Problem(404, "Not Found", f"no speaker profile {pid!r}")
-    return web.json_response(await request.app[REPO].profile(_org(p), pid))
+    return web.json_response(await request.app[PROFILES].get(_org(p), pid))
 
 
 async def delete_profile(request: web.Request) -> web.Response:
     p = require(request, "speakers:write")
     pid = request.match_info["profile_id"]
-    keys = await request.app[REPO].delete_profile(_org(p), pid)
+    keys = await request.app[PROFILES].delete(_org(p), pid)
     if keys is None:
         raise Problem(404, "Not Found", f"no speaker profile {pid!r}")
     for key in keys:
@@ -103,12 +104,12 @@ async def rename_transcript_speaker(request: web.Request) -> web.Response:
     body = await json_object(request)
     name = None if body.get("name") is None else _name(body.get("name"))
     job_id, speaker_id = request.match_info["job_id"], request.match_info["speaker_id"]
-    repo = request.app[REPO]
+    jobs = request.app[JOBS]
     _, job = await visible_job(request, job_id, "jobs:write")
     revision = int(request.query.get("revision") or job["revision"])
-    if not await repo.rename_speaker(job_id, revision, speaker_id, name):
+    if not await jobs.rename_speaker(job_id, revision, speaker_id, name):
         raise Problem(404, "Not Found", f"job {job_id} revision {revision} has no speaker {speaker_id!r}")
-    return web.json_response({"speakers": await repo.speakers(job_id, revision)})
+    return web.json_response({"speakers": await jobs.speakers(job_id, revision)})
 
 
 def add_routes(app: web.Application) -> None:

@@ -11,10 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.access import audit, visible_job
+from gateway.access import visible_job
+from gateway.auth.audit import audit
 from gateway.problems import Problem, json_object
-from gateway.refs import REPO
-from repositories.edits import EditStore, RevisionNotEditable
+from gateway.refs import EDITS, JOBS
+from repositories.edits import RevisionNotEditable
 
 MAX_EDITS = 5000
 MAX_WORD = 200
@@ -50,14 +51,14 @@ async def save_edits(request: web.Request) -> web.Response:
     edits = parse_edits(body)
     base = body.get("revision")
     if base is None:
-        base = await request.app[REPO].latest_completed_revision(job_id)
+        base = await request.app[JOBS].latest_completed_revision(job_id)
         if base is None:
             raise Problem(409, "Not ready", f"job {job_id} has no completed transcript to edit",
                           job_status=job["status"])
     elif not isinstance(base, int) or isinstance(base, bool) or base < 1:
         raise Problem(400, "Bad Request", "revision must be a revision number")
     try:
-        revision, changed = await EditStore(request.app[REPO].pool).save_edit(job_id, base, edits,
+        revision, changed = await request.app[EDITS].save_edit(job_id, base, edits,
                                                                               principal.actor)
     except RevisionNotEditable as exc:
         raise Problem(409, "Not editable", str(exc)) from None

@@ -1,9 +1,11 @@
 """Receiving files: an upload is spooled to a private temporary file while it arrives (bounded memory, size
-limit enforced as it goes), then stored once, encrypted, in object storage."""
+limit enforced as it goes), probed when it is a recording, then stored once, encrypted, in object storage."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +16,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from connectors.storage.base import ObjectStore
 from foundation.settings import Settings
+from gateway.params import text_param
+from gateway.probe import Probe, probe_path
 from gateway.problems import Problem
 
 
@@ -67,3 +71,45 @@ async def spool_to_store(part: aiohttp.BodyPartReader, store: ObjectStore, key: 
         return size
     finally:
         tmp.unlink(missing_ok=True)
+
+
+async def spool_and_probe(part: aiohttp.BodyPartReader, store: ObjectStore, key: str, settings: Settings,
+                          content_type: str | None = None, *, refuse_undecodable: bool = False) -> tuple[int, Probe]:
+    """Like ``spool_to_store`` (a private temporary file, the size limit enforced as the part arrives, then one
+    encrypted ``put_file``), probing the file before it is stored. With ``refuse_undecodable`` a file without
+    decodable audio is refused (422) and never stored."""
+    tmp, size = await spool_part(part, settings, suffix=Path(key).suffix)
+    try:
+        found = await asyncio.to_thread(probe_path, tmp)
+        if found.error and refuse_undecodable:
+            raise Problem(422, "Unprocessable Content", f"the file has no decodable audio: {found.error}",
+                          reason=found.error)
+        await store.put_file(key, tmp, content_type)
+        return size, found
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+async def form_text(part: aiohttp.BodyPartReader) -> str:
+    """A text field of a multipart body, stripped; 400 if it is not text PostgreSQL can keep."""
+    try:
+        value = (await part.text()).strip()
+    except (UnicodeDecodeError, LookupError):
+        raise Problem(400, "Bad Request", f"form field {part.name!r} is not valid text") from None
+    return text_param(value, f"form field {part.name!r}") or ""
+
+
+def clean_filename(raw: str | None) -> str:
+    """The name a client gave its file, without directories or control characters, at most 255 characters."""
+    name = re.sub(r"[\x00-\x1f\x7f]", "", Path((raw or "").replace("\\", "/")).name)[:255].strip()
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        name = name.encode("utf-8", "replace").decode("utf-8")
+    return name or "upload"
+
+
+def object_key(prefix: str, filename: str) -> str:
+    """``{prefix}/original`` plus the file's extension when it is a plain one (decoders use it as a hint)."""
+    suffix = Path(filename).suffix.lower()
+    return f"{prefix}/original{suffix if re.fullmatch(r'[.][a-z0-9]{1,9}', suffix) else ''}"

@@ -22,7 +22,6 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 from aiohttp import web
 
 from connectors.storage.crypto import Keyring
@@ -30,11 +29,13 @@ from connectors.storage.factory import parse_keyring
 from connectors.webhooks.events import EVENT_TYPES, PING, ping
 from connectors.webhooks.sealing import generate_secret, hint, seal
 from connectors.webhooks.targets import TargetError, check_url
-from gateway.access import audit
+from gateway.auth.audit import audit
 from gateway.auth.middleware import require
 from gateway.auth.principal import Principal
+from gateway.params import parse_limit
 from gateway.problems import Problem, json_object
-from gateway.refs import REPO, SETTINGS
+from gateway.refs import SETTINGS, WEBHOOKS
+from repositories.db import MissingReference
 from repositories.webhooks import WebhookStore
 
 SCOPE = "webhooks:manage"
@@ -48,7 +49,7 @@ DELIVERY_ID = re.compile(r"dlv_[0-9a-f]{24}")
 
 
 def _store(request: web.Request) -> WebhookStore:
-    return WebhookStore(request.app[REPO].pool)
+    return request.app[WEBHOOKS]
 
 
 def _url(request: web.Request, value: Any) -> str:
@@ -127,7 +128,7 @@ async def create_subscription(request: web.Request) -> web.Response:
         sub = await store.create(subscription_id=sid, org_id=org_id, url=url, events=events,
                                  sealed=seal(request.app[KEYRING], secret, sid), hint=hint(secret),
                                  description=description, created_by=p.actor)
-    except asyncpg.ForeignKeyViolationError:
+    except MissingReference:
         raise Problem(404, "Not Found", f"no organization {org_id!r}") from None
     if not active:
         sub = await store.update(sid, active=False) or sub
@@ -181,10 +182,7 @@ async def delete_subscription(request: web.Request) -> web.Response:
 async def list_deliveries(request: web.Request) -> web.Response:
     _, sub = await _visible(request)
     q = request.query
-    try:
-        limit = min(200, max(1, int(q.get("limit", "50"))))
-    except ValueError:
-        raise Problem(400, "Bad Request", "limit must be an integer") from None
+    limit = parse_limit(q)
     status = q.get("status")
     if status is not None and status not in STATUSES:
         raise Problem(400, "Bad Request", f"status must be one of {', '.join(STATUSES)}")

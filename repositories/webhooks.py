@@ -8,11 +8,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
-from connectors.webhooks.events import WebhookEvent
+from repositories.db import MissingReference
+from repositories.rows import iso
 
 # A subscription hears events that happen after it was created; the allowance absorbs clock skew between
 # the producing hosts and the database (and keeps a lagging webhooks group from replaying old history into
@@ -20,22 +21,34 @@ from connectors.webhooks.events import WebhookEvent
 CREATED_ALLOWANCE_S = 60
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+class Notification(Protocol):
+    """What a webhook event must tell the delivery log (``connectors.webhooks.events.WebhookEvent`` does)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def revision(self) -> int: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    def payload(self, org_id: str) -> dict[str, Any]: ...
 
 
 def subscription_json(r: asyncpg.Record) -> dict[str, Any]:
     return {"id": r["subscription_id"], "org_id": r["org_id"], "url": r["url"], "events": list(r["events"]),
             "active": r["active"], "description": r["description"], "secret_hint": r["secret_hint"],
-            "created_by": r["created_by"], "created_at": _iso(r["created_at"]), "updated_at": _iso(r["updated_at"])}
+            "created_by": r["created_by"], "created_at": iso(r["created_at"]), "updated_at": iso(r["updated_at"])}
 
 
 def delivery_json(r: asyncpg.Record, attempts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     out = {"id": r["delivery_id"], "subscription_id": r["subscription_id"], "event_id": r["event_id"],
            "event_type": r["event_type"], "job_id": r["job_id"], "revision": r["revision"], "status": r["status"],
            "attempts": r["attempts"], "last_status": r["last_status"], "last_error": r["last_error"],
-           "next_attempt_at": _iso(r["next_attempt_at"]), "created_at": _iso(r["created_at"]),
-           "updated_at": _iso(r["updated_at"]), "delivered_at": _iso(r["delivered_at"]),
+           "next_attempt_at": iso(r["next_attempt_at"]), "created_at": iso(r["created_at"]),
+           "updated_at": iso(r["updated_at"]), "delivered_at": iso(r["delivered_at"]),
            "payload": json.loads(r["payload"])}
     if attempts is not None:
         out["attempt_log"] = attempts
@@ -58,33 +71,37 @@ class Due:
 
 class WebhookStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+        self._pool = pool
 
     # -- subscriptions (gateway) ---------------------------------------------------------------------
     async def create(self, *, subscription_id: str, org_id: str, url: str, events: Sequence[str], sealed: str,
                      hint: str, description: str | None, created_by: str | None) -> dict[str, Any]:
-        row = await self.pool.fetchrow(
-            "INSERT INTO webhook_subscriptions (subscription_id, org_id, url, secret_sealed, secret_hint, events, "
-            "description, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
-            subscription_id, org_id, url, sealed, hint, list(events), description, created_by)
+        """A new subscription; ``MissingReference`` for an unknown organization."""
+        try:
+            row = await self._pool.fetchrow(
+                "INSERT INTO webhook_subscriptions (subscription_id, org_id, url, secret_sealed, secret_hint, events, "
+                "description, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+                subscription_id, org_id, url, sealed, hint, list(events), description, created_by)
+        except asyncpg.ForeignKeyViolationError:
+            raise MissingReference(org_id) from None
         return subscription_json(row)
 
     async def count(self, org_id: str) -> int:
-        return int(await self.pool.fetchval("SELECT count(*) FROM webhook_subscriptions WHERE org_id = $1", org_id))
+        return int(await self._pool.fetchval("SELECT count(*) FROM webhook_subscriptions WHERE org_id = $1", org_id))
 
     async def subscriptions(self, org_id: str | None) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
+        rows = await self._pool.fetch(
             "SELECT * FROM webhook_subscriptions WHERE ($1::text IS NULL OR org_id = $1) ORDER BY created_at", org_id)
         return [subscription_json(r) for r in rows]
 
     async def subscription(self, subscription_id: str) -> dict[str, Any] | None:
-        row = await self.pool.fetchrow("SELECT * FROM webhook_subscriptions WHERE subscription_id = $1",
+        row = await self._pool.fetchrow("SELECT * FROM webhook_subscriptions WHERE subscription_id = $1",
                                        subscription_id)
         return subscription_json(row) if row else None
 
     async def update(self, subscription_id: str, *, url: str | None = None, events: Sequence[str] | None = None,
                      active: bool | None = None, description: str | None = None) -> dict[str, Any] | None:
-        row = await self.pool.fetchrow(
+        row = await self._pool.fetchrow(
             """
             UPDATE webhook_subscriptions SET url = COALESCE($2, url), events = COALESCE($3, events),
                    active = COALESCE($4, active), description = COALESCE($5, description), updated_at = now()
@@ -94,13 +111,13 @@ class WebhookStore:
         return subscription_json(row) if row else None
 
     async def delete(self, subscription_id: str) -> bool:
-        return await self.pool.fetchval(
+        return await self._pool.fetchval(
             "DELETE FROM webhook_subscriptions WHERE subscription_id = $1 RETURNING true", subscription_id) is not None
 
     # -- the delivery log ----------------------------------------------------------------------------
     async def deliveries(self, subscription_id: str, *, limit: int = 50, status: str | None = None,
                          event_type: str | None = None, job_id: str | None = None) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
+        rows = await self._pool.fetch(
             """
             SELECT * FROM webhook_deliveries WHERE subscription_id = $1 AND ($2::text IS NULL OR status = $2)
                AND ($3::text IS NULL OR event_type = $3) AND ($4::text IS NULL OR job_id = $4)
@@ -109,11 +126,11 @@ class WebhookStore:
             subscription_id, status, event_type, job_id, limit)
         attempts: dict[str, list[dict[str, Any]]] = {r["delivery_id"]: [] for r in rows}
         if rows:
-            for a in await self.pool.fetch(
+            for a in await self._pool.fetch(
                     "SELECT * FROM webhook_attempts WHERE delivery_id = ANY($1::text[]) ORDER BY delivery_id, attempt",
                     list(attempts)):
                 attempts[a["delivery_id"]].append({
-                    "attempt": a["attempt"], "started_at": _iso(a["started_at"]), "duration_ms": a["duration_ms"],
+                    "attempt": a["attempt"], "started_at": iso(a["started_at"]), "duration_ms": a["duration_ms"],
                     "http_status": a["http_status"], "error": a["error"]})
         return [delivery_json(r, attempts[r["delivery_id"]]) for r in rows]
 
@@ -121,7 +138,7 @@ class WebhookStore:
                       payload: dict[str, Any]) -> str:
         """A delivery to one subscription regardless of its event filter (test pings)."""
         delivery_id = "dlv_" + uuid.uuid4().hex[:24]
-        await self.pool.execute(
+        await self._pool.execute(
             "INSERT INTO webhook_deliveries (delivery_id, subscription_id, org_id, event_id, event_type, payload, "
             "next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, now())",
             delivery_id, subscription_id, org_id, event_id, event_type, json.dumps(payload))
@@ -129,7 +146,7 @@ class WebhookStore:
 
     async def redeliver(self, subscription_id: str, delivery_id: str) -> bool:
         """Send a delivery once more, now (a manual retry: one more attempt, whatever its status)."""
-        return await self.pool.fetchval(
+        return await self._pool.fetchval(
             "UPDATE webhook_deliveries SET status = CASE WHEN status = 'failed' THEN 'failed' ELSE 'pending' END, "
             "next_attempt_at = now(), updated_at = now() WHERE subscription_id = $1 AND delivery_id = $2 "
             "RETURNING true", subscription_id, delivery_id) is not None
@@ -141,7 +158,7 @@ class WebhookStore:
         return org
 
     @staticmethod
-    async def record(conn: asyncpg.Connection, items: Sequence[tuple[WebhookEvent, str]]) -> None:
+    async def record(conn: asyncpg.Connection, items: Sequence[tuple[Notification, str]]) -> None:
         """A pending delivery of each (event, org) to every active subscription of the org that wants the
         event's type; an event already recorded for a subscription (a redelivered pipeline event) is skipped."""
         if not items:
@@ -163,7 +180,7 @@ class WebhookStore:
     # -- the delivery loop ----------------------------------------------------------------------------
     async def prune(self, days: int) -> int:
         """Remove finished deliveries (and their attempts) last touched more than ``days`` days ago."""
-        removed = await self.pool.fetchval(
+        removed = await self._pool.fetchval(
             "WITH gone AS (DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'gave_up') "
             "AND updated_at < now() - make_interval(days => $1) RETURNING 1) SELECT count(*) FROM gone", days)
         return int(removed or 0)
@@ -171,7 +188,7 @@ class WebhookStore:
     async def claim(self, limit: int, lease_s: float) -> list[Due]:
         """Up to ``limit`` due deliveries of active subscriptions, leased for ``lease_s`` (another worker skips
         them meanwhile; a worker that dies mid-attempt leaves them to be retried when the lease ends)."""
-        rows = await self.pool.fetch(
+        rows = await self._pool.fetch(
             """
             WITH due AS (
                 SELECT d.delivery_id FROM webhook_deliveries d
@@ -194,7 +211,7 @@ class WebhookStore:
                      error: str | None, outcome: str, retry_in_s: float | None = None) -> None:
         """Log one attempt and move the delivery on: ``outcome`` delivered, failed (retry in ``retry_in_s``)
         or gave_up. A delivery already delivered stays delivered."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as conn, conn.transaction():
             attempt = await conn.fetchval(
                 """
                 UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = $2, last_error = $3,

@@ -14,15 +14,18 @@ from connectors.storage.factory import store_from_settings
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from gateway.erasure import apply_retention
+from repositories.audit import AuditLog
+from repositories.db import create_pool
+from repositories.erasure import ErasureStore
 
 log = get_logger(__name__)
 
 
 async def run_once(settings: Settings) -> dict[str, Any]:
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    pool = await create_pool(settings.database_url, max_size=2)
     store = store_from_settings(settings)
     try:
-        results = await apply_retention(pool, store)
+        results = await apply_retention(ErasureStore(pool), AuditLog(pool), store)
     finally:
         await store.close()
         await pool.close()

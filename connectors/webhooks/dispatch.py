@@ -2,9 +2,10 @@
 
 It runs in a thread of its own (its own event loop, database pool and HTTP session) inside the webhooks
 worker, so slow or dead receivers never hold up the Kafka consumer. Deliveries are claimed from PostgreSQL
-with ``FOR UPDATE SKIP LOCKED`` and a lease, so several workers share the work and a worker that dies
-mid-attempt leaves its deliveries to be retried when the lease ends: delivery is at least once, and
-receivers deduplicate on ``X-Streamscribe-Delivery`` (or the payload's event ``id``).
+with row locks other workers skip, and a lease (``repositories.webhooks.WebhookStore.claim``), so several
+workers share the work and a worker that dies mid-attempt leaves its deliveries to be retried when the lease
+ends: delivery is at least once, and receivers deduplicate on ``X-Streamscribe-Delivery`` (or the payload's
+event ``id``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from connectors.webhooks.sealing import SealError, unseal
 from connectors.webhooks.signing import delivery_headers
 from connectors.webhooks.targets import TargetError, blocked_address
 from foundation.logs import get_logger
+from repositories.db import create_pool
 from repositories.webhooks import Due, WebhookStore
 
 log = get_logger(__name__)
@@ -119,7 +121,7 @@ class Dispatcher:
         pool: asyncpg.Pool | None = None
         while pool is None and not self._stopping:
             try:
-                pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=3)
+                pool = await create_pool(self.database_url, max_size=3)
             except Exception as exc:
                 log.warning("webhook delivery loop cannot reach the database yet", error=str(exc))
                 await self._sleep(self.config.poll_interval_s * 5)

@@ -23,6 +23,8 @@ from joserfc.jwk import OctKey
 
 _hasher = PasswordHasher()
 ISSUER = "streamscribe"
+KEY_PREFIX = "ssk"
+REFRESH_PREFIX = "ssr"
 _CLAIMS = jwt.JWTClaimsRegistry(iss={"essential": True, "value": ISSUER}, exp={"essential": True})
 
 

@@ -8,14 +8,14 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from gateway.auth.credentials import TokenError, decode_access
+from gateway.auth.accounts import principal_for_key, principal_for_user
+from gateway.auth.credentials import KEY_PREFIX, TokenError, decode_access
 from gateway.auth.principal import Principal
 from gateway.auth.ratelimit import RateLimiter
 from gateway.problems import Problem
-from repositories.identity import KEY_PREFIX, IdentityStore
+from gateway.refs import IDENTITY
 
 PRINCIPAL = "principal"
-IDENTITY = web.AppKey("identity", IdentityStore)
 LIMITER = web.AppKey("limiter", RateLimiter)
 JWT_SECRET = web.AppKey("jwt_secret", str)
 
@@ -42,7 +42,7 @@ def _unauthorized(detail: str) -> Problem:
 
 async def resolve(request: web.Request, token: str) -> Principal:
     if token.startswith(KEY_PREFIX + "_"):
-        principal = await request.app[IDENTITY].principal_for_key(token)
+        principal = await principal_for_key(request.app[IDENTITY], token)
         if principal is None:
             raise _unauthorized("unknown or revoked API key")
         return principal
@@ -53,7 +53,7 @@ async def resolve(request: web.Request, token: str) -> Principal:
     user = await request.app[IDENTITY].user(claims["sub"])
     if user is None or user["disabled"]:  # deleted or disabled accounts lose access at once, not at expiry
         raise _unauthorized("the account no longer exists or is disabled")
-    return Principal(org_id=user["org_id"], role=user["role"], user_id=user["id"])
+    return principal_for_user(user)
 
 
 @web.middleware

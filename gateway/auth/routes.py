@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
+from gateway.auth import accounts
+from gateway.auth.audit import audit
 from gateway.auth.credentials import encode_access
-from gateway.auth.middleware import IDENTITY, JWT_SECRET, PRINCIPAL, require
+from gateway.auth.middleware import JWT_SECRET, PRINCIPAL, require
 from gateway.auth.principal import ROLE_SCOPES, ROLES, Principal
 from gateway.problems import Problem, json_object
-from gateway.refs import SETTINGS
+from gateway.refs import AUDIT, IDENTITY, SETTINGS
+from repositories.db import AlreadyExists, MissingReference
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ROLE_RANK = {"admin": 3, "org_admin": 2, "user": 1, "api_client": 0}
@@ -31,7 +33,7 @@ async def _tokens(request: web.Request, user: dict[str, Any], family: str | None
     auth = request.app[SETTINGS].auth
     access = encode_access(request.app[JWT_SECRET], {"sub": user["id"], "org": user["org_id"], "role": user["role"]},
                            auth.access_ttl_s)
-    refresh = await request.app[IDENTITY].issue_refresh(user["id"], auth.refresh_ttl_s, family)
+    refresh = await accounts.issue_refresh(request.app[IDENTITY], user["id"], auth.refresh_ttl_s, family)
     return {"access_token": access, "token_type": "Bearer", "expires_in": auth.access_ttl_s, "refresh_token": refresh}
 
 
@@ -40,9 +42,9 @@ async def token(request: web.Request) -> web.Response:
     body = await json_object(request)
     email, password = _str(body, "email"), _str(body, "password", max_len=500)
     identity = request.app[IDENTITY]
-    user = await identity.login(email or "", password or "")
+    user = await accounts.login(identity, email or "", password or "")
     if user is None:
-        await identity.audit(None, "auth.failed", f"user:{email}", ip=request.remote)
+        await audit(request, None, "auth.failed", f"user:{email}")
         raise Problem(401, "Unauthorized", "wrong email or password")
     return web.json_response(await _tokens(request, user))
 
@@ -51,7 +53,7 @@ async def refresh(request: web.Request) -> web.Response:
     """POST /v1/auth/refresh {"refresh_token"} -> a new pair; the old refresh token is spent."""
     body = await json_object(request)
     identity = request.app[IDENTITY]
-    used = await identity.use_refresh(_str(body, "refresh_token", max_len=500) or "")
+    used = await accounts.use_refresh(identity, _str(body, "refresh_token", max_len=500) or "")
     if used is None:
         raise Problem(401, "Unauthorized", "the refresh token is invalid, expired or already used")
     user = await identity.user(used[0])
@@ -62,7 +64,7 @@ async def refresh(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     body = await json_object(request)
-    await request.app[IDENTITY].revoke_refresh(_str(body, "refresh_token", max_len=500) or "")
+    await accounts.revoke_refresh(request.app[IDENTITY], _str(body, "refresh_token", max_len=500) or "")
     return web.Response(status=204)
 
 
@@ -81,7 +83,7 @@ async def create_org(request: web.Request) -> web.Response:
     if retention is not None and (not isinstance(retention, int) or retention < 1):
         raise Problem(400, "Bad Request", "retention_days must be a positive integer or null")
     org = await request.app[IDENTITY].create_org(_str(body, "name") or "", retention)
-    await request.app[IDENTITY].audit(p, "org.create", f"org:{org['id']}", org_id=org["id"], ip=request.remote)
+    await audit(request, p, "org.create", f"org:{org['id']}", org_id=org["id"])
     return web.json_response(org, status=201)
 
 
@@ -102,8 +104,7 @@ async def update_org(request: web.Request) -> web.Response:
     if retention is not None and (not isinstance(retention, int) or retention < 1):
         raise Problem(400, "Bad Request", "retention_days must be a positive integer or null")
     await request.app[IDENTITY].set_retention(org_id, retention)
-    await request.app[IDENTITY].audit(p, "org.retention", f"org:{org_id}", {"retention_days": retention},
-                                      org_id=org_id, ip=request.remote)
+    await audit(request, p, "org.retention", f"org:{org_id}", {"retention_days": retention}, org_id=org_id)
     return web.json_response(await request.app[IDENTITY].org(org_id))
 
 
@@ -137,13 +138,12 @@ async def create_user(request: web.Request) -> web.Response:
         raise Problem(400, "Bad Request", "api_client is a role for API keys, not users")
     _grantable(p, role)
     try:
-        user = await request.app[IDENTITY].create_user(org_id, email, password, role)
-    except asyncpg.UniqueViolationError:
+        user = await accounts.create_user(request.app[IDENTITY], org_id, email, password, role)
+    except AlreadyExists:
         raise Problem(409, "Conflict", f"a user with email {email} exists") from None
-    except asyncpg.ForeignKeyViolationError:
+    except MissingReference:
         raise Problem(404, "Not Found", f"no organization {org_id!r}") from None
-    await request.app[IDENTITY].audit(p, "user.create", f"user:{user['id']}", {"role": role}, org_id=org_id,
-                                      ip=request.remote)
+    await audit(request, p, "user.create", f"user:{user['id']}", {"role": role}, org_id=org_id)
     return web.json_response(user, status=201)
 
 
@@ -160,7 +160,7 @@ async def delete_user(request: web.Request) -> web.Response:
     if await request.app[IDENTITY].is_last_admin(user["id"]):
         raise Problem(409, "Conflict", "this is the only administrator; create another admin before removing it")
     await request.app[IDENTITY].delete_user(user["id"])
-    await request.app[IDENTITY].audit(p, "user.delete", f"user:{user['id']}", org_id=user["org_id"], ip=request.remote)
+    await audit(request, p, "user.delete", f"user:{user['id']}", org_id=user["org_id"])
     return web.Response(status=204)
 
 
@@ -179,12 +179,12 @@ async def create_key(request: web.Request) -> web.Response:
     if unknown:
         raise Problem(400, "Bad Request", f"unknown scopes: {', '.join(sorted(unknown))}")
     try:
-        secret, key = await request.app[IDENTITY].create_key(org_id, _str(body, "name") or "", role, scopes,
-                                                             p.user_id)
-    except asyncpg.ForeignKeyViolationError:
+        secret, key = await accounts.create_key(request.app[IDENTITY], org_id=org_id, name=_str(body, "name") or "",
+                                                role=role, scopes=scopes, user_id=p.user_id)
+    except MissingReference:
         raise Problem(404, "Not Found", f"no organization {org_id!r}") from None
-    await request.app[IDENTITY].audit(p, "key.create", f"key:{key['id']}", {"role": role, "scopes": scopes},
-                                      org_id=org_id, ip=request.remote)
+    await audit(request, p, "key.create", f"key:{key['id']}", {"role": role, "scopes": scopes},
+                org_id=org_id)
     return web.json_response({**key, "key": secret}, status=201)
 
 
@@ -199,7 +199,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     if key is None or not p.sees(key["org_id"]):
         raise Problem(404, "Not Found", "no such key")
     await request.app[IDENTITY].revoke_key(key["id"])
-    await request.app[IDENTITY].audit(p, "key.revoke", f"key:{key['id']}", org_id=key["org_id"], ip=request.remote)
+    await audit(request, p, "key.revoke", f"key:{key['id']}", org_id=key["org_id"])
     return web.Response(status=204)
 
 
@@ -209,7 +209,7 @@ async def audit_log(request: web.Request) -> web.Response:
         limit = min(1000, max(1, int(request.query.get("limit", "100"))))
     except ValueError:
         raise Problem(400, "Bad Request", "limit must be an integer") from None
-    entries = await request.app[IDENTITY].audit_entries(None if p.is_admin else p.org_id, limit)
+    entries = await request.app[AUDIT].entries(None if p.is_admin else p.org_id, limit)
     return web.json_response({"entries": entries})
 
 

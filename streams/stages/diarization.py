@@ -26,6 +26,7 @@ from foundation.logs import get_logger
 from processors.audio.pcm import decode_pcm, to_float
 from processors.diarization.backend import Clustering, DiarizationBackend, Turn, WindowEmbeddings
 from processors.diarization.identify import Profile, identify
+from processors.diarization.labels import channel_speaker, speaker_names
 from streams.kafka.topics import SPEAKER_ENROLLMENTS, SPEAKER_PROFILES, SPEAKER_TURNS, SPEECH_LANES
 from streams.runtime.runner import BaseStage, Context, Record
 from streams.stages.vad import stream_key
@@ -33,14 +34,6 @@ from streams.stages.vad import stream_key
 log = get_logger(__name__)
 
 ProfileSource = Callable[[str], list[Profile]]
-
-
-def channel_speaker(channel: int) -> str:
-    return f"CHANNEL_{channel + 1}"
-
-
-def speaker_names(options: dict[str, str]) -> list[str]:
-    return [n.strip() for n in options.get("speaker_names", "").split(",") if n.strip()]
 
 
 class DiarizationStage(BaseStage):

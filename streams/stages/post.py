@@ -17,12 +17,12 @@ from typing import Any, ClassVar
 
 from foundation.events import TranscriptEvent, TranscriptKind
 from foundation.logs import get_logger
+from processors.diarization.labels import channel_speaker
 from processors.post.redact import KINDS, redact_segments
 from processors.post.speakers import attribute_words
 from processors.post.split import split_segment
 from streams.kafka.topics import ASR_SEGMENTS, SPEAKER_TURNS, TRANSCRIPTS
 from streams.runtime.runner import BaseStage, Context, Record
-from streams.stages.diarization import channel_speaker
 from streams.stages.vad import stream_key
 
 log = get_logger(__name__)

@@ -78,17 +78,14 @@ def url(port: int, database: str = DATABASE) -> str:
 
 
 def wait_ready_and_create_db(port: int, timeout: float = 60) -> None:
-    import psycopg
+    from repositories.provision import ServerNotReady, create_database  # loaded only when a stack starts
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with psycopg.connect(url(port, "postgres"), autocommit=True, connect_timeout=2) as conn:
-                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
-                if not exists:
-                    conn.execute(f'CREATE DATABASE "{DATABASE}"')
-                return
-        except psycopg.OperationalError:
+            create_database(url(port, "postgres"), DATABASE)
+            return
+        except ServerNotReady:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

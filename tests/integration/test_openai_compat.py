@@ -17,7 +17,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from repositories.identity import KEY_PREFIX
+from gateway.auth.credentials import KEY_PREFIX
 from streamscribe.client import Client
 from tests.conftest import normalize, read_references
 from tests.integration.conftest import Stack

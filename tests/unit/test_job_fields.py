@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.files import SAFE_MEDIA_TYPE, _disposition, probe_path
-from gateway.job_ops import MAX_TAGS, parse_priority, parse_tags
+from gateway.files import SAFE_MEDIA_TYPE, _disposition
+from gateway.options import MAX_TAGS, parse_priority, parse_tags
+from gateway.probe import probe_path
 from gateway.problems import Problem
 
 
@@ -77,7 +78,7 @@ def test_downloads_name_the_file_safely() -> None:
 
 
 def test_uploaded_names_become_safe_names_and_keys() -> None:
-    from gateway.files import clean_filename, object_key
+    from gateway.uploads import clean_filename, object_key
 
     assert clean_filename("call.WAV") == "call.WAV" and clean_filename(None) == "upload"
     assert clean_filename("../../etc/passwd") == "passwd" and clean_filename("C:\\rec\\a.mp3") == "a.mp3"
@@ -90,7 +91,7 @@ def test_uploaded_names_become_safe_names_and_keys() -> None:
 
 
 def test_text_parameters_postgresql_can_hold() -> None:
-    from gateway.job_ops import text_param
+    from gateway.params import text_param
 
     assert text_param(None, "tag") is None and text_param("", "tag") is None and text_param("ok", "tag") == "ok"
     for bad in ("a\x00b", "\udcff"):
