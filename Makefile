@@ -5,11 +5,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CACHE  := .cache
 DEMO_WAV := $(CACHE)/demo/pyannote/audio/sample/sample.wav
+KAFKA_LIBS  := $(CACHE)/kafka/libs
+KAFKA_STAMP := $(CACHE)/kafka/.installed
 export STREAMSCRIBE_SHARED ?= $(abspath ../shared)
 
-.PHONY: setup demo test test-unit test-integration lint bench clean
+.PHONY: setup kafka demo test test-unit test-integration lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(KAFKA_STAMP)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version" || { echo "Python 3.11 is required"; exit 1; }
@@ -17,6 +19,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# Apache Kafka's server jars (KRaft broker and storage tool) and their dependencies, resolved by Maven from its
+# default central repository (kafka/pom.xml) into the cache, once; streamscribe.stack.kafka_cluster runs them.
+kafka: $(KAFKA_STAMP)
+
+$(KAFKA_STAMP): kafka/pom.xml
+	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "Maven is required (apt-get install maven)"; exit 1; }
+	rm -rf $(KAFKA_LIBS)
+	mvn -q -B -ntp -Dstyle.color=never -f kafka/pom.xml dependency:copy-dependencies -Dlibs.dir=$(abspath $(KAFKA_LIBS))
+	ls $(KAFKA_LIBS)/kafka_2.13-*.jar $(KAFKA_LIBS)/kafka-storage-*.jar >/dev/null
+	touch $@
 
 # A real two-speaker recording shipped inside the PyPI wheel of pyannote.audio (fetched without its deps).
 $(DEMO_WAV): | $(STAMP)
@@ -28,7 +42,7 @@ $(DEMO_WAV): | $(STAMP)
 demo: $(STAMP) $(DEMO_WAV)
 	$(VENV)/bin/streamscribe demo $(DEMO_WAV) --home $(CACHE)/demo-home
 
-test: $(STAMP)
+test: $(STAMP) $(KAFKA_STAMP)
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP)
