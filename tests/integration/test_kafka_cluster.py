@@ -6,15 +6,23 @@ its typed connection settings (security protocol, SASL, TLS) exist, and these te
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from foundation.settings import KafkaSettings
+from streams.kafka.topics import all_topics
+from streams.workers import state_groups
 from streamscribe.stack.certificates import make_ca
 from tests.integration.apache_kafka import ApacheKafka
 
@@ -174,6 +182,33 @@ def test_sasl_ssl_rejects_a_broker_the_client_ca_did_not_sign(apache_kafka: Apac
     err = first_error({**sasl_ssl(apache_kafka), "ssl.ca.location": str(other_ca.cert)})
     assert err is not None, "a broker certificate from another CA was accepted"
     assert err.code() == KafkaError._SSL and "certificate verify failed" in err.str(), err.str()
+
+
+def test_provision_creates_the_catalogue_with_its_configs_once(apache_kafka: ApacheKafka, tmp_path: Path) -> None:
+    prefix = f"p{uuid.uuid4().hex[:6]}."
+    env = {**os.environ, "STREAMSCRIBE_HOME": str(tmp_path),
+           "STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS": apache_kafka.cluster.bootstrap_servers,
+           "STREAMSCRIBE_KAFKA__TOPIC_PREFIX": prefix, "STREAMSCRIBE_KAFKA__PARTITIONS": "2",
+           "STREAMSCRIBE_KAFKA__REPLICATION_FACTOR": "3"}
+
+    def provision() -> list[str]:
+        out = subprocess.run([sys.executable, "-m", "streamscribe.provision", "--timeout", "60"], env=env,
+                             capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stderr[-3000:]
+        created: list[str] = json.loads(out.stdout.strip().splitlines()[-1])["created"]
+        return created
+
+    expected = dict(all_topics(KafkaSettings(topic_prefix=prefix), state_groups()))
+    assert sorted(provision()) == sorted(expected)
+    admin = AdminClient(plain(apache_kafka))
+    described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in expected])
+    for resource, future in described.items():
+        configs = future.result(timeout=30)
+        for key, value in expected[resource.name].items():  # compacted changelogs, retention of audio topics
+            assert configs[key].value == value, (resource.name, key)
+    for topic in expected:
+        assert all(len(replicas) == 3 for _, replicas, _ in partitions_of(apache_kafka, topic).values()), topic
+    assert provision() == [], "a second run must leave existing topics alone"
 
 
 def test_kill9_of_a_broker_loses_no_acknowledged_write_and_it_rejoins(apache_kafka: ApacheKafka) -> None:
