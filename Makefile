@@ -9,7 +9,7 @@ KAFKA_LIBS  := $(CACHE)/kafka/libs
 KAFKA_STAMP := $(CACHE)/kafka/.installed
 export STREAMSCRIBE_SHARED ?= $(abspath ../shared)
 
-.PHONY: setup kafka demo test test-unit test-integration lint bench clean
+.PHONY: setup kafka demo test test-unit test-integration test-image lint bench clean
 
 setup: $(STAMP) $(KAFKA_STAMP)
 
@@ -43,7 +43,12 @@ demo: $(STAMP) $(DEMO_WAV)
 	$(VENV)/bin/streamscribe demo $(DEMO_WAV) --home $(CACHE)/demo-home
 
 test: $(STAMP) $(KAFKA_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not image"
+
+# Builds the Dockerfile with buildah from a Debian base made with mmdebstrap (docker/build-local.sh) and checks the
+# image; needs root and `apt-get install buildah mmdebstrap`. Long (20-30 min): not part of `make test`.
+test-image: $(STAMP)
+	$(PY) -m pytest -q -m image tests/image
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

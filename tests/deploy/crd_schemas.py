@@ -113,4 +113,5 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("keda.sh/v1alpha1", "TriggerAuthentication"): TRIGGER_AUTHENTICATION,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"): KAFKA_TOPIC,
+    ("kafka.strimzi.io/v1", "KafkaTopic"): KAFKA_TOPIC,  # served by newer Strimzi releases; same spec
 }
