@@ -109,14 +109,15 @@ def consume_all(config: ClientConfig, topic: str, timeout: float = 60) -> list[s
         c.close()
 
 
-def first_error(config: ClientConfig, limit_s: float = 30) -> KafkaError | None:
-    """The first error a producer reports while it connects (polled until ``limit_s``, a bound, not a measure)."""
+def connect_errors(config: ClientConfig, wanted: Callable[[KafkaError], bool], limit_s: float = 30) -> list[str]:
+    """The errors a producer reports while it connects, until one is ``wanted`` (polled for at most ``limit_s``:
+    a bound, not a measure). librdkafka may report a refused connection or a transport error first."""
     errors: list[KafkaError] = []
     p = Producer({**config, "error_cb": errors.append})
     deadline = time.monotonic() + limit_s
-    while not errors and time.monotonic() < deadline:
+    while not any(wanted(e) for e in errors) and time.monotonic() < deadline:
         p.poll(0.1)
-    return errors[0] if errors else None
+    return [f"{e.name()}: {e.str()}" for e in errors]
 
 
 def test_three_brokers_replication_three_min_insync_two(apache_kafka: ApacheKafka) -> None:
@@ -163,10 +164,11 @@ def test_sasl_ssl_with_scram_user_and_project_ca(apache_kafka: ApacheKafka) -> N
 
 
 def test_sasl_ssl_wrong_password_is_an_authentication_error(apache_kafka: ApacheKafka) -> None:
-    err = first_error(sasl_ssl(apache_kafka, password="not-the-password"))
-    assert err is not None, "a wrong password produced no error"
-    assert err.code() == KafkaError._AUTHENTICATION, err.str()
-    assert "Authentication failed" in err.str() and "SCRAM-SHA-512" in err.str()
+    errors = connect_errors(sasl_ssl(apache_kafka, password="not-the-password"),
+                            lambda e: e.code() == KafkaError._AUTHENTICATION)
+    auth = [e for e in errors if e.startswith("_AUTHENTICATION")]
+    assert auth, f"a wrong password gave no authentication error: {errors}"
+    assert "Authentication failed" in auth[0] and "SCRAM-SHA-512" in auth[0], auth[0]
     # and nothing is written with it: the message is reported undeliverable, not silently kept
     rec = Recorder()
     p = Producer({**sasl_ssl(apache_kafka, password="not-the-password"), "message.timeout.ms": 3000,
@@ -179,9 +181,11 @@ def test_sasl_ssl_wrong_password_is_an_authentication_error(apache_kafka: Apache
 def test_sasl_ssl_rejects_a_broker_the_client_ca_did_not_sign(apache_kafka: ApacheKafka,
                                                               tmp_path: Any) -> None:
     other_ca = make_ca(tmp_path / "other-ca", "some other CA")
-    err = first_error({**sasl_ssl(apache_kafka), "ssl.ca.location": str(other_ca.cert)})
-    assert err is not None, "a broker certificate from another CA was accepted"
-    assert err.code() == KafkaError._SSL and "certificate verify failed" in err.str(), err.str()
+    errors = connect_errors({**sasl_ssl(apache_kafka), "ssl.ca.location": str(other_ca.cert)},
+                            lambda e: "certificate verify failed" in e.str())
+    # reported as _SSL or, depending on when the handshake breaks, as _TRANSPORT: the reason is what matters
+    assert any("certificate verify failed" in e for e in errors), \
+        f"a broker certificate from another CA was not refused: {errors}"
 
 
 def test_provision_creates_the_catalogue_with_its_configs_once(apache_kafka: ApacheKafka, tmp_path: Path) -> None:
@@ -227,8 +231,13 @@ def test_kill9_of_a_broker_loses_no_acknowledged_write_and_it_rejoins(apache_kaf
     assert len(rec.acked) == 1000
 
     cluster.wait_brokers(survivors, timeout=60)  # fenced: the metadata no longer lists it
-    for leader, replicas, isr in partitions_of(apache_kafka, topic).values():
-        assert leader in survivors and victim not in isr and len(isr) == 2 and len(replicas) == 3
+
+    def led_by_survivors_with_two_in_sync() -> bool:
+        # each broker applies the metadata log on its own: poll until the one answering has the change too
+        return all(leader in survivors and victim not in isr and len(isr) == 2 and len(replicas) == 3
+                   for leader, replicas, isr in partitions_of(apache_kafka, topic).values())
+
+    wait_until(led_by_survivors_with_two_in_sync, 60, f"partitions led by {sorted(survivors)}, {victim} out of the ISR")
 
     read = consume_all(plain(apache_kafka), topic)
     assert len(read) == len(set(read)), "a record was written twice"
