@@ -28,7 +28,7 @@ $(DEMO_WAV): | $(STAMP)
 demo: $(STAMP) $(DEMO_WAV)
 	$(VENV)/bin/streamscribe demo $(DEMO_WAV) --home $(CACHE)/demo-home
 
-test: $(STAMP)
+test: $(STAMP) $(DEMO_WAV)
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP)
@@ -38,8 +38,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) $(DEMO_WAV)
 	$(PY) bench/batch_latency.py
+	$(PY) bench/diarization_der.py
 
 clean:
 	rm -rf $(VENV) $(CACHE)
