@@ -71,7 +71,7 @@ $(DEMO_WAV): | $(STAMP)
 demo: $(STAMP) $(WEB_BUILT) $(DEMO_WAV)
 	$(VENV)/bin/streamscribe demo $(DEMO_WAV) --home $(CACHE)/demo-home
 
-test: setup
+test: setup $(DEMO_WAV)
 	$(PY) -m pytest -q -m "not image"
 
 # Builds the Dockerfile with buildah from a Debian base made with mmdebstrap (docker/build-local.sh) and checks the
@@ -90,8 +90,14 @@ lint: $(STAMP) $(WEB_DEPS)
 	$(VENV)/bin/mypy
 	cd web && npx --no-install eslint .
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(STAMP) $(BENCH_STAMP) $(DEMO_WAV)
 	$(PY) bench/batch_latency.py
+	$(PY) bench/diarization_der.py
 
 clean:
 	rm -rf $(VENV) $(CACHE) web/node_modules gateway/static/app
