@@ -148,6 +148,10 @@ class LocalObjectStore:
         with _open_object(key, path) as src:
             self._atomic_write(dest, lambda fh: decrypt_stream(src, fh, keyring))
 
+    async def open_encrypted(self, key: str, spool: Path) -> BinaryIO:
+        """The object file itself, opened (a later replace or delete does not disturb this reader)."""
+        return _open_object(key, self._path(key))
+
     def delete(self, key: str) -> _Completed:
         """Remove the object (a missing one is fine). Acts at once and returns an awaitable, so that both
         ``await store.delete(key)`` and the legacy synchronous ``store.delete(key)`` work."""

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from connectors.storage.base import SyncStore
+from connectors.storage.crypto import DecryptedView
 
 MODE = 0o700
 _mine: dict[tuple[Path, str, int], Path] = {}
@@ -129,6 +130,17 @@ def fetched(store: SyncStore, key: str, spool: Path) -> Iterator[Path]:
     with spooled(spool, "fetch-", Path(key).suffix[:10]) as path:
         store.get_to_file(key, path)
         yield path
+
+
+@contextmanager
+def decrypted(store: SyncStore, key: str, spool: Path) -> Iterator[DecryptedView]:
+    """The stored object ``key`` as a seekable plaintext file object, decrypted segment by segment as it is
+    read: nothing decrypted is ever written to disk (PyAV's ``av.open`` reads file objects)."""
+    view = store.open_decrypted(key, spool)
+    try:
+        yield view
+    finally:
+        view.close()
 
 
 def _remove(path: Path) -> None:
