@@ -64,13 +64,15 @@ def main() -> None:
 def up(detach: bool, home: str | None, port: int | None, timeout: float) -> None:
     """Start the embedded stack: broker, PostgreSQL, storage, every processor and the gateway."""
     from foundation.logs import configure
-    from streamscribe.stack.supervisor import pid_alive, read_stack, stack_file
+    from streamscribe.stack.supervisor import pid_alive, read_stack, reap_orphans, stack_file
 
     settings = _settings(home)
     settings.home.mkdir(parents=True, exist_ok=True)
     running = read_stack(settings.home)
     if running and pid_alive(running.get("supervisor_pid")):
         raise click.ClickException(f"a stack is already running from {settings.home} at {running['gateway_url']}")
+    if running and (orphans := reap_orphans(running)):
+        click.echo(f"stopped {len(orphans)} process(es) left by a supervisor that died", err=True)
     stack_file(settings.home).unlink(missing_ok=True)
     gateway_port = port or settings.gateway.port
     if not detach:

@@ -6,6 +6,7 @@ or Kubernetes would, and writes what it runs to ``<home>/stack.json`` for ``down
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from connectors.storage import spool
 from foundation.logs import get_logger
@@ -84,6 +87,28 @@ def pid_alive(pid: int | None) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+ORPHAN_NAMES = ("weed", "tansu", "postgres", "streamscribe.cli")
+
+
+def reap_orphans(stack: dict[str, Any]) -> list[int]:
+    """Kill what a supervisor that died without stopping (``kill -9``) left running: its object storage, broker,
+    PostgreSQL and workers would hold the data directories and ports a new stack needs. Only processes whose
+    command line is one of ours are touched (a pid may have been reused)."""
+    pids = [int(p["pid"]) for p in [*stack.get("infra", {}).values(), *stack.get("children", {}).values()]
+            if isinstance(p, dict) and p.get("pid")]
+    killed = []
+    for pid in pids:
+        try:
+            cmdline = " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            continue
+        if any(name in cmdline for name in ORPHAN_NAMES):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            killed.append(pid)
+    return killed
 
 
 class Supervisor:
