@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

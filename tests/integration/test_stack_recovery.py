@@ -183,6 +183,7 @@ async def test_no_plaintext_is_left_after_kills_and_a_restart(own_stack: Stack, 
     while spooled[0].exists():
         assert time.monotonic() < deadline, "the dead gateway's spool was not removed"
         await asyncio.sleep(0.1)
+    await _healthy(own_stack)
     # ingest, killed while it decodes: it reads the stored recording through a decrypting view, so it has no
     # plaintext file to leave
     async with Client(own_stack.url) as client:
