@@ -9,7 +9,8 @@ starts them, then:
   (fetch.wait.max.ms = the embedded default), send to receive, p50/p95/max;
 - an hour of audio: ``--hour`` chunk events of 32 KB (one second of 16 kHz stereo PCM each) produced one by
   one, as ingest does, with a consumer group reading and committing behind them; the broker's RSS (and the
-  object store's) sampled every 300 events, and the CPU seconds each used.
+  object store's) sampled every 300 events, and the CPU seconds each used;
+- idle: the CPU the broker and object store use while 8 consumer groups poll an empty topic for 30 s.
 Prints one JSON object per engine. The machine may be shared: figures are indicative.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,8 +55,8 @@ def _start(engine: str, home: Path) -> tuple[list[subprocess.Popen[bytes]], Kafk
 
 
 def _topic(kafka: KafkaSettings, name: str, partitions: int) -> None:
-    AdminClient({"bootstrap.servers": kafka.bootstrap_servers}).create_topics(
-        [NewTopic(name, partitions, 1)])[name].result(30)
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(30)
 
 
 def throughput(kafka: KafkaSettings, records: int) -> dict[str, float]:
@@ -76,13 +78,17 @@ def throughput(kafka: KafkaSettings, records: int) -> dict[str, float]:
             "records_per_s": round(records / seconds)}
 
 
-def latency(kafka: KafkaSettings, count: int = 200) -> dict[str, float]:
-    _topic(kafka, "bench.latency", 1)
-    consumer = make_consumer(kafka, "bench-latency", "bench")
-    consumer.subscribe(["bench.latency"])
+def _joined(consumer: Consumer, topic: str) -> Consumer:
+    consumer.subscribe([topic])
     deadline = time.monotonic() + 30
     while not consumer.assignment() and time.monotonic() < deadline:
         consumer.poll(0.2)
+    return consumer
+
+
+def latency(kafka: KafkaSettings, count: int = 200) -> dict[str, float]:
+    _topic(kafka, "bench.latency", 1)
+    consumer = _joined(make_consumer(kafka, "bench-latency", "bench"), "bench.latency")
     producer = make_producer(kafka, "bench")
     received: list[float] = []
     for _ in range(count):
@@ -110,8 +116,7 @@ def hour_of_audio(kafka: KafkaSettings, procs: list[subprocess.Popen[bytes]], ev
     watched = [psutil.Process(p.pid) for p in procs]
     cpu0 = [sum(w.cpu_times()[:2]) for w in watched]
     producer = make_producer(kafka, "bench-ingest")
-    consumer = make_consumer(kafka, "bench-vad", "bench")
-    consumer.subscribe(["bench.chunks"])
+    consumer = _joined(make_consumer(kafka, "bench-vad", "bench"), "bench.chunks")
     payload = os.urandom(CHUNK)
     samples: list[dict[str, int]] = []
     consumed = 0
@@ -136,6 +141,29 @@ def hour_of_audio(kafka: KafkaSettings, procs: list[subprocess.Popen[bytes]], ev
             "rss_samples": samples}
 
 
+def idle(kafka: KafkaSettings, procs: list[subprocess.Popen[bytes]], seconds: float = 30, groups: int = 8
+         ) -> dict[str, float]:
+    """CPU the broker (and its object store) burn while ``groups`` consumers poll an empty 4-partition topic, as
+    the stack's workers do between jobs."""
+    _topic(kafka, "bench.idle", 4)
+    consumers = [make_consumer(kafka, f"bench-idle-{i}", "bench") for i in range(groups)]
+    for consumer in consumers:
+        consumer.subscribe(["bench.idle"])
+    for consumer in consumers:  # joined
+        consumer.poll(5)
+    watched = [psutil.Process(p.pid) for p in procs]
+    cpu0 = [sum(w.cpu_times()[:2]) for w in watched]
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for consumer in consumers:
+            consumer.poll(0.01)
+    cpu = [sum(w.cpu_times()[:2]) - c for w, c in zip(watched, cpu0, strict=True)]
+    for consumer in consumers:
+        consumer.close()
+    return {f"{n}_cpu_percent": round(100 * c / seconds, 1) for n, c in zip(("broker", "objectstore"), cpu,
+                                                                             strict=False)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--engines", nargs="+", default=["memory", "s3"], choices=["memory", "s3"])
@@ -147,6 +175,7 @@ def main() -> None:
             procs, kafka = _start(engine, Path(tmp))
             try:
                 result = {"engine": engine, "throughput": throughput(kafka, args.records), "latency": latency(kafka),
+                          "idle": idle(kafka, procs),
                           "hour_of_audio": hour_of_audio(kafka, procs, args.hour)}
             finally:
                 for proc in procs:

@@ -219,10 +219,14 @@ class Supervisor:
         pgdata = self.home / "pgdata"
         postgres.prepare(pgdata)
 
+        launched: list[int] = []
+
         def launch() -> subprocess.Popen[bytes]:
-            if "postgres" in self.infra:  # a restart: the old postmaster's group is gone (Service.kill)
+            if launched:  # a restart: the old postmaster's whole group is gone (Service.kill), its lock is stale
                 (pgdata / "postmaster.pid").unlink(missing_ok=True)
-            return postgres.start(pgdata, pg_port, self.logs / "postgres.log")
+            proc = postgres.start(pgdata, pg_port, self.logs / "postgres.log")
+            launched.append(proc.pid)
+            return proc
 
         def ready(timeout: float) -> bool:
             try:

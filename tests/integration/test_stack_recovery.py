@@ -234,7 +234,7 @@ async def test_down_names_jobs_in_flight_and_up_finishes_them(own_stack: Stack, 
             assert job["status"] == "completed", job
             assert _texts(await client.transcript(job_id)) == clean_run
     history = own_stack.cli("tail", "jobs.events", "--from-beginning", "--timeout", "5", "--home", str(home))
-    seen = {json.loads(line).get("job_id") for line in history.stdout.splitlines() if line.startswith("{")}
+    seen = {json.loads(line)["value"].get("job_id") for line in history.stdout.splitlines() if line.startswith("{")}
     assert set(jobs) <= seen, "the events from before down are still in the broker's log"
 
 
