@@ -1,6 +1,6 @@
 """The embedded broker's storage engines compared: Tansu with ``memory://`` and with ``s3://`` on SeaweedFS.
 
-    .venv/bin/python bench/broker_storage.py [--engines memory s3] [--records 2000] [--hour 3600]
+    .venv/bin/python bench/broker_storage.py [--engines memory s3] [--records 2000] [--hour 3600] [--go-mem-mb 0]
 
 For each engine, a fresh broker (and, for s3, a fresh ``weed mini``) started the way ``streamscribe up``
 starts them, then:
@@ -40,11 +40,11 @@ from streamscribe.stack.ports import free_port, wait_for_port
 CHUNK = 32 * 1024
 
 
-def _start(engine: str, home: Path) -> tuple[list[subprocess.Popen[bytes]], KafkaSettings]:
+def _start(engine: str, home: Path, go_mem_mb: int) -> tuple[list[subprocess.Popen[bytes]], KafkaSettings]:
     procs = []
     storage, env = broker.MEMORY, {}
     if engine == "s3":
-        store = seaweed.Seaweed(home / "seaweed", "bench", os.urandom(16).hex())
+        store = seaweed.Seaweed(home / "seaweed", "bench", os.urandom(16).hex(), memory_limit_mb=go_mem_mb)
         procs.append(store.start(home / "weed.log"))
         assert store.wait_ready(90), "weed mini did not start"
         storage, env = broker.s3_url(seaweed.BUCKET), store.broker_env()
@@ -169,10 +169,11 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["memory", "s3"], choices=["memory", "s3"])
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--hour", type=int, default=3600, help="chunk events (one per second of audio)")
+    parser.add_argument("--go-mem-mb", type=int, default=0, help="the object store's GOMEMLIMIT (0: none)")
     args = parser.parse_args()
     for engine in args.engines:
         with tempfile.TemporaryDirectory(prefix=f"bench-{engine}-") as tmp:
-            procs, kafka = _start(engine, Path(tmp))
+            procs, kafka = _start(engine, Path(tmp), args.go_mem_mb)
             try:
                 result = {"engine": engine, "throughput": throughput(kafka, args.records), "latency": latency(kafka),
                           "idle": idle(kafka, procs),

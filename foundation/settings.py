@@ -155,6 +155,9 @@ class EmbeddedSettings(BaseModel):
     # Where the embedded Tansu broker keeps its log: "s3" on the stack's own SeaweedFS (``weed mini``, data
     # under <home>/seaweed; survives restarts), or "memory" (lost when the broker stops; for comparisons).
     broker_storage: Literal["s3", "memory"] = "s3"
+    # Go heap limit of that SeaweedFS (GOMEMLIMIT, MiB). 0: Go's default, under which its RSS grows with the
+    # history written; a limit keeps it flat at a CPU cost (BENCHMARKS.md, "Embedded broker storage").
+    objectstore_memory_limit_mb: int = Field(default=0, ge=0)
     # How often the embedded broker's log is swept of record batches older than their topic's retention.ms
     # (Tansu applies no retention itself; streamscribe.stack.retention).
     retention_sweep_interval_s: float = Field(default=300.0, gt=0)

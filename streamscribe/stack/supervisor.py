@@ -203,7 +203,8 @@ class Supervisor:
         storage, broker_env = broker.MEMORY, {}
         if self.settings.embedded.broker_storage == "s3":
             access, secret = self.settings.embedded_s3_credentials()
-            weed = self.seaweed = Seaweed(self.home / "seaweed", access, secret)
+            weed = self.seaweed = Seaweed(self.home / "seaweed", access, secret,
+                                          self.settings.embedded.objectstore_memory_limit_mb)
             self._service(Service("objectstore", lambda: weed.start(self.logs / "objectstore.log"), weed.wait_ready,
                                   extra={"endpoint": weed.endpoint, "ports": weed.ports}))
             storage, broker_env = broker.s3_url(seaweed.BUCKET), weed.broker_env()
