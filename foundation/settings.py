@@ -149,6 +149,23 @@ class WebhookSettings(BaseModel):
     log_retention_days: int = 30
 
 
+class EmbeddedSettings(BaseModel):
+    """The embedded stack's own infrastructure (``streamscribe up``): its broker's log and the supervisor."""
+
+    # Where the embedded Tansu broker keeps its log: "s3" on the stack's own SeaweedFS (``weed mini``, data
+    # under <home>/seaweed; survives restarts), or "memory" (lost when the broker stops; for comparisons).
+    broker_storage: Literal["s3", "memory"] = "s3"
+    # Go heap limit of that SeaweedFS (GOMEMLIMIT, MiB). 0: Go's default, under which its RSS grows with the
+    # history written; a limit keeps it flat at a CPU cost (BENCHMARKS.md, "Embedded broker storage").
+    objectstore_memory_limit_mb: int = Field(default=0, ge=0)
+    # How often the embedded broker's log is swept of record batches older than their topic's retention.ms
+    # (Tansu applies no retention itself; streamscribe.stack.retention).
+    retention_sweep_interval_s: float = Field(default=300.0, gt=0)
+    # Longest wait between two restarts of a process of the stack that keeps dying (the backoff doubles from
+    # 0.5 s up to this).
+    max_restart_backoff_s: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREAMSCRIBE_", env_nested_delimiter="__", extra="ignore")
 
@@ -168,6 +185,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
     # Chunk length for audio.chunks produced by ingest (the design caps it at one second).
     chunk_seconds: float = 1.0
     # Health endpoints of the pipeline workers (stage -> URL), checked by the gateway's /health.
@@ -196,6 +214,20 @@ class Settings(BaseSettings):
             _write_secret(path, "k1:" + base64.b64encode(secrets.token_bytes(32)).decode("ascii"))
         spec = path.read_text().strip()
         return spec, spec.split(",")[-1].split(":", 1)[0]
+
+    @property
+    def spool_root(self) -> Path:
+        """Where processes of this home keep transient audio, each in its own 0700 directory
+        (``connectors.storage.spool``); emptied at every ``streamscribe up``."""
+        return self.home / "tmp"
+
+    def embedded_s3_credentials(self) -> tuple[str, str]:
+        """(access key, secret key) of the embedded stack's own S3 server, kept in <home>/secrets (0600)."""
+        path = self.home / "secrets" / "s3-credentials"
+        if not path.exists():
+            _write_secret(path, f"ss{secrets.token_hex(8)}:{secrets.token_hex(24)}")
+        access, secret = path.read_text().strip().split(":", 1)
+        return access, secret
 
     def jwt_key(self) -> str:
         if self.auth.jwt_secret:

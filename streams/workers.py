@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.storage.factory import store_from_settings
+from connectors.storage.spool import process_dir
 from foundation.logs import configure, get_logger
 from foundation.settings import Settings
 from processors.diarization.identify import Profile
@@ -24,7 +25,8 @@ def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
         from connectors.storage.base import SyncStore
         from streams.stages.ingest import IngestStage
 
-        return IngestStage(SyncStore(store_from_settings(settings)), settings.home / "tmp", settings.chunk_seconds), 1
+        return IngestStage(SyncStore(store_from_settings(settings)), process_dir(settings.spool_root, name),
+                           settings.chunk_seconds), 1
     if name == "vad":
         from streams.stages.vad import VadStage
 
@@ -48,7 +50,7 @@ def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
 
         numba_cache_dir(str(settings.home))
         return DiarizationStage(SenkoBackend(), profile_source(settings.database_url),
-                                SyncStore(store_from_settings(settings)), settings.home / "tmp",
+                                SyncStore(store_from_settings(settings)), process_dir(settings.spool_root, name),
                                 settings.diarization.identify_threshold,
                                 transient=(psycopg.OperationalError,)), 2
     if name == "post":

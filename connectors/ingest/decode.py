@@ -6,14 +6,18 @@ faster-whisper run on the file hears.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import av
 import numpy as np
 
 TARGET_RATE = 16_000
+# a file, or a seekable binary file object (e.g. connectors.storage.crypto.DecryptedView)
+Source = Path | IO[bytes] | io.RawIOBase
 
 
 class DecodeError(ValueError):
@@ -35,11 +39,27 @@ class PcmChunk:
     frames: np.ndarray  # int16 (n, channels)
 
 
-def probe(path: Path) -> AudioInfo:
-    if path.stat().st_size == 0:
+def _size(source: Source) -> int:
+    if isinstance(source, Path):
+        return source.stat().st_size
+    size = source.seek(0, io.SEEK_END)
+    source.seek(0)
+    return size
+
+
+def _open(source: Source) -> av.container.InputContainer:
+    """A path, or a seekable file object (read from its start: e.g. a stored object decrypted as it is read)."""
+    if isinstance(source, Path):
+        return av.open(str(source), mode="r", metadata_errors="ignore")
+    source.seek(0)
+    return av.open(source, mode="r", metadata_errors="ignore")
+
+
+def probe(path: Source) -> AudioInfo:
+    if _size(path) == 0:
         raise DecodeError("empty file (0 bytes)")
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with _open(path) as container:
             stream = _audio_stream(container)
             duration = None
             if stream.duration is not None and stream.time_base is not None:
@@ -54,7 +74,7 @@ def probe(path: Path) -> AudioInfo:
         raise DecodeError(f"unsupported or corrupt file: {_why(exc)}") from exc
 
 
-def channels_identical(path: Path, seconds: float = 30.0, threshold: float = 0.98) -> bool:
+def channels_identical(path: Source, seconds: float = 30.0, threshold: float = 0.98) -> bool:
     """True when every channel carries the same signal (a mono recording stored as stereo), judged by the
     correlation of the first ``seconds``; such audio is one source, not one party per channel."""
     frames = []
@@ -87,16 +107,16 @@ def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.Aud
     return container.streams.audio[0]
 
 
-def decode_chunks(path: Path, chunk_seconds: float = 1.0) -> Iterator[PcmChunk]:
+def decode_chunks(path: Source, chunk_seconds: float = 1.0) -> Iterator[PcmChunk]:
     """Yield consecutive chunks of ``chunk_seconds`` (the last may be shorter). Raises DecodeError."""
-    if path.stat().st_size == 0:
+    if _size(path) == 0:
         raise DecodeError("empty file (0 bytes)")
     size = int(TARGET_RATE * chunk_seconds)
     produced = 0
     pending: list[np.ndarray] = []
     pending_len = 0
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with _open(path) as container:
             stream = _audio_stream(container)
             channels = max(1, stream.codec_context.channels or 1)
             layout = stream.codec_context.layout.name if channels > 2 else ("stereo" if channels == 2 else "mono")

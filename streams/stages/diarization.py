@@ -19,7 +19,7 @@ import numpy as np
 from connectors.ingest.decode import DecodeError, decode_chunks
 from connectors.storage.base import ObjectNotFound, SyncStore
 from connectors.storage.crypto import DecryptionError
-from connectors.storage.spool import fetched
+from connectors.storage.spool import decrypted
 from foundation.events import Speaker, SpeakerProfile, SpeakerTurns
 from foundation.events import Turn as TurnRecord
 from foundation.logs import get_logger
@@ -143,7 +143,7 @@ class DiarizationStage(BaseStage):
         try:
             pieces = []
             for key in req["object_keys"]:
-                with fetched(self.store, key, self.spool) as path:
+                with decrypted(self.store, key, self.spool) as path:  # no plaintext on disk
                     pieces += [c.frames.astype(np.float32).mean(axis=1) / 32768.0 for c in decode_chunks(path)]
             embedding, voiced = self.backend.voiceprint(np.concatenate(pieces)) if pieces else (embedding, 0.0)
             if voiced < 1.0:

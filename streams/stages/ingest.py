@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from connectors.ingest.decode import TARGET_RATE, DecodeError, channels_identical, decode_chunks, probe
 from connectors.storage.base import ObjectNotFound, SyncStore
 from connectors.storage.crypto import DecryptionError
-from connectors.storage.spool import fetched
+from connectors.storage.spool import decrypted
 from foundation.events import AudioChunk
 from foundation.logs import get_logger
 from streams.kafka.lanes import chunk_lane
@@ -44,7 +44,7 @@ class IngestStage(BaseStage):
         error: str | None = None
         options = dict(req["options"])
         try:
-            with fetched(self.store, req["object_key"], self.spool) as path:
+            with decrypted(self.store, req["object_key"], self.spool) as path:  # no plaintext on disk
                 info = probe(path)
                 channels = max(1, info.channels)
                 if info.duration:
