@@ -200,8 +200,10 @@ def check_connection(kafka: KafkaSettings, timeout: float | None = None) -> int:
         admin.poll(0)  # serves the error callback
         with lock:
             refused = [e for e in errors if e.code() in _FATAL_AT_CONNECT]
-            if errors:
-                last = errors[-1].str()
+            # the reason a broker is down says more than "all brokers are down"
+            said = [e for e in errors if e.code() != KafkaError._ALL_BROKERS_DOWN] or errors
+            if said:
+                last = said[-1].str()
         if refused:
             who = f" as {kafka.sasl_username!r} ({kafka.sasl_mechanism})" if kafka.uses_sasl else ""
             raise KafkaAuthenticationError(f"Kafka at {kafka.bootstrap_servers} refused the connection{who}: "

@@ -47,3 +47,10 @@ def test_every_stateful_stage_gets_its_changelog_topic() -> None:
 def test_lanes_are_inputs_in_priority_order() -> None:
     for spec in STAGES:
         assert list(spec.lanes) == [t for t in spec.inputs if t in spec.lanes], spec.name
+
+
+def test_lane_settings_name_stages_of_the_registry() -> None:
+    lanes = Settings().lanes
+    laned = {s.name for s in STAGES if s.lanes}
+    assert set(lanes.yield_batch) <= laned and set(lanes.lower_batch) <= laned
+    assert lanes.yield_batch_of("asr") == 1 and lanes.lower_batch_of("asr", 32) == 8
