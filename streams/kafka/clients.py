@@ -86,8 +86,12 @@ class _LibrdkafkaLog:
     def __init__(self, client: str) -> None:
         self.client = client
 
-    def log(self, level: int, _fmt: str, facility: str, name: str, message: str) -> None:
-        log.log(level, "librdkafka", client=self.client, handle=name, facility=facility, message=message)
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        if len(args) == 3:  # confluent-kafka calls log(level, "%s [%s] %s", facility, handle, message)
+            facility, handle, message = args
+            log.log(level, "librdkafka", client=self.client, handle=handle, facility=facility, message=message)
+        else:
+            log.log(level, "librdkafka", client=self.client, message=fmt % args)
 
 
 def _on_error(client: str) -> Any:
