@@ -209,13 +209,19 @@ def check_connection(kafka: KafkaSettings, timeout: float | None = None) -> int:
             if said:
                 last = said[-1].str()
         if refused:
-            who = f" as {kafka.sasl_username!r} ({kafka.sasl_mechanism})" if kafka.uses_sasl else ""
-            raise KafkaAuthenticationError(f"Kafka at {kafka.bootstrap_servers} refused the connection{who}: "
-                                           f"{refused[-1].str()}")
+            raise KafkaAuthenticationError(_refusal(kafka, refused[-1]))
         if time.monotonic() >= deadline:
             raise KafkaConnectionError(f"Kafka at {kafka.bootstrap_servers} ({kafka.security_protocol}) did not "
                                        f"answer within {timeout if timeout is not None else kafka.connect_timeout_s}"
                                        f" s: {last}")
+
+
+def _refusal(kafka: KafkaSettings, err: KafkaError) -> str:
+    if err.code() == KafkaError._SSL:
+        ca = kafka.ssl_ca_location or "the system CAs"
+        return f"the TLS handshake with Kafka at {kafka.bootstrap_servers} failed (trusting {ca}): {err.str()}"
+    who = f" as {kafka.sasl_username!r} ({kafka.sasl_mechanism})" if kafka.uses_sasl else ""
+    return f"Kafka at {kafka.bootstrap_servers} refused the connection{who}: {err.str()}"
 
 
 def end_offsets(consumer: Consumer, partitions: list[TopicPartition],
