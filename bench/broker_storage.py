@@ -28,12 +28,12 @@ from typing import Any
 
 import psutil
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from foundation.settings import KafkaSettings
-from streams.kafka.clients import make_consumer, make_producer
+from streams.kafka.clients import admin_client, stage_consumer, stage_producer
 from streamscribe.stack import broker, seaweed
 from streamscribe.stack.ports import free_port, wait_for_port
 
@@ -55,13 +55,13 @@ def _start(engine: str, home: Path, go_mem_mb: int) -> tuple[list[subprocess.Pop
 
 
 def _topic(kafka: KafkaSettings, name: str, partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    admin = admin_client(kafka)
     admin.create_topics([NewTopic(name, partitions, 1)])[name].result(30)
 
 
 def throughput(kafka: KafkaSettings, records: int) -> dict[str, float]:
     _topic(kafka, "bench.throughput", 4)
-    producer = make_producer(kafka, "bench")
+    producer = stage_producer(kafka, "bench")
     payload = os.urandom(CHUNK)
     started = time.perf_counter()
     for i in range(records):
@@ -88,8 +88,8 @@ def _joined(consumer: Consumer, topic: str) -> Consumer:
 
 def latency(kafka: KafkaSettings, count: int = 200) -> dict[str, float]:
     _topic(kafka, "bench.latency", 1)
-    consumer = _joined(make_consumer(kafka, "bench-latency", "bench"), "bench.latency")
-    producer = make_producer(kafka, "bench")
+    consumer = _joined(stage_consumer(kafka, "bench-latency", "bench"), "bench.latency")
+    producer = stage_producer(kafka, "bench")
     received: list[float] = []
     for _ in range(count):
         producer.produce("bench.latency", value=str(time.time()).encode())
@@ -115,8 +115,8 @@ def hour_of_audio(kafka: KafkaSettings, procs: list[subprocess.Popen[bytes]], ev
     _topic(kafka, "bench.chunks", 4)
     watched = [psutil.Process(p.pid) for p in procs]
     cpu0 = [sum(w.cpu_times()[:2]) for w in watched]
-    producer = make_producer(kafka, "bench-ingest")
-    consumer = _joined(make_consumer(kafka, "bench-vad", "bench"), "bench.chunks")
+    producer = stage_producer(kafka, "bench-ingest")
+    consumer = _joined(stage_consumer(kafka, "bench-vad", "bench"), "bench.chunks")
     payload = os.urandom(CHUNK)
     samples: list[dict[str, int]] = []
     consumed = 0
@@ -146,7 +146,7 @@ def idle(kafka: KafkaSettings, procs: list[subprocess.Popen[bytes]], seconds: fl
     """CPU the broker (and its object store) burn while ``groups`` consumers poll an empty 4-partition topic, as
     the stack's workers do between jobs."""
     _topic(kafka, "bench.idle", 4)
-    consumers = [make_consumer(kafka, f"bench-idle-{i}", "bench") for i in range(groups)]
+    consumers = [stage_consumer(kafka, f"bench-idle-{i}", "bench") for i in range(groups)]
     for consumer in consumers:
         consumer.subscribe(["bench.idle"])
     for consumer in consumers:  # joined

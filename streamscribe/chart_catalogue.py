@@ -22,7 +22,7 @@ import yaml
 
 from foundation.settings import KafkaSettings
 from streams.kafka.topics import all_topics
-from streams.workers import STAGES, build_stage_classes, state_groups
+from streams.stages.registry import STAGES, state_groups
 
 CHART = Path(__file__).resolve().parents[1] / "helm" / "streamscribe"
 CATALOGUE_FILE = CHART / "files" / "catalogue.yaml"
@@ -34,14 +34,7 @@ def catalogue() -> dict[str, Any]:
     """``{"topics": [{"name", "config"}], "stages": {stage: {"group", "inputs"}}}`` (unprefixed names)."""
     topics = [{"name": name, "config": dict(sorted(config.items()))}
               for name, config in all_topics(KafkaSettings(topic_prefix=""), state_groups())]
-    stages: dict[str, Any] = {}
-    for cls in build_stage_classes():
-        short = cls.name.removeprefix("streamscribe-")
-        if short not in STAGES:
-            raise ValueError(f"stage class {cls.__name__} is named {cls.name!r}, which is no stage in {STAGES}")
-        stages[short] = {"group": cls.name, "inputs": list(cls.inputs)}
-    if sorted(stages) != sorted(STAGES):
-        raise ValueError(f"stages without a class: {sorted(set(STAGES) - set(stages))}")
+    stages = {spec.name: {"group": spec.group, "inputs": list(spec.inputs)} for spec in STAGES}
     return {"topics": topics, "stages": stages}
 
 

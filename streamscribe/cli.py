@@ -277,7 +277,7 @@ async def _transcribe(url: str, file: Path, fields: dict[str, str | None], fmt: 
 def status(home: str | None, server: str | None) -> None:
     """Health of every component and the lag of every consumer group."""
     from streams.kafka.admin import group_lag
-    from streams.workers import build_stage_classes
+    from streams.stages.registry import STAGES
     from streamscribe.stack.supervisor import read_stack
 
     settings = _settings(home)
@@ -295,15 +295,15 @@ def status(home: str | None, server: str | None) -> None:
         for name, child in {**stack.get("infra", {}), **stack.get("children", {})}.items():
             click.echo(f"  {name:<22} pid {child['pid']:<8} restarts {child['restarts']}")
     click.echo("consumer groups (committed / end of log = lag):")
-    for cls in build_stage_classes():
+    for spec in STAGES:
         try:
-            lags = group_lag(settings.kafka, settings.kafka.topic_prefix + cls.name,
-                             [settings.kafka.topic_prefix + t for t in cls.inputs], timeout=5)
+            lags = group_lag(settings.kafka, settings.kafka.topic_prefix + spec.group,
+                             [settings.kafka.topic_prefix + t for t in spec.inputs], timeout=5)
         except Exception as exc:
-            click.echo(f"  {cls.name:<28} unavailable: {exc}")
+            click.echo(f"  {spec.group:<28} unavailable: {exc}")
             continue
         for lag in lags:
-            click.echo(f"  {cls.name:<28} {lag.topic:<16} {lag.committed:>8} / {lag.end:<8} lag {lag.lag}")
+            click.echo(f"  {spec.group:<28} {lag.topic:<16} {lag.committed:>8} / {lag.end:<8} lag {lag.lag}")
 
 
 def _stack_settings(home: str | None) -> Settings:
@@ -654,10 +654,33 @@ def maintenance(once: bool, interval: float, home: str | None) -> None:
 @click.argument("name")
 @click.option("--metrics-port", type=int, default=None)
 def worker(name: str, metrics_port: int | None) -> None:
-    """Run one pipeline stage (ingest, vad, asr, post, materializer) as its own consumer group."""
+    """Run the pipeline stage NAME as its own consumer group (``streamscribe stages`` lists them)."""
+    from streams.kafka.clients import KafkaConnectionError
+    from streams.stages.registry import UnknownStage
     from streams.workers import run_worker
 
-    run_worker(name, Settings(), metrics_port)
+    try:
+        run_worker(name, Settings(), metrics_port)
+    except UnknownStage as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from None
+    except KafkaConnectionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--markdown", is_flag=True, help="Print docs/stages.md.")
+def stages(markdown: bool) -> None:
+    """The pipeline stages: what each reads and writes, its consumer group and its state."""
+    from streams.stages.registry import STAGES
+    from streams.stages.registry import markdown as stages_markdown
+
+    if markdown:
+        click.echo(stages_markdown(), nl=False)
+        return
+    for spec in STAGES:
+        click.echo(f"{spec.name:<13} group {spec.group:<27} reads {', '.join(spec.inputs)}")
+        click.echo(f"{'':<13} writes {', '.join(spec.outputs) or '-'}"
+                   + (f"; state in {spec.changelog}" if spec.changelog else ""))
 
 
 @main.command()

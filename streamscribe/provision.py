@@ -19,7 +19,7 @@ import time
 from foundation.logs import configure, get_logger
 from foundation.settings import Settings
 from streams.kafka.admin import ensure_topics
-from streams.workers import state_groups
+from streams.stages.registry import state_groups
 
 
 def main(argv: list[str] | None = None) -> int:

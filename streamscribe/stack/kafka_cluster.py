@@ -32,9 +32,9 @@ from typing import Any
 
 # A plain admin client, only to read cluster metadata; it moves to streams.kafka.clients once the typed
 # connection settings (security protocol, SASL, TLS) land there.
-from confluent_kafka.admin import AdminClient
-
 from foundation.logs import get_logger
+from foundation.settings import KafkaSettings
+from streams.kafka.clients import admin_client
 from streamscribe.stack.certificates import CertificateFiles, issue_server_certificate, make_ca
 from streamscribe.stack.ports import free_port
 
@@ -310,9 +310,8 @@ class KafkaCluster:
         """Wait until the cluster metadata lists exactly the brokers ``expected`` (a killed one leaves it once
         fenced). Fails early, with the log's tail, if a node that should be running exited."""
         # quiet: refused connections are expected until the nodes listen (their logs say what went wrong)
-        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "log_level": 0,
-                                  "error_cb": lambda _err: None}
-        admin = AdminClient(config)
+        admin = admin_client(KafkaSettings(bootstrap_servers=self.bootstrap_servers), "kafka-cluster-probe",
+                             quiet=True)
         deadline = time.monotonic() + timeout
         seen: set[int] = set()
         while time.monotonic() < deadline:

@@ -35,7 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from streams.kafka.topics import all_topics
-from streams.workers import state_groups
+from streams.stages.registry import state_groups
 from streamscribe.stack.broker import CLUSTER
 from streamscribe.stack.seaweed import BUCKET, Seaweed
 

@@ -126,8 +126,10 @@ class Supervisor:
 
     # -- start ---------------------------------------------------------------------------------------
     def start(self) -> None:
+        # the stage modules load their model libraries: imported when a stack starts, not by every CLI command
         from streams.kafka.admin import ensure_topics
-        from streams.workers import STAGES, state_groups
+        from streams.kafka.clients import KafkaAuthenticationError
+        from streams.stages.registry import names, state_groups
 
         self.logs.mkdir(parents=True, exist_ok=True)
         self.settings.storage_root.mkdir(parents=True, exist_ok=True)
@@ -161,6 +163,8 @@ class Supervisor:
             try:
                 ensure_topics(self.settings.kafka, state_groups())
                 break
+            except KafkaAuthenticationError:
+                raise  # waiting does not make the credentials right
             except Exception as exc:
                 if attempt == 19:
                     raise
@@ -168,7 +172,7 @@ class Supervisor:
                 time.sleep(0.5)
 
         health: dict[str, str] = {}
-        for name in STAGES:
+        for name in names():
             port = free_port()
             health[name] = f"http://127.0.0.1:{port}/health"
             self.children.append(Child(

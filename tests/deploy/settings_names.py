@@ -20,14 +20,3 @@ def setting_env_names(model: type[BaseModel] = Settings, prefix: str = PREFIX) -
             names |= setting_env_names(annotation, name + "__")
     return names
 
-
-# The typed Kafka security settings the streams refactoring (branch i10-streams) adds to KafkaSettings. The chart
-# uses them for SASL/TLS; until that branch is merged they are not fields of foundation/settings.py yet. Remove
-# this set when they are (test_helm_chart checks that each name here is either pending or real, never neither).
-PENDING_KAFKA_SECURITY = {
-    "STREAMSCRIBE_KAFKA__SECURITY_PROTOCOL", "STREAMSCRIBE_KAFKA__SASL_MECHANISM",
-    "STREAMSCRIBE_KAFKA__SASL_USERNAME", "STREAMSCRIBE_KAFKA__SASL_PASSWORD",
-    "STREAMSCRIBE_KAFKA__SSL_CA_LOCATION", "STREAMSCRIBE_KAFKA__SSL_CERTIFICATE_LOCATION",
-    "STREAMSCRIBE_KAFKA__SSL_KEY_LOCATION", "STREAMSCRIBE_KAFKA__SSL_KEY_PASSWORD",
-    "STREAMSCRIBE_KAFKA__SSL_ENDPOINT_IDENTIFICATION",
-}

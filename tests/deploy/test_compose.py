@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.workers import STAGES
+from streams.stages.registry import names
 from tests.deploy.settings_names import setting_env_names
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def test_a_missing_secret_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_every_stage_and_the_gateway_are_services_with_replicas(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
-    for stage in STAGES:
+    for stage in names():
         assert services[stage]["command"] == ["worker", stage, "--metrics-port", "9100"], stage
         assert services[stage]["deploy"]["replicas"] >= 1, stage
         assert services[stage]["environment"]["HEALTHCHECK_URL"] == "http://127.0.0.1:9100/health"

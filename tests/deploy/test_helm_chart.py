@@ -19,10 +19,10 @@ import yaml
 
 from foundation.settings import KafkaSettings
 from streams.kafka.topics import all_topics
-from streams.workers import STAGES, state_groups
+from streams.stages.registry import names, state_groups
 from streamscribe import chart_catalogue
 from tests.deploy.crd_schemas import CRD_SCHEMAS
-from tests.deploy.settings_names import PENDING_KAFKA_SECURITY, setting_env_names
+from tests.deploy.settings_names import setting_env_names
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "streamscribe"
 PRODUCTION = yaml.safe_load((CHART / "values-production.yaml").read_text())
@@ -97,7 +97,7 @@ def test_a_deployment_with_probes_requests_pdb_and_cpu_autoscaling_per_stage_by_
     docs = render({})
     deployments, pdbs = by_kind(docs, "Deployment"), by_kind(docs, "PodDisruptionBudget")
     hpas = by_kind(docs, "HorizontalPodAutoscaler")
-    assert sorted(deployments) == sorted(f"ss-streamscribe-{c}" for c in (*STAGES, "gateway"))
+    assert sorted(deployments) == sorted(f"ss-streamscribe-{c}" for c in (*names(), "gateway"))
     assert sorted(pdbs) == sorted(deployments) and sorted(hpas) == sorted(deployments)
     assert by_kind(docs, "ScaledObject") == {}
     for name, deployment in deployments.items():
@@ -119,7 +119,7 @@ def test_keda_scales_each_stage_on_its_own_consumer_groups_lag() -> None:
     catalogue = chart_catalogue.catalogue()
     docs = render(PRODUCTION)
     scaled = by_kind(docs, "ScaledObject")
-    assert sorted(scaled) == sorted(f"ss-streamscribe-{s}" for s in STAGES)
+    assert sorted(scaled) == sorted(f"ss-streamscribe-{s}" for s in names())
     for stage, spec in catalogue["stages"].items():
         obj = scaled[f"ss-streamscribe-{stage}"]
         assert obj["spec"]["scaleTargetRef"]["name"] == f"ss-streamscribe-{stage}"
@@ -158,13 +158,11 @@ def test_chart_catalogue_file_is_current() -> None:
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_every_streamscribe_variable_is_a_setting(name: str) -> None:
     real = setting_env_names()
-    assert not (PENDING_KAFKA_SECURITY & real) or real >= PENDING_KAFKA_SECURITY, \
-        "some of the pending Kafka security settings exist now: drop PENDING_KAFKA_SECURITY in settings_names.py"
     for workload, spec in pod_specs(render(VALUE_SETS[name])):
         for container in containers(spec):
             for env in container["env"]:
                 if env["name"].startswith("STREAMSCRIBE_"):
-                    assert env["name"] in real | PENDING_KAFKA_SECURITY, f"{workload}: {env['name']} is no setting"
+                    assert env["name"] in real, f"{workload}: {env['name']} is no setting"
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from foundation.settings import KafkaSettings
-from streams.kafka.clients import make_consumer, make_producer
+from streams.kafka.clients import admin_client, stage_consumer, stage_producer
 from streamscribe.stack import broker, seaweed
 from streamscribe.stack.ports import free_port, wait_for_port
 from streamscribe.stack.retention import sweep
@@ -89,12 +89,12 @@ def log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Log]:
 
 
 def create(log: Log, topic: str, partitions: int) -> None:
-    admin = AdminClient({"bootstrap.servers": log.kafka.bootstrap_servers})
+    admin = admin_client(log.kafka)
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
 
 
 def produce(log: Log, topic: str, values: range, size: int = 32 * 1024, partitions: int = 1) -> None:
-    producer = make_producer(log.kafka, "test")
+    producer = stage_producer(log.kafka, "test")
     for i in values:
         producer.produce(topic, key=f"k{i % partitions}".encode(), value=str(i).encode().ljust(size, b"."),
                          partition=i % partitions)
@@ -116,7 +116,7 @@ def consume(consumer: Consumer, count: int, timeout: float = 30) -> list[tuple[i
 
 
 def group(log: Log, name: str, topic: str) -> Consumer:
-    consumer = make_consumer(log.kafka, name, "test")
+    consumer = stage_consumer(log.kafka, name, "test")
     consumer.subscribe([topic])
     return consumer
 

@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from foundation.settings import KafkaSettings
 from streams.kafka.topics import all_topics
-from streams.workers import state_groups
+from streams.stages.registry import state_groups
 from streamscribe.stack.certificates import make_ca
 from tests.integration.apache_kafka import ApacheKafka
 
