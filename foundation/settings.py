@@ -25,6 +25,18 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+BrokerKind = Literal["apache", "tansu"]
+ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+
+# Client settings that depend on which broker the cluster runs; a value set explicitly wins. Apache Kafka gets
+# Kafka's own defaults and exactly-once. Tansu, the embedded profile's broker, gets workarounds (DESIGN.md): it
+# holds a group join for session.timeout.ms / 2 (so a short session), it does not wake waiting fetches (so a short
+# fetch wait sets the latency floor per hop), and its transactions do not hide aborted records (so at-least-once).
+BROKER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "apache": {"session_timeout_ms": 45_000, "fetch_wait_max_ms": 500, "processing_guarantee": "exactly_once"},
+    "tansu": {"session_timeout_ms": 6_000, "fetch_wait_max_ms": 50, "processing_guarantee": "at_least_once"},
+}
+
 SecurityProtocol = Annotated[Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)]
 SaslMechanism = Annotated[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], BeforeValidator(_upper)]
 
@@ -35,6 +47,9 @@ class KafkaSettings(BaseModel):
     repr, a log line or an error."""
 
     bootstrap_servers: str = "127.0.0.1:19092"
+    # Which broker the cluster runs: "apache" (Apache Kafka, or anything with its semantics) or "tansu" (the
+    # embedded profile's broker). It picks the defaults of BROKER_DEFAULTS above.
+    broker: BrokerKind = "apache"
     # TLS and SASL (STREAMSCRIBE_KAFKA__SECURITY_PROTOCOL, __SASL_MECHANISM, __SASL_USERNAME, __SASL_PASSWORD,
     # __SSL_CA_LOCATION, __SSL_CERTIFICATE_LOCATION, __SSL_KEY_LOCATION, __SSL_KEY_PASSWORD)
     security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -49,14 +64,27 @@ class KafkaSettings(BaseModel):
     ssl_endpoint_identification: Literal["https", "none"] = "https"
     # Seconds a worker waits at start for the cluster to answer before it gives up with an error.
     connect_timeout_s: float = 30.0
-    # How a stage's batch becomes durable (streams.runtime.checkpoint). Exactly-once on Apache Kafka
-    # (transactions) is issue 12; the embedded broker cannot do it.
-    processing_guarantee: Literal["at_least_once"] = "at_least_once"
+    # How a stage's batch becomes durable (streams.runtime.checkpoint): "exactly_once" (transactions carrying
+    # the consumed offsets, read_committed readers; the default on Apache Kafka) or "at_least_once" (idempotent
+    # writes, offsets committed after the outputs; the only one Tansu can do).
+    processing_guarantee: ProcessingGuarantee = "exactly_once"
+    # A stage's transaction that stays open longer than this is aborted by the cluster; it also bounds how long
+    # read_committed readers wait behind the open transaction of a worker that died and never came back.
+    transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     topic_prefix: str = ""
-    partitions: int = 4
+    # Partitions of every catalogued topic (the most workers a stage's group can use). Raising it grows existing
+    # topics (``streamscribe topics create``; Apache Kafka only) - with no stream in flight, since a stream's key
+    # then maps to another partition.
+    partitions: int = Field(default=4, ge=1)
     replication_factor: int = 1
-    session_timeout_ms: int = 6000
-    fetch_wait_max_ms: int = 50
+    session_timeout_ms: int = 45_000
+    fetch_wait_max_ms: int = 500
+    # Static group membership: each stage worker joins its group as ``worker.instance`` (group.instance.id), so a
+    # restarted worker takes its partitions back at once instead of after a rebalance. Only where instance names
+    # are stable (the stack's supervisor, a StatefulSet): a static member does not leave its group when it stops.
+    static_membership: bool = False
+    # How often clients refresh topic metadata: a consumer notices partitions added to its topics this late.
+    metadata_refresh_ms: int = Field(default=300_000, ge=1000)
     max_message_bytes: int = 8 * 1024 * 1024
     # Extra librdkafka properties as a JSON object in the environment, for what the typed fields above do not
     # cover (e.g. {"ssl.cipher.suites": "..."}); the connection properties above cannot be set here.
@@ -70,9 +98,21 @@ class KafkaSettings(BaseModel):
     def uses_tls(self) -> bool:
         return self.security_protocol in ("SSL", "SASL_SSL")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _broker_defaults(cls, data: Any) -> Any:
+        """The defaults of the chosen broker (BROKER_DEFAULTS) for what is not set explicitly."""
+        if isinstance(data, dict):
+            defaults = BROKER_DEFAULTS.get(str(data.get("broker", "apache")).lower(), {})
+            data = {**defaults, **data}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSettings:
         """Settings that cannot work together are an error when the settings load, not a hang at connect."""
+        if self.broker == "tansu" and self.processing_guarantee == "exactly_once":
+            raise ValueError("processing_guarantee exactly_once needs Apache Kafka: Tansu's transactions do not hide "
+                             "aborted records from read_committed readers (use at_least_once there)")
         if self.uses_sasl:
             if self.sasl_mechanism is None:
                 raise ValueError(f"security_protocol {self.security_protocol} needs a sasl_mechanism "
@@ -141,6 +181,9 @@ class AsrSettings(BaseModel):
     default_model: str = "tiny.en"
     # Extra CTranslate2 Whisper model directories: name -> path, as JSON in the environment.
     model_paths: dict[str, str] = Field(default_factory=dict)
+    # Where models shipped in pieces (Whisper base, split across two wheels) are joined once; empty:
+    # ~/.cache/streamscribe/models. A read-only directory prepared at build time works (the Dockerfile does).
+    model_cache: str = ""
     compute_type: str = "int8"
     cpu_threads: int = 2
     beam_size: int = 5
@@ -184,6 +227,19 @@ class AuthSettings(BaseModel):
     rate_per_s: float = 50.0
     rate_burst: int = 200
     cors_origins: list[str] = Field(default_factory=list)
+
+
+class WorkerSettings(BaseModel):
+    """A pipeline stage's worker process (``streamscribe worker NAME``)."""
+
+    # Address its /health and /metrics listen on (``--metrics-port``): 0.0.0.0 in a container, where probes and
+    # Prometheus reach the pod's own address.
+    health_host: str = "127.0.0.1"
+    # This worker's stable name among the workers of its stage: its transactional.id (exactly-once) and, with
+    # kafka.static_membership, its group.instance.id. Empty: the host name (a pod's or container's name). Two
+    # workers of one stage on one host need different names; the same name after a restart lets the new process
+    # abort what the old one left open at once.
+    instance: str = ""
 
 
 class GatewaySettings(BaseModel):
@@ -246,6 +302,7 @@ class Settings(BaseSettings):
     diarization: DiarizationSettings = Field(default_factory=DiarizationSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
     # Chunk length for audio.chunks produced by ingest (the design caps it at one second).
@@ -256,6 +313,12 @@ class Settings(BaseSettings):
     @property
     def storage_root(self) -> Path:
         return Path(self.storage.root) if self.storage.root else self.home / "objects"
+
+    @property
+    def model_cache(self) -> Path:
+        """Where models shipped in pieces are joined (``asr.model_cache``)."""
+        default = Path.home() / ".cache" / "streamscribe" / "models"
+        return Path(self.asr.model_cache) if self.asr.model_cache else default
 
     @property
     def schema_registry_file(self) -> Path:

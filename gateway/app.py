@@ -162,7 +162,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[JWT_SECRET] = settings.jwt_key()
     app[LIMITER] = RateLimiter(settings.auth.rate_per_s, settings.auth.rate_burst)
-    app[MODELS] = ModelRegistry(settings.asr.model_paths)
+    app[MODELS] = ModelRegistry(settings.asr.model_paths, settings.model_cache)
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.extend([database, object_store, publisher, http_session, results_feed, background_tasks])
     for feature in FEATURES:

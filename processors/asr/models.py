@@ -92,7 +92,8 @@ def _wheel_models(cache: Path) -> dict[str, tuple[Path, str]]:
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("STREAMSCRIBE_MODEL_CACHE", Path.home() / ".cache" / "streamscribe" / "models"))
+    """Where split models are joined when the caller names no directory (settings: ``asr.model_cache``)."""
+    return Path.home() / ".cache" / "streamscribe" / "models"
 
 
 class ModelRegistry:

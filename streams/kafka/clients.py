@@ -4,14 +4,19 @@
 become librdkafka properties. Each kind of client has one factory, which adds the properties of its role and
 wires the error callback and librdkafka's own log lines into the structured log once:
 
-- ``stage_producer``: a pipeline stage's outputs and changelogs (idempotent, ``acks=all``);
-- ``stage_consumer``: a stage's input topics, as the stage's consumer group (offsets committed by hand);
+- ``stage_producer``: a pipeline stage's outputs and changelogs (idempotent, ``acks=all``; transactional under
+  exactly-once);
+- ``stage_consumer``: a stage's input topics, as the stage's consumer group (offsets committed by hand, or sent
+  in the stage's transaction);
 - ``restore_consumer``: reads a stage's state changelog back on assignment;
 - ``reader_consumer``: tools and readers outside the stages (lag probes, ``tail``, group moves, the gateway's
   live results, subscribers, tests);
 - ``publisher_producer``: events produced outside the stages (the gateway's asyncio publisher, the audio
   producer library and CLI, tests);
 - ``admin_client``: topic creation, metadata and group offsets.
+
+Every consumer reads with ``isolation.level=read_committed``: what an aborted transaction wrote is never seen, and
+what an open one is writing only once it commits (on a broker without transactions in use, this changes nothing).
 
 ``check_connection`` asks the cluster for its metadata with a deadline, so that a worker started with a wrong
 password or an unreachable bootstrap server stops at once with a clear error instead of waiting forever.
@@ -113,14 +118,34 @@ def _wired(kafka: KafkaSettings, client: str, role: dict[str, Any]) -> dict[str,
 
 def _producer_role(kafka: KafkaSettings) -> dict[str, Any]:
     return {"enable.idempotence": True, "acks": "all", "linger.ms": 5, "compression.type": "none",
-            "message.max.bytes": kafka.max_message_bytes}
+            "message.max.bytes": kafka.max_message_bytes,
+            "topic.metadata.refresh.interval.ms": kafka.metadata_refresh_ms}
 
 
-def stage_producer(kafka: KafkaSettings, client_id: str) -> Producer:
+def _consumer_role(kafka: KafkaSettings) -> dict[str, Any]:
+    return {"isolation.level": "read_committed", "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
+            "fetch.message.max.bytes": kafka.max_message_bytes,
+            "topic.metadata.refresh.interval.ms": kafka.metadata_refresh_ms}
+
+
+def transactional_id(kafka: KafkaSettings, group: str, instance: str) -> str:
+    """The transactional.id of one worker of a stage: unique in the cluster (deployment prefix, consumer group,
+    worker instance) and the same after the worker restarts, so that the new process's ``init_transactions``
+    fences the old one and aborts what it left open. Brokers from 2.5 on (KIP-447) fence zombies by the consumer
+    group's generation sent with the offsets, so the id need not be tied to the input partitions the worker
+    holds: one transactional producer per worker serves every partition the group assigns it."""
+    return f"{kafka.topic_prefix}{group}.{instance}"
+
+
+def stage_producer(kafka: KafkaSettings, client_id: str, transactional: str | None = None) -> Producer:
     """A stage's producer: outputs, dead letters and state changelogs, confirmed by the checkpoint
     (``streams.runtime.checkpoint``) before offsets are committed. Idempotent with ``acks=all``, so a retried
-    send is not written twice. (Exactly-once, issue 12, makes this producer transactional.)"""
-    return Producer(_wired(kafka, client_id, _producer_role(kafka)))
+    send is not written twice. With ``transactional`` (a ``transactional_id``) it is the transactional producer
+    of the exactly-once checkpoint."""
+    role = _producer_role(kafka)
+    if transactional:
+        role.update({"transactional.id": transactional, "transaction.timeout.ms": kafka.transaction_timeout_ms})
+    return Producer(_wired(kafka, client_id, role))
 
 
 def publisher_producer(kafka: KafkaSettings, client_id: str) -> Producer:
@@ -130,50 +155,57 @@ def publisher_producer(kafka: KafkaSettings, client_id: str) -> Producer:
     return Producer(_wired(kafka, client_id, _producer_role(kafka)))
 
 
-def stage_consumer(kafka: KafkaSettings, group: str, client_id: str) -> Consumer:
+def stage_consumer(kafka: KafkaSettings, group: str, client_id: str, instance: str | None = None) -> Consumer:
     """A stage's consumer: member of the group ``topic_prefix + group``; offsets are committed only by the
-    checkpoint, never automatically."""
-    return Consumer(_wired(kafka, client_id, {
+    checkpoint, never automatically. With ``kafka.static_membership`` and an ``instance`` name it is a static
+    member (``group.instance.id``): restarted under the same name, it gets its partitions back without a
+    rebalance."""
+    role: dict[str, Any] = {
+        **_consumer_role(kafka),
         "group.id": kafka.topic_prefix + group,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": kafka.session_timeout_ms,
         "heartbeat.interval.ms": max(500, kafka.session_timeout_ms // 6),
-        "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
-        "fetch.message.max.bytes": kafka.max_message_bytes,
         "max.partition.fetch.bytes": kafka.max_message_bytes,
         # ASR batches can take tens of seconds on two cores; the group must not evict the worker meanwhile.
         "max.poll.interval.ms": 600_000,
         "partition.assignment.strategy": "range",
-    }))
+    }
+    if kafka.static_membership and instance:
+        role["group.instance.id"] = instance
+    return Consumer(_wired(kafka, client_id, role))
 
 
 def restore_consumer(kafka: KafkaSettings, group: str, client_id: str) -> Consumer:
     """Reads a stage's state changelog partitions from the beginning (assigned, never subscribed), reporting
-    the end of each partition."""
+    the end of each partition. Read committed: state changes of an aborted batch are not restored."""
     return Consumer(_wired(kafka, client_id, {
+        **_consumer_role(kafka),
         "group.id": f"{kafka.topic_prefix}{group}.restore",
         "enable.auto.commit": False,
-        "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
-        "fetch.message.max.bytes": kafka.max_message_bytes,
         "enable.partition.eof": True,
     }))
 
 
-def reader_consumer(kafka: KafkaSettings, group: str, client_id: str = "streamscribe-reader") -> Consumer:
+def reader_consumer(kafka: KafkaSettings, group: str, client_id: str = "streamscribe-reader", *,
+                    read_committed: bool = True) -> Consumer:
     """A consumer for tools and readers outside the stages, in the consumer group ``group`` exactly as given
     (a throwaway name for probes). Offsets are committed only when the caller commits; a subscription with no
-    committed offset starts at the beginning of the log."""
-    return Consumer(_wired(kafka, client_id, {
+    committed offset starts at the beginning of the log. ``read_committed=False`` also shows what open and
+    aborted transactions wrote (for diagnosis and tests; never for results)."""
+    role = {
+        **_consumer_role(kafka),
         "group.id": group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "session.timeout.ms": kafka.session_timeout_ms,
         "heartbeat.interval.ms": max(500, kafka.session_timeout_ms // 6),
-        "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
-        "fetch.message.max.bytes": kafka.max_message_bytes,
-    }))
+    }
+    if not read_committed:
+        role["isolation.level"] = "read_uncommitted"
+    return Consumer(_wired(kafka, client_id, role))
 
 
 def admin_client(kafka: KafkaSettings, client_id: str = "streamscribe-admin", *, quiet: bool = False) -> AdminClient:

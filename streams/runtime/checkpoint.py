@@ -15,16 +15,30 @@ again after a restart, onto the previous state. Outputs that did reach the broke
 with the same deterministic ids (the materializer's upserts absorb them), and state already in the changelog
 makes the stages recognise redelivered input (per-stream ``seq`` and window ``index``) and skip it.
 
-Exactly-once (issue 12, Apache Kafka only) is a second implementation of the same ``Checkpoint`` protocol,
-chosen by ``KafkaSettings.processing_guarantee`` in ``open_checkpoint``: ``begin`` calls the transactional
-producer's ``begin_transaction``; outputs and changelog records are produced inside the transaction; ``commit``
-calls ``send_offsets_to_transaction`` with the consumer's group metadata and then ``commit_transaction``;
-``abort`` calls ``abort_transaction``. Readers of result topics then use ``isolation.level=read_committed``.
+The exactly-once protocol (``ExactlyOnceCheckpoint``, Apache Kafka only), on a transactional producer:
+
+1. ``begin``: ``begin_transaction``; everything the batch produces from here on belongs to the transaction;
+2. the batch's outputs (results, job events, dead letters), as drained and then the rest;
+3. the batch's per-stream state changes to the changelog;
+4. ``send_offsets_to_transaction`` with the input offsets and the consumer's group metadata (its generation
+   fences a zombie: a worker that lost its partitions in a rebalance cannot commit for them any more);
+5. ``commit_transaction``: flushes, then outputs, state changes and offsets become visible together;
+6. only now are the state changes folded into the state tables.
+
+A failure before 5 completes aborts the transaction (``abort_transaction``): read_committed readers never see
+what it wrote, the staged state is dropped, and the consumer is rewound to where the batch began, so the batch
+is handled again by the same worker (``TransactionAborted``). A retriable error (a coordinator moving with a
+broker failover) is retried within the timeout. A fatal one (``ProducerFenced``: another process took this
+worker's transactional.id, or any fatal producer error) or one that a retry cannot cure (``TransactionFailed``)
+stops the worker, whose restart starts a new producer.
+A worker killed mid-batch leaves its transaction open; its restart (same transactional.id) aborts it at once
+in ``init_transactions``, and the cluster aborts it after ``transaction.timeout.ms`` otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -56,11 +70,25 @@ class OffsetsNotCommitted(CheckpointError):
     """Step 5: the group coordinator did not accept the input offsets."""
 
 
+class TransactionAborted(CheckpointError):
+    """Exactly-once: the batch's transaction was aborted and the consumer rewound to the batch's start; the
+    worker can go on (it handles the batch again)."""
+
+
+class TransactionFailed(CheckpointError):
+    """Exactly-once: a transactional step failed in a way that aborting and retrying the batch does not cure;
+    the worker must stop (its restart starts a new producer and aborts what is left open)."""
+
+
+class ProducerFenced(TransactionFailed):
+    """Exactly-once: another process took this worker's transactional.id, or the producer failed fatally."""
+
+
 class Checkpoint(Protocol):
     """One batch's way to durability (see the module's docstring for the steps)."""
 
-    def begin(self) -> None:
-        """Open the checkpoint of a new batch."""
+    def begin(self, start: Offsets) -> None:
+        """Open the checkpoint of a new batch, whose first offset on each partition is in ``start``."""
         ...
 
     def produce(self, events: Sequence[tuple[str, Event]]) -> None:
@@ -90,7 +118,7 @@ class AtLeastOnceCheckpoint:
         self.flush_timeout = flush_timeout
         self._failures: list[str] = []
 
-    def begin(self) -> None:
+    def begin(self, start: Offsets) -> None:
         self._failures = []
 
     def produce(self, events: Sequence[tuple[str, Event]]) -> None:
@@ -162,9 +190,134 @@ class AtLeastOnceCheckpoint:
             raise OffsetsNotCommitted(f"{self.stage}: offsets not committed: {refused[:3]}")
 
 
+class ExactlyOnceCheckpoint:
+    """The exactly-once protocol on a transactional producer (see the module's docstring for the steps)."""
+
+    def __init__(self, stage: str, producer: Producer, consumer: Consumer, serde: AvroSerde, prefix: str,
+                 state: StateStore | None = None, timeout: float = 60.0) -> None:
+        self.stage = stage
+        self.producer = producer
+        self.consumer = consumer
+        self.serde = serde
+        self.prefix = prefix
+        self.state = state
+        self.timeout = timeout
+        self._open = False
+        self._start: dict[tuple[str, int], int] = {}
+
+    def initialize(self) -> None:
+        """Register the transactional.id with its coordinator, fencing an older process with the same id and
+        aborting the transaction it left open. Once per producer, before the first batch."""
+        self._call("init_transactions", lambda: self.producer.init_transactions(self.timeout))
+
+    def begin(self, start: Offsets) -> None:
+        self._start = dict(start)
+        self._call("begin_transaction", self.producer.begin_transaction)
+        self._open = True
+
+    def produce(self, events: Sequence[tuple[str, Event]]) -> None:
+        for topic, event in events:
+            full = self.prefix + topic
+            key = event.partition_key
+            self._send(full, key.encode() if key else None, self.serde.serialize(full, event))
+        self.producer.poll(0)
+
+    def commit(self, outputs: Sequence[tuple[str, Event]], offsets: Offsets) -> None:
+        try:
+            # 2. the outputs
+            self.produce(outputs)
+            # 3. the state changes
+            if self.state is not None:
+                for partition, key, value in self.state.staged():
+                    self._send(self.state.topic, key.encode(), value, partition)
+            # 4. the input offsets, fenced by the group's generation
+            if offsets:
+                tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+                self._call("send_offsets_to_transaction", lambda: self.producer.send_offsets_to_transaction(
+                    tps, self.consumer.consumer_group_metadata(), self.timeout))
+            # 5. all of it at once
+            self._call("commit_transaction", lambda: self.producer.commit_transaction(self.timeout))
+        except TransactionAborted:
+            self.abort()
+            raise
+        self._open = False
+        # 6. the state tables
+        if self.state is not None:
+            self.state.apply_staged()
+
+    def abort(self) -> None:
+        if self.state is not None:
+            self.state.discard_staged()
+        if not self._open:
+            return
+        self._open = False
+        self._call("abort_transaction", lambda: self.producer.abort_transaction(self.timeout))
+        self._rewind()
+
+    # -- steps ---------------------------------------------------------------------------------------
+    def _send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
+        while True:
+            try:
+                if partition is None:
+                    self.producer.produce(topic, key=key, value=value)
+                else:
+                    self.producer.produce(topic, key=key, value=value, partition=partition)
+                return
+            except BufferError:  # the local queue is full: let deliveries drain it
+                self.producer.poll(0.1)
+            except KafkaException as exc:
+                raise self._classified("produce", exc) from exc
+
+    def _call(self, step: str, call: Callable[[], object]) -> None:
+        """A transactional call, retried while librdkafka says it may be (until the timeout); an error that
+        needs the transaction aborted raises ``TransactionAborted``, a fatal one ``ProducerFenced``."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if err is not None and err.retriable() and time.monotonic() < deadline:
+                    log.warning("transactional call failed; retrying", stage=self.stage, step=step, error=err.str())
+                    time.sleep(0.2)
+                    continue
+                raise self._classified(step, exc) from exc
+
+    def _classified(self, step: str, exc: KafkaException) -> CheckpointError:
+        err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        reason = err.str() if err is not None else str(exc)
+        if err is not None and (err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED)):
+            return ProducerFenced(f"{self.stage}: {step}: the transactional producer is fenced or failed: {reason}")
+        if err is not None and (err.txn_requires_abort() or err.retriable()) and self._open:
+            return TransactionAborted(f"{self.stage}: {step} failed, the batch's transaction is aborted: {reason}")
+        return TransactionFailed(f"{self.stage}: {step} failed: {reason}")
+
+    def _rewind(self) -> None:
+        """Back to where the batch began, on the partitions this worker still holds (a rebalance may have taken
+        some: their new owner starts from the last committed offset anyway)."""
+        held = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        for (topic, partition), offset in self._start.items():
+            if (topic, partition) not in held:
+                continue
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                log.warning("could not rewind a partition", stage=self.stage, topic=topic, partition=partition,
+                            error=str(exc))
+        log.warning("transaction aborted; batch rewound", stage=self.stage,
+                    partitions={f"{t}[{p}]": o for (t, p), o in self._start.items()})
+
+
 def open_checkpoint(kafka: KafkaSettings, stage: str, producer: Producer, consumer: Consumer,
                     serde: AvroSerde, state: StateStore | None) -> Checkpoint:
-    """The checkpoint the settings ask for (``processing_guarantee``); exactly-once is added here (issue 12)."""
+    """The checkpoint the settings ask for (``processing_guarantee``). The exactly-once one initialises its
+    transactional producer here (the producer must have been made with a transactional.id)."""
     if kafka.processing_guarantee == "at_least_once":
         return AtLeastOnceCheckpoint(stage, producer, consumer, serde, kafka.topic_prefix, state)
+    if kafka.processing_guarantee == "exactly_once":
+        checkpoint = ExactlyOnceCheckpoint(stage, producer, consumer, serde, kafka.topic_prefix, state,
+                                           timeout=max(10.0, kafka.transaction_timeout_ms / 1000))
+        checkpoint.initialize()
+        return checkpoint
     raise ValueError(f"unknown processing guarantee {kafka.processing_guarantee!r}")

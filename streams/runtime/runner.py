@@ -27,11 +27,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from foundation.events import DeadLetter
 from foundation.logs import get_logger
 from foundation.settings import Settings
-from streams.kafka.clients import restore_consumer, stage_consumer, stage_producer
+from streams.kafka.clients import restore_consumer, stage_consumer, stage_producer, transactional_id
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import dlq_name
-from streams.runtime.checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from streams.runtime.checkpoint import Checkpoint, CheckpointError, TransactionAborted, open_checkpoint
 from streams.runtime.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE, EVENTS, LAG, LANE_PAUSES, PAUSED_PARTITIONS
 from streams.runtime.priority import Backlogs, LaneDecision, LanePriority
 from streams.runtime.stage import Context, Record, Stage, StageSpec
@@ -68,18 +68,23 @@ class StageRunner:
 
     @classmethod
     def connect(cls, spec: StageSpec, stage: Stage, settings: Settings) -> StageRunner:
-        """The runner with real clients: the stage's consumer group, producer and (if stateful) state store."""
+        """The runner with real clients: the stage's consumer group, producer (transactional under exactly-once)
+        and (if stateful) state store."""
         kafka = settings.kafka
-        client_id = f"{spec.group}-{socket.gethostname()}"
-        producer = stage_producer(kafka, client_id)
+        instance = settings.worker.instance or socket.gethostname()
+        client_id = f"{spec.group}-{instance}"
+        exactly_once = kafka.processing_guarantee == "exactly_once"
+        producer = stage_producer(kafka, client_id,
+                                  transactional_id(kafka, spec.group, instance) if exactly_once else None)
         state = None
         if spec.changelog is not None:
             state = StateStore(kafka.topic_prefix + spec.changelog,
-                               lambda: restore_consumer(kafka, spec.group, f"{client_id}-restore"), producer)
+                               lambda: restore_consumer(kafka, spec.group, f"{client_id}-restore"), producer,
+                               transactional=exactly_once)
         serde = AvroSerde(make_registry(settings.schema_registry.url, settings.schema_registry_file),
                           kafka.topic_prefix)
-        return cls(spec, stage, settings, consumer=stage_consumer(kafka, spec.group, client_id), producer=producer,
-                   serde=serde, state=state)
+        return cls(spec, stage, settings, consumer=stage_consumer(kafka, spec.group, client_id, instance),
+                   producer=producer, serde=serde, state=state)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -171,16 +176,25 @@ class StageRunner:
         if not messages:
             return 0
         started = time.monotonic()
-        self.checkpoint.begin()
+        self.checkpoint.begin(_batch_start(messages))
+        records: list[Record] = []
         try:
             ctx = Context(self.name, self.state, self.checkpoint.produce, self.spec.emits)
             records, offsets = self._decode(messages, ctx)
             if records:
                 self._handle(records, ctx, messages)
             self.checkpoint.commit(ctx.outbox, offsets)
-        except CheckpointError as exc:
+        except TransactionAborted as exc:
+            # exactly-once: nothing of the batch is visible and the consumer is back at its start; drop what the
+            # stage derived from it in memory and take the batch again
             self.checkpoint.abort()
+            for record in records:
+                self.stage.forget(record)
+            log.warning("batch aborted; it is handled again", stage=self.name, error=str(exc))
+            return len(messages)
+        except CheckpointError as exc:
             log.error("checkpoint failed; no offset committed, the worker stops", stage=self.name, error=str(exc))
+            self.checkpoint.abort()
             raise
         except BaseException:
             self.checkpoint.abort()
@@ -287,3 +301,12 @@ class StageRunner:
             position = self.consumer.position([tp])[0].offset
             if hi >= 0 and position >= 0:
                 LAG.labels(self.name, topic.removeprefix(self.prefix), str(partition)).set(max(0, hi - position))
+
+
+def _batch_start(messages: list[Message]) -> dict[tuple[str, int], int]:
+    """The first offset of each partition in the batch (where an aborted batch is rewound to)."""
+    start: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        if msg.error() is None:
+            start.setdefault((msg.topic() or "", msg.partition() or 0), msg.offset() or 0)
+    return start

@@ -30,10 +30,14 @@ class _Journal:
 
 
 class StateStore:
-    def __init__(self, topic: str, consumer_factory: Callable[[], Consumer], producer: Producer) -> None:
+    def __init__(self, topic: str, consumer_factory: Callable[[], Consumer], producer: Producer, *,
+                 transactional: bool = False) -> None:
         self.topic = topic
         self._consumer_factory = consumer_factory
         self._producer = producer
+        # the producer is the stage's transactional one (exactly-once): markers go out in a transaction of
+        # their own (assignment happens between two batches, never inside one's transaction)
+        self._transactional = transactional
         self._tables: dict[int, dict[str, bytes]] = {}
         self._staged: dict[tuple[int, str], bytes | None] = {}
         self._journal: _Journal | None = None
@@ -120,15 +124,22 @@ class StateStore:
             self._tables.pop(p, None)
         self._staged = {k: v for k, v in self._staged.items() if k[0] not in partitions}
 
+    def _write_markers(self, partitions: list[int], marker: bytes) -> None:
+        if self._transactional:
+            self._producer.begin_transaction()
+        for p in partitions:
+            self._producer.produce(self.topic, key=MARKER_KEY, value=marker, partition=p)
+        if self._transactional:
+            self._producer.commit_transaction(30)  # raises if the markers were not written
+        elif self._producer.flush(30) != 0:
+            raise RuntimeError(f"could not write restore markers to {self.topic}")
+
     def _restore(self, partitions: list[int]) -> dict[int, dict[str, bytes]]:
         """Read the changelog partitions up to a marker written now, so we know we saw everything before it
         (this needs no ListOffsets, which the embedded broker answers wrongly)."""
         started = time.monotonic()
         marker = uuid.uuid4().bytes
-        for p in partitions:
-            self._producer.produce(self.topic, key=MARKER_KEY, value=marker, partition=p)
-        if self._producer.flush(30) != 0:
-            raise RuntimeError(f"could not write restore markers to {self.topic}")
+        self._write_markers(partitions, marker)
         consumer = self._consumer_factory()
         tables: dict[int, dict[str, bytes]] = {p: {} for p in partitions}
         pending = set(partitions)

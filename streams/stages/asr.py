@@ -154,7 +154,7 @@ def _age(seg: dict[str, Any], now: datetime) -> float:
 
 def build(settings: Settings) -> AsrStage:
     a = settings.asr
-    transcriber = Transcriber(ModelRegistry(a.model_paths), compute_type=a.compute_type,
+    transcriber = Transcriber(ModelRegistry(a.model_paths, settings.model_cache), compute_type=a.compute_type,
                               cpu_threads=a.cpu_threads, batch_size=a.batch_size, max_loaded=a.loaded_models)
     transcriber.warm_up(a.default_model)  # load and warm the default model once per worker, not per job
     return AsrStage(a, transcriber, settings.pipeline_version)

@@ -102,6 +102,59 @@ class FakeProducer:
 
 
 @dataclass
+class FakeTransactionalProducer(FakeProducer):
+    """A transactional producer: messages of a transaction are ``delivered`` (visible to read_committed readers)
+    only when it commits; an abort drops them. ``fail`` maps a transactional call's name to the KafkaError it
+    raises (``times`` times; None: every time)."""
+
+    fail: dict[str, KafkaError] = field(default_factory=dict)
+    times: int | None = None
+    offsets: list[tuple[dict[tuple[str, int], int], Any]] = field(default_factory=list)  # committed with a txn
+    pending_offsets: list[tuple[dict[tuple[str, int], int], Any]] = field(default_factory=list)
+    in_transaction: bool = False
+    aborted: list[Sent] = field(default_factory=list)
+
+    def _step(self, name: str) -> None:
+        self.journal.append(name)
+        err = self.fail.get(name)
+        if err is not None and (self.times is None or self.times > 0):
+            if self.times is not None:
+                self.times -= 1
+            raise KafkaException(err)
+
+    def init_transactions(self, timeout: float = -1) -> None:
+        self._step("init_transactions")
+
+    def begin_transaction(self) -> None:
+        self._step("begin_transaction")
+        self.in_transaction = True
+
+    def produce(self, topic: str, value: bytes | None = None, key: bytes | None = None, partition: int | None = None,
+                on_delivery: Callable[..., None] | None = None) -> None:
+        assert self.in_transaction, "a transactional producer produced outside a transaction"
+        super().produce(topic, value, key, partition, on_delivery)
+
+    def send_offsets_to_transaction(self, positions: list[TopicPartition], metadata: Any, timeout: float = -1) -> None:
+        self._step("send_offsets_to_transaction")
+        self.pending_offsets.append(({(tp.topic, tp.partition): tp.offset for tp in positions}, metadata))
+
+    def commit_transaction(self, timeout: float = -1) -> None:
+        self._step("commit_transaction")
+        self.delivered.extend(sent for sent, _ in self.queued)
+        self.offsets.extend(self.pending_offsets)
+        self.queued.clear()
+        self.pending_offsets.clear()
+        self.in_transaction = False
+
+    def abort_transaction(self, timeout: float = -1) -> None:
+        self._step("abort_transaction")
+        self.aborted.extend(sent for sent, _ in self.queued)
+        self.queued.clear()
+        self.pending_offsets.clear()
+        self.in_transaction = False
+
+
+@dataclass
 class FakeConsumer:
     """Hands out ``batches`` one per consume call; records commits, pauses and resumes. Watermarks (``high``)
     and positions (``pos``) per partition drive the backlog facts."""
@@ -118,6 +171,9 @@ class FakeConsumer:
 
     callbacks: dict[str, Callable[..., None]] = field(default_factory=dict)
     topics: list[str] = field(default_factory=list)
+    assigned: set[tuple[str, int]] = field(default_factory=set)
+    seeks: list[tuple[str, int, int]] = field(default_factory=list)
+    generation: int = 1
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
         self.topics = topics
@@ -132,6 +188,16 @@ class FakeConsumer:
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
         return self.batches.pop(0)[:num_messages] if self.batches else []
+
+    def consumer_group_metadata(self) -> str:
+        return f"group metadata, generation {self.generation}"
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in sorted(self.assigned)]
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.journal.append("seek")
+        self.seeks.append((tp.topic, tp.partition, tp.offset))
 
     def poll(self, timeout: float = -1) -> Any:
         return None

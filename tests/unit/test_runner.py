@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from foundation.events import AudioChunk, IngestRequest, SpeechSegment
-from foundation.settings import Settings
+from foundation.settings import KafkaSettings, Settings
 from streams.kafka.schema_registry import FileSchemaRegistry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import (
@@ -29,7 +29,13 @@ from streams.kafka.topics import (
 from streams.runtime.runner import StageRunner
 from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 from streams.runtime.state import StateStore
-from tests.unit.kafka_fakes import FakeConsumer, FakeMessage, FakeProducer, FakeRestoreConsumer
+from tests.unit.kafka_fakes import (
+    FakeConsumer,
+    FakeMessage,
+    FakeProducer,
+    FakeRestoreConsumer,
+    FakeTransactionalProducer,
+)
 
 
 class Splitter(BaseStage):
@@ -60,19 +66,23 @@ SPLITTER = StageSpec(name="splitter", doc="test stage", inputs=(INGEST_REQUESTS,
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, spec: StageSpec, stage: Any) -> None:
-        self.settings = Settings()
-        self.producer = FakeProducer()
+    """The runner on fake clients; at-least-once unless ``exactly_once`` (a transactional producer)."""
+
+    def __init__(self, tmp_path: Path, spec: StageSpec, stage: Any, exactly_once: bool = False) -> None:
+        self.settings = Settings(kafka=KafkaSettings(broker="apache" if exactly_once else "tansu"))
+        self.producer = FakeTransactionalProducer() if exactly_once else FakeProducer()
         self.consumer = FakeConsumer(journal=self.producer.journal)
         self.serde = AvroSerde(FileSchemaRegistry(tmp_path / "registry.json"))
         self.state = None
         if spec.changelog:
-            self.state = StateStore(spec.changelog, lambda: FakeRestoreConsumer(self.producer), self.producer)  # type: ignore
+            self.state = StateStore(spec.changelog, lambda: FakeRestoreConsumer(self.producer), self.producer,  # type: ignore
+                                    transactional=exactly_once)
         self.stage = stage
         self.runner = StageRunner(spec, stage, self.settings, consumer=self.consumer, producer=self.producer,  # type: ignore
                                   serde=self.serde, state=self.state)
         self.runner.subscribe()
         self.consumer.rebalance(assign=[TopicPartition(t, p) for t in spec.inputs for p in (0, 1)])
+        self.consumer.assigned = {(t, p) for t in spec.inputs for p in (0, 1)}
         self.producer.delivered.clear()  # the state store's restore markers
         self.producer.journal.clear()
 
@@ -187,3 +197,23 @@ def test_a_revoked_partition_is_forgotten(tmp_path: Path) -> None:
     assert (AUDIO_SPEECH, 0) in h.runner.lanes.paused
     h.consumer.rebalance(revoke=[TopicPartition(AUDIO_SPEECH, 0)])
     assert (AUDIO_SPEECH, 0) not in h.runner.lanes.paused and (AUDIO_SPEECH, 0) not in h.runner.partitions
+
+
+def test_exactly_once_an_aborted_batch_is_rewound_and_handled_again(tmp_path: Path) -> None:
+    h = Harness(tmp_path, SPLITTER, Splitter(), exactly_once=True)
+    batch = [h.request(7, "a"), h.request(8, "b")]
+    h.consumer.batches = [list(batch)]
+    assert isinstance(h.producer, FakeTransactionalProducer)
+    h.producer.fail = {"commit_transaction": KafkaError(KafkaError._STATE, "needs abort", txn_requires_abort=True)}
+    h.producer.times = 1
+    assert h.runner.step() == 2  # the worker goes on: no exception
+    assert h.consumer.seeks == [(INGEST_REQUESTS, 0, 7)]  # rewound to the batch's first offset
+    assert h.producer.on(AUDIO_CHUNKS) == [] and h.producer.offsets == []  # nothing visible, nothing committed
+    assert h.state is not None and h.state.get(0, "a") is None
+    assert h.stage.forgotten == ["a", "b"]  # what the stage kept in memory about them is dropped
+
+    h.consumer.batches = [list(batch)]  # consumed again from the rewound position
+    h.runner.step()
+    assert [c["stream_id"] for c in h.read(AUDIO_CHUNKS)] == ["a", "b"]
+    assert h.producer.offsets[-1][0] == {(INGEST_REQUESTS, 0): 9} and h.consumer.committed_offsets == []
+    assert h.state.get(0, "a") == b"seen"
