@@ -51,7 +51,7 @@ def _start(engine: str, home: Path, go_mem_mb: int) -> tuple[list[subprocess.Pop
     port = free_port()
     procs.insert(0, broker.start(port, home / "broker.log", storage, env))
     assert wait_for_port(port, 30), "the broker did not start"
-    return procs, KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}")
+    return procs, KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}", broker="tansu")
 
 
 def _topic(kafka: KafkaSettings, name: str, partitions: int) -> None:

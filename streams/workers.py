@@ -15,8 +15,9 @@ from streams.runtime.runner import StageRunner
 from streams.stages.registry import spec_of
 
 
-def serve_health(port: int, stage: str, runner: StageRunner) -> ThreadingHTTPServer:
-    """/health (ready once the worker holds its group membership) and /metrics (Prometheus)."""
+def serve_health(port: int, stage: str, runner: StageRunner, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """/health (ready once the worker holds its group membership) and /metrics (Prometheus), on ``host``
+    (settings: ``worker.health_host``; 0.0.0.0 where probes come from outside, e.g. a pod's kubelet)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -38,7 +39,7 @@ def serve_health(port: int, stage: str, runner: StageRunner) -> ThreadingHTTPSer
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
     return server
 
@@ -55,6 +56,6 @@ def run_worker(name: str, settings: Settings, metrics_port: int | None = None) -
     stage = spec.build(settings)
     runner = StageRunner.connect(spec, stage, settings)
     if metrics_port:
-        serve_health(metrics_port, name, runner)
+        serve_health(metrics_port, name, runner, settings.worker.health_host)
     log.info("worker starting", stage=name, group=spec.group, batch=runner.max_batch)
     runner.run()

@@ -56,12 +56,22 @@ def main() -> None:
     """Speech transcription as an event-driven pipeline on Kafka."""
 
 
+kafka_option = click.option(
+    "--kafka", type=click.Choice(["tansu", "apache"]), default="tansu", show_default=True,
+    help="The broker: tansu (embedded, at-least-once) or apache (a KRaft cluster of Apache Kafka from the jars "
+         "in .cache/kafka/libs, exactly-once). Ignored when STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS names a cluster.")
+brokers_option = click.option("--brokers", type=click.IntRange(1, 9), default=3, show_default=True,
+                              help="Apache Kafka nodes (each broker and controller); replication factor min(3, N).")
+
+
 @main.command()
 @click.option("--detach", is_flag=True, help="Run in the background; return once /health is ready.")
 @home_option
 @click.option("--port", type=int, default=None, help="Gateway port (default 8080).")
 @click.option("--timeout", type=float, default=300, show_default=True, help="Seconds to wait for readiness.")
-def up(detach: bool, home: str | None, port: int | None, timeout: float) -> None:
+@kafka_option
+@brokers_option
+def up(detach: bool, home: str | None, port: int | None, timeout: float, kafka: str, brokers: int) -> None:
     """Start the embedded stack: broker, PostgreSQL, storage, every processor and the gateway."""
     from foundation.logs import configure
     from streamscribe.stack.supervisor import pid_alive, read_stack, reap_orphans, stack_file
@@ -79,11 +89,12 @@ def up(detach: bool, home: str | None, port: int | None, timeout: float) -> None
         configure(settings.log_level, "console", component="supervisor")
         from streamscribe.stack.supervisor import run_foreground
 
-        run_foreground(settings, gateway_port)
+        run_foreground(settings, gateway_port, kafka, brokers)
         return
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "streamscribe.cli", "up", "--home", str(settings.home), "--port", str(gateway_port)]
+    argv = [sys.executable, "-m", "streamscribe.cli", "up", "--home", str(settings.home), "--port", str(gateway_port),
+            "--kafka", kafka, "--brokers", str(brokers)]
     with open(logs / "supervisor.log", "ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env={**os.environ, "STREAMSCRIBE_HOME": str(settings.home)})
@@ -192,11 +203,14 @@ def restart(home: str | None, port: int | None, timeout: float, drain: bool, dra
 
     settings = _settings(home)
     stack = read_stack(settings.home)
-    if port is None and stack:
-        port = int(str(stack["gateway_url"]).rsplit(":", 1)[1])
+    kafka, brokers = "tansu", 3
+    if stack:
+        port = port or int(str(stack["gateway_url"]).rsplit(":", 1)[1])
+        kafka = (stack.get("kafka") or {}).get("broker", "tansu")
+        brokers = len((stack.get("kafka") or {}).get("nodes") or []) or 3
     ctx = click.get_current_context()
     ctx.invoke(down, home=str(settings.home), timeout=60, drain=drain, drain_timeout=drain_timeout)
-    ctx.invoke(up, detach=True, home=str(settings.home), port=port, timeout=timeout)
+    ctx.invoke(up, detach=True, home=str(settings.home), port=port, timeout=timeout, kafka=kafka, brokers=brokers)
 
 
 @main.command()
@@ -280,10 +294,8 @@ def status(home: str | None, server: str | None) -> None:
     from streams.stages.registry import STAGES
     from streamscribe.stack.supervisor import read_stack
 
-    settings = _settings(home)
+    settings = _stack_settings(home)
     stack = read_stack(settings.home)
-    if stack:
-        settings.kafka.bootstrap_servers = stack["kafka_bootstrap"]
     url = _server_url(settings, server)
     health = asyncio.run(_health(url))
     click.echo(f"gateway {url}: {health.get('status')}")
@@ -291,9 +303,7 @@ def status(home: str | None, server: str | None) -> None:
         extra = comp.get("error") or ", ".join(f"{k}={v}" for k, v in comp.items() if k not in ("status", "stage"))
         click.echo(f"  {name:<22} {comp['status']:<9} {extra}")
     if stack:
-        click.echo("processes:")
-        for name, child in {**stack.get("infra", {}), **stack.get("children", {})}.items():
-            click.echo(f"  {name:<22} pid {child['pid']:<8} restarts {child['restarts']}")
+        _echo_stack(stack, settings)
     click.echo("consumer groups (committed / end of log = lag):")
     for spec in STAGES:
         try:
@@ -306,14 +316,35 @@ def status(home: str | None, server: str | None) -> None:
             click.echo(f"  {spec.group:<28} {lag.topic:<16} {lag.committed:>8} / {lag.end:<8} lag {lag.lag}")
 
 
+def _echo_stack(stack: dict[str, Any], settings: Settings) -> None:
+    """The stack's processes, and its Kafka brokers: node id, pid, ports, alive."""
+    from streamscribe.stack.supervisor import pid_alive
+
+    kafka = stack.get("kafka") or {}
+    click.echo(f"kafka: {kafka.get('broker', 'tansu')} at {stack['kafka_bootstrap']}, "
+               f"{settings.kafka.processing_guarantee.replace('_', '-')}")
+    for node in kafka.get("nodes") or []:
+        alive = "alive" if pid_alive(node.get("pid")) else "DOWN"
+        click.echo(f"  broker {node['node_id']:<3} pid {node['pid']!s:<8} {alive:<6} client {node['bootstrap']:<17} "
+                   f"controller {node['controller']:<17} restarts {node['restarts']}")
+    click.echo("processes:")
+    for name, child in {**stack.get("infra", {}), **stack.get("children", {})}.items():
+        if name.startswith("kafka-"):
+            continue
+        click.echo(f"  {name:<22} pid {child['pid']:<8} restarts {child['restarts']}")
+
+
 def _stack_settings(home: str | None) -> Settings:
-    """Settings pointed at the local stack's broker when one is running from this home."""
-    from streamscribe.stack.supervisor import read_stack
+    """Settings pointed at the local stack's broker, with the client settings of its kind, when one is running
+    from this home (the environment wins where it names a cluster)."""
+    from streamscribe.stack.supervisor import read_stack, stack_client_environment
 
     settings = _settings(home)
     stack = read_stack(settings.home)
     if stack and not os.environ.get("STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS"):
-        settings.kafka.bootstrap_servers = stack["kafka_bootstrap"]
+        for key, value in stack_client_environment(stack).items():
+            os.environ.setdefault(key, value)
+        settings = Settings()
     return settings
 
 
@@ -583,6 +614,70 @@ async def _post_json(url: str, path: str, body: dict[str, Any]) -> dict[str, Any
     async with Client(url) as client, client.session.post(f"{client.base}{path}", json=body) as resp:
         result: dict[str, Any] = await client._json(resp)
         return result
+
+
+@main.group()
+def topics() -> None:
+    """The platform's Kafka topics (the catalogue: streams/kafka/topics.py)."""
+
+
+@topics.command("create")
+@click.option("--partitions", type=click.IntRange(1, 10_000), default=None,
+              help="Partitions per topic (default: STREAMSCRIBE_KAFKA__PARTITIONS). More than a topic has grows it "
+                   "(Apache Kafka only; with no stream in flight).")
+@click.option("--timeout", type=float, default=300, show_default=True,
+              help="Keep trying this long while the cluster is not reachable yet.")
+@home_option
+def topics_create(partitions: int | None, timeout: float, home: str | None) -> None:
+    """Create the catalogue's topics that are missing; on Apache Kafka also grow them to the partition count and
+    set and check their configs (describe_configs). Prints what it did as JSON."""
+    import json
+
+    from streams.kafka.admin import TopicConfigMismatch
+    from streams.kafka.clients import KafkaConnectionError
+    from streamscribe.provision import provision_topics
+
+    if partitions is not None:
+        os.environ["STREAMSCRIBE_KAFKA__PARTITIONS"] = str(partitions)
+    settings = _stack_settings(home)
+    try:
+        report = provision_topics(settings, timeout)
+    except (KafkaConnectionError, TopicConfigMismatch) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(report.to_json()))
+
+
+@main.group()
+def admin() -> None:
+    """Administrators of a deployment."""
+
+
+@admin.command("create")
+@click.option("--email", required=True, help="The administrator's login.")
+@click.option("--password-file", type=click.File("r"), default=None,
+              help="Read the password from this file ('-' for stdin); default: a random one, printed once.")
+@click.option("--database-url", envvar="STREAMSCRIBE_DATABASE_URL", required=True,
+              help="PostgreSQL of the deployment (default: $STREAMSCRIBE_DATABASE_URL).")
+def admin_create(email: str, password_file: Any, database_url: str) -> None:
+    """Create the first administrator of a production deployment, with an API key (printed once, on stdout).
+    Refused when an administrator exists: make more in the web app or with POST /v1/users."""
+    from gateway.auth.bootstrap import create_first_admin
+    from repositories.migrate import apply_migrations
+
+    password = password_file.read().strip() if password_file else None
+    if password is not None and len(password) < 12:
+        raise click.BadParameter("use at least 12 characters", param_hint="--password-file")
+    apply_migrations(database_url)
+    created = asyncio.run(create_first_admin(database_url, email, password))
+    if created is None:
+        raise click.ClickException("an administrator exists already; create more accounts in the web app "
+                                   "(Users) or with POST /v1/users")
+    key, used = created
+    click.echo(key)
+    click.echo(f"administrator {email} created; the line above is its API key (Authorization: Bearer KEY), shown "
+               "only now", err=True)
+    if password is None:
+        click.echo(f"password: {used}", err=True)
 
 
 @groups.command("reset")

@@ -1,48 +1,38 @@
-"""Create the platform's Kafka topics on a production cluster, as ``streamscribe up`` does on the embedded one.
+"""Prepare a production deployment's Kafka topics, as ``streamscribe up`` does on the embedded stack.
 
-    python -m streamscribe.provision [--timeout 300]
-
-Reads the usual settings (``STREAMSCRIBE_KAFKA__*``: bootstrap servers, prefix, partitions, replication factor)
-and creates every catalogued topic that does not exist yet (``streams.kafka.admin.ensure_topics``); existing
-topics are left as they are. Retries until the cluster answers or ``--timeout`` passes, so it can start with
-the brokers. Run by the Compose ``topics`` service and by the Helm migration Job when Strimzi does not manage
-the topics.
+``streamscribe topics create [--partitions N] [--timeout 300]`` runs ``provision_topics``: it reads the usual
+settings (``STREAMSCRIBE_KAFKA__*``: bootstrap servers, security, prefix, partitions, replication factor) and
+makes every catalogued topic as the catalogue says (``streams.kafka.admin.ensure_topics``: missing topics
+created; on Apache Kafka, topics grown to the configured partition count and their configs set and checked).
+It retries until the cluster answers or the timeout passes, so it can start with the brokers. The Compose
+``topics`` service and the Helm migration Job run it (unless Strimzi manages the topics).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 
-from foundation.logs import configure, get_logger
+from foundation.logs import get_logger
 from foundation.settings import Settings
-from streams.kafka.admin import ensure_topics
+from streams.kafka.admin import TopicConfigMismatch, TopicsReport, ensure_topics
+from streams.kafka.clients import KafkaAuthenticationError
 from streams.stages.registry import state_groups
 
+log = get_logger(__name__)
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Create the platform's Kafka topics.")
-    ap.add_argument("--timeout", type=float, default=300, help="give up after this many seconds")
-    args = ap.parse_args(argv)
-    settings = Settings()
-    configure(settings.log_level, settings.log_format, component="provision")
-    log = get_logger(__name__)
-    deadline = time.monotonic() + args.timeout
+
+def provision_topics(settings: Settings, timeout: float = 300) -> TopicsReport:
+    """``ensure_topics`` retried while the cluster is unreachable; refused credentials and configs that cannot
+    be set fail at once (waiting does not cure them)."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            created = ensure_topics(settings.kafka, state_groups(), timeout=30)
-            break
+            return ensure_topics(settings.kafka, state_groups(), timeout=30)
+        except (KafkaAuthenticationError, TopicConfigMismatch):
+            raise
         except Exception as exc:  # the cluster may still be starting
             if time.monotonic() > deadline:
-                log.error("topics not created", error=str(exc), bootstrap=settings.kafka.bootstrap_servers)
-                return 1
-            log.warning("kafka not reachable yet; retrying", error=str(exc))
+                raise
+            log.warning("kafka not ready for the topics yet; retrying", error=str(exc),
+                        bootstrap=settings.kafka.bootstrap_servers)
             time.sleep(2)
-    print(json.dumps({"created": created}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

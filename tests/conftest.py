@@ -1,4 +1,9 @@
-"""Shared fixtures: where the real speech lives, and reference transcripts."""
+"""Shared fixtures: where the real speech lives, and reference transcripts; the broker of the session.
+
+``STREAMSCRIBE_TEST_BROKER`` (``tansu``, the default, or ``apache``) picks the broker every stack of the session
+runs (tests/integration/conftest.py). A test marked ``@pytest.mark.broker(NAME)`` only makes sense on that
+broker: on the other it is deselected here, never skipped silently, and the summary names it with the reason.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,11 @@ import re
 from pathlib import Path
 
 import pytest
+
+BROKERS = ("tansu", "apache")
+BROKER = os.environ.get("STREAMSCRIBE_TEST_BROKER", "tansu").strip().lower()
+if BROKER not in BROKERS:
+    raise pytest.UsageError(f"STREAMSCRIBE_TEST_BROKER={BROKER!r}: use one of {', '.join(BROKERS)}")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("STREAMSCRIBE_SHARED", REPO.parent / "shared")).resolve()
@@ -30,3 +40,32 @@ def normalize(text: str) -> str:
     text = text.lower().replace("-", " ")
     text = re.sub(r"[^a-z0-9' ]", " ", text)
     return " ".join(text.split())
+
+
+_DESELECTED: list[str] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the tests that only make sense on another broker than the session's (reported at the end)."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("broker")
+        if marker is not None and BROKER not in marker.args:
+            drop.append(item)
+            _DESELECTED.append(f"{item.nodeid} (only on {' or '.join(marker.args)})")
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"streamscribe test broker: {BROKER} (STREAMSCRIBE_TEST_BROKER)"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _DESELECTED:
+        terminalreporter.section(f"deselected: not for the {BROKER} broker")
+        for line in _DESELECTED:
+            terminalreporter.write_line(line)

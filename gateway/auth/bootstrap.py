@@ -20,16 +20,19 @@ from repositories.identity import IdentityStore, NewAdmin
 ADMIN_EMAIL = "admin@streamscribe.local"
 
 
-async def _create_admin(database_url: str) -> tuple[str, str] | None:
-    """(API key, password) of the admin created now, or None when there is one already."""
+async def create_first_admin(database_url: str, email: str = ADMIN_EMAIL,
+                             password: str | None = None) -> tuple[str, str] | None:
+    """(API key, password) of the first administrator, created now with ``email`` and ``password`` (a random
+    one when None), or None when an administrator exists already (``streamscribe admin create`` on a production
+    deployment; the embedded stack's own bootstrap below)."""
     pool = await create_pool(database_url, max_size=1)
     try:
         identity = IdentityStore(pool)
         if await identity.admin_exists():
             return None
-        password = secrets.token_urlsafe(18)
+        password = password or secrets.token_urlsafe(18)
         key = mint(KEY_PREFIX)
-        admin = NewAdmin(user_id=uuid.uuid4().hex[:16], email=ADMIN_EMAIL, password_hash=hash_password(password),
+        admin = NewAdmin(user_id=uuid.uuid4().hex[:16], email=email, password_hash=hash_password(password),
                          key_id=key.token_id, key_secret_hash=key.secret_hash)
         return (key.token, password) if await identity.bootstrap_admin(admin) else None
     finally:
@@ -38,7 +41,7 @@ async def _create_admin(database_url: str) -> tuple[str, str] | None:
 
 def bootstrap_admin(database_url: str, credentials: Path) -> bool:
     """Returns True when it created the admin now. Blocking (runs its own event loop)."""
-    created = asyncio.run(_create_admin(database_url))
+    created = asyncio.run(create_first_admin(database_url))
     if created is None:
         return False
     token, password = created

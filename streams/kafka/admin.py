@@ -1,11 +1,11 @@
-"""Topic creation and consumer-group lag."""
+"""Topics made as the catalogue says (created, grown, configured and checked), and consumer-group lag."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 
 from foundation.logs import get_logger
 from foundation.settings import KafkaSettings
@@ -15,14 +15,55 @@ from streams.kafka.topics import all_topics
 log = get_logger(__name__)
 
 
-def ensure_topics(kafka: KafkaSettings, state_groups: tuple[str, ...], timeout: float = 30) -> list[str]:
-    """Create every catalogued topic that does not exist yet, and the state changelogs of ``state_groups``
-    (the consumer groups of the stateful stages); returns the names created. A cluster that refuses the
-    credentials fails here at once (``check_connection``)."""
+class TopicConfigMismatch(RuntimeError):
+    """A topic's configuration on the cluster is not the catalogue's, and could not be made so."""
+
+
+@dataclass
+class TopicsReport:
+    """What ``ensure_topics`` did: topics created, topics grown to more partitions, configs changed, and the
+    configs checked (``describe_configs``) afterwards. ``checked`` is False on Tansu, which ignores configs."""
+
+    created: list[str] = field(default_factory=list)
+    grown: dict[str, tuple[int, int]] = field(default_factory=dict)  # topic -> (partitions before, after)
+    altered: dict[str, dict[str, str]] = field(default_factory=dict)  # topic -> {config: catalogue value}
+    checked: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {"created": self.created, "grown": {t: list(v) for t, v in self.grown.items()},
+                "altered": self.altered, "configs_checked": self.checked}
+
+
+def ensure_topics(kafka: KafkaSettings, state_groups: tuple[str, ...], timeout: float = 30) -> TopicsReport:
+    """Make every catalogued topic (DLQs and the state changelogs of ``state_groups``, the consumer groups of
+    the stateful stages included) as the catalogue says: create the missing ones with ``kafka.partitions``
+    partitions, ``kafka.replication_factor`` replicas and the catalogue's configs. On Apache Kafka also: grow a
+    topic with fewer partitions than ``kafka.partitions`` (CreatePartitions: with no stream in flight, since a
+    stream's key then maps to another partition), set every config that differs from the catalogue, and check
+    them all with ``describe_configs`` (``TopicConfigMismatch`` if one is still off). Tansu accepts configs but
+    applies none of them (no compaction, no retention: the embedded stack sweeps retention itself) and cannot add
+    partitions, so there only missing topics are created. A cluster that refuses the credentials fails here at
+    once (``check_connection``)."""
     check_connection(kafka, timeout)
     admin = admin_client(kafka)
+    catalogue = all_topics(kafka, state_groups)
+    report = TopicsReport(created=_create_missing(admin, kafka, catalogue, timeout))
+    if kafka.broker == "tansu":
+        return report
+    report.grown = _grow(admin, kafka, [name for name, _ in catalogue], timeout)
+    report.altered = _configure(admin, dict(catalogue), timeout)
+    off = topic_config_mismatches(admin, dict(catalogue), timeout)
+    if off:
+        raise TopicConfigMismatch(f"topic configs differ from the catalogue after setting them: {off}")
+    report.checked = True
+    log.info("topics ready", created=report.created, grown=report.grown, altered=report.altered)
+    return report
+
+
+def _create_missing(admin: AdminClient, kafka: KafkaSettings, catalogue: list[tuple[str, dict[str, str]]],
+                    timeout: float) -> list[str]:
     existing = set(admin.list_topics(timeout=timeout).topics)
-    wanted = [(name, cfg) for name, cfg in all_topics(kafka, state_groups) if name not in existing]
+    wanted = [(name, cfg) for name, cfg in catalogue if name not in existing]
     if not wanted:
         return []
     futures = admin.create_topics(
@@ -39,6 +80,56 @@ def ensure_topics(kafka: KafkaSettings, state_groups: tuple[str, ...], timeout: 
                 raise
     log.info("topics created", topics=created)
     return created
+
+
+def _grow(admin: AdminClient, kafka: KafkaSettings, topics: list[str], timeout: float) -> dict[str, tuple[int, int]]:
+    """Topics with fewer partitions than ``kafka.partitions`` get more (never fewer: Kafka cannot shrink)."""
+    md = admin.list_topics(timeout=timeout).topics
+    short = {t: len(md[t].partitions) for t in topics if t in md and len(md[t].partitions) < kafka.partitions}
+    if not short:
+        return {}
+    futures = admin.create_partitions([NewPartitions(t, kafka.partitions) for t in short],
+                                      operation_timeout=timeout)
+    for fut in futures.values():
+        fut.result()
+    log.warning("partitions added", topics=sorted(short), partitions=kafka.partitions)
+    return {t: (n, kafka.partitions) for t, n in short.items()}
+
+
+def _described(admin: AdminClient, topics: list[str], timeout: float) -> dict[str, dict[str, str]]:
+    futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics],
+                                     request_timeout=timeout)
+    return {res.name: {k: str(e.value) for k, e in fut.result(timeout=timeout).items()}
+            for res, fut in futures.items()}
+
+
+def topic_config_mismatches(admin: AdminClient, catalogue: dict[str, dict[str, str]],
+                            timeout: float = 30) -> dict[str, dict[str, tuple[str, str]]]:
+    """Per topic, each config whose value on the cluster (``describe_configs``) is not the catalogue's:
+    {topic: {config: (on the cluster, in the catalogue)}}."""
+    actual = _described(admin, list(catalogue), timeout)
+    off: dict[str, dict[str, tuple[str, str]]] = {}
+    for topic, wanted in catalogue.items():
+        diff = {k: (actual[topic].get(k, "(unset)"), v) for k, v in wanted.items() if actual[topic].get(k) != v}
+        if diff:
+            off[topic] = diff
+    return off
+
+
+def _configure(admin: AdminClient, catalogue: dict[str, dict[str, str]], timeout: float) -> dict[str, dict[str, str]]:
+    """Set the configs that differ from the catalogue (only those: a config set by hand and not catalogued is
+    left alone)."""
+    off = topic_config_mismatches(admin, catalogue, timeout)
+    if not off:
+        return {}
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry(k, wanted, incremental_operation=AlterConfigOpType.SET) for k, (_, wanted) in diff.items()])
+        for topic, diff in off.items()]
+    for fut in admin.incremental_alter_configs(resources, request_timeout=timeout).values():
+        fut.result()
+    log.warning("topic configs set to the catalogue's", changes={t: {k: f"{a} -> {w}" for k, (a, w) in d.items()}
+                                                                 for t, d in off.items()})
+    return {t: {k: w for k, (_, w) in d.items()} for t, d in off.items()}
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ one node loses no acknowledged write. With SCRAM users given, each node also lis
 users are written into the metadata when the storage is formatted, and TLS uses a CA and a broker certificate
 made here (``streamscribe.stack.certificates``).
 
-Layout under ``root``: ``cluster.json`` (cluster id), ``log4j2.properties``, ``node-<id>/server.properties``,
-``node-<id>/data`` (metadata and topic logs), ``tls/`` (CA and broker certificate); each node's output goes to
-``<logs>/kafka-<id>.log``.
+Layout under ``root``: ``cluster.json`` (cluster id and each node's ports, reused at the next start while they
+are free, so that a cluster stopped and started again keeps its addresses), ``log4j2.properties``,
+``node-<id>/server.properties``, ``node-<id>/data`` (metadata and topic logs), ``tls/`` (CA and broker
+certificate); each node's output goes to ``<logs>/kafka-<id>.log``.
 """
 
 from __future__ import annotations
@@ -30,13 +31,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-# A plain admin client, only to read cluster metadata; it moves to streams.kafka.clients once the typed
-# connection settings (security protocol, SASL, TLS) land there.
 from foundation.logs import get_logger
 from foundation.settings import KafkaSettings
 from streams.kafka.clients import admin_client
 from streamscribe.stack.certificates import CertificateFiles, issue_server_certificate, make_ca
-from streamscribe.stack.ports import free_port
+from streamscribe.stack.ports import free_port, is_free
 
 log = get_logger(__name__)
 
@@ -78,8 +77,10 @@ class ClusterSpec:
     heap: str = "384m"
     # username -> password; when given, every node also has a SASL_SSL listener for SCRAM-SHA-512 clients
     scram_users: Mapping[str, str] = field(default_factory=dict)
-    # a node that stops heartbeating (kill -9) is fenced, and its partitions led elsewhere, after this long
-    broker_session_timeout_ms: int = 4000
+    # a node that stops heartbeating (kill -9) is fenced, and its partitions led elsewhere, after this long.
+    # Kafka's default: shorter ones fence a node that is merely slow on a loaded machine (a node restarting with
+    # a few hundred partitions to load was fenced again and again at 4 s with 30 runnable processes on 2 cores)
+    broker_session_timeout_ms: int = 9000
 
     def __post_init__(self) -> None:
         if self.brokers < 1:
@@ -151,7 +152,7 @@ def server_properties(spec: ClusterSpec, node: Node, voters: str, keystore: Path
         "auto.create.topics.enable": "false",
         "group.initial.rebalance.delay.ms": "0",
         "broker.session.timeout.ms": str(spec.broker_session_timeout_ms),
-        "broker.heartbeat.interval.ms": str(max(250, spec.broker_session_timeout_ms // 4)),
+        "broker.heartbeat.interval.ms": str(max(250, spec.broker_session_timeout_ms * 2 // 9)),
         # a small machine: few threads, and a log cleaner (compaction) that fits a small heap
         "num.network.threads": "2",
         "num.io.threads": "4",
@@ -242,9 +243,13 @@ class KafkaCluster:
 
     def describe(self) -> list[dict[str, Any]]:
         """One entry per node, for status output and the stack file."""
-        return [{"node_id": n.node_id, "pid": n.proc.pid if n.proc else None, "alive": n.alive,
-                 "bootstrap": f"{HOST}:{n.port}", "sasl_ssl": f"{HOST}:{n.sasl_port}" if n.sasl_port else None,
-                 "log": str(n.log_path)} for n in self.nodes.values()]
+        return [self.describe_node(n) for n in self.nodes]
+
+    def describe_node(self, node_id: int) -> dict[str, Any]:
+        n = self.nodes[node_id]
+        return {"node_id": n.node_id, "pid": n.proc.pid if n.proc else None, "alive": n.alive,
+                "bootstrap": f"{HOST}:{n.port}", "controller": f"{HOST}:{n.controller_port}",
+                "sasl_ssl": f"{HOST}:{n.sasl_port}" if n.sasl_port else None, "log": str(n.log_path)}
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self, timeout: float = 120) -> None:
@@ -306,6 +311,23 @@ class KafkaCluster:
         self._launch(node)
         self.wait_brokers({n.node_id for n in self.nodes.values() if n.alive}, timeout)
 
+    def launch(self, node_id: int) -> subprocess.Popen[bytes]:
+        """Start one node of a prepared cluster again (a supervisor restarting a dead node); see ``rejoined``."""
+        node = self.nodes[node_id]
+        self._launch(node)
+        assert node.proc is not None
+        return node.proc
+
+    def rejoined(self, node_id: int, timeout: float) -> bool:
+        """Wait until the node is a broker of the cluster again (in the metadata); False if it exits or the time
+        runs out."""
+        try:
+            self.wait_brokers({n.node_id for n in self.nodes.values() if n.alive} | {node_id}, timeout)
+        except KafkaClusterError as exc:
+            log.warning("kafka node not back yet", node=node_id, error=str(exc).splitlines()[0])
+            return False
+        return True
+
     def wait_brokers(self, expected: set[int], timeout: float = 60) -> None:
         """Wait until the cluster metadata lists exactly the brokers ``expected`` (a killed one leaves it once
         fenced). Fails early, with the log's tail, if a node that should be running exited."""
@@ -343,19 +365,29 @@ class KafkaCluster:
         self.stop()
 
     # -- steps ---------------------------------------------------------------------------------------
-    def _cluster_id(self) -> str:
+    def _saved(self) -> dict[str, Any]:
         path = self.root / "cluster.json"
-        if path.exists():
-            return str(json.loads(path.read_text())["cluster_id"])
+        return dict(json.loads(path.read_text())) if path.exists() else {}
+
+    def _cluster_id(self) -> str:
+        saved = self._saved()
+        if "cluster_id" in saved:
+            return str(saved["cluster_id"])
         cid = new_cluster_id()
-        path.write_text(json.dumps({"cluster_id": cid}))
+        (self.root / "cluster.json").write_text(json.dumps({"cluster_id": cid}))
         return cid
 
     def _plan_nodes(self) -> None:
-        """Node ids 1..N, each with distinct free loopback ports (kept across restarts of a node)."""
+        """Node ids 1..N, each with distinct free loopback ports: those of the last start while they are free
+        (kept across restarts of a node, and across a stop and start of the cluster)."""
+        saved = self._saved()
+        before: dict[str, list[int | None]] = saved.get("ports", {})
         taken: set[int] = set()
 
-        def port() -> int:
+        def port(wanted: int | None) -> int:
+            if wanted and wanted not in taken and is_free(wanted, HOST):
+                taken.add(wanted)
+                return wanted
             while True:
                 p = free_port()
                 if p not in taken:
@@ -364,8 +396,12 @@ class KafkaCluster:
 
         self.nodes = {}
         for node_id in range(1, self.spec.brokers + 1):
-            self.nodes[node_id] = Node(node_id, port(), port(), port() if self.spec.sasl_ssl else None,
+            old = before.get(str(node_id), [None, None, None])
+            self.nodes[node_id] = Node(node_id, port(old[0]), port(old[1]),
+                                       port(old[2]) if self.spec.sasl_ssl else None,
                                        self.root / f"node-{node_id}", self.logs / f"kafka-{node_id}.log")
+        saved["ports"] = {str(n.node_id): [n.port, n.controller_port, n.sasl_port] for n in self.nodes.values()}
+        (self.root / "cluster.json").write_text(json.dumps(saved))
 
     def _make_tls(self) -> Path:
         """A CA and one broker certificate for the loopback names; returns the PEM keystore (key + chain)."""

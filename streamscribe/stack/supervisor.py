@@ -1,7 +1,12 @@
 """Run the embedded stack: broker, PostgreSQL, every pipeline stage as its own process, and the gateway.
 
-The supervisor restarts a worker that dies (a crash or a ``kill -9``) with a short backoff, the way systemd
-or Kubernetes would, and writes what it runs to ``<home>/stack.json`` for ``down`` and ``status``.
+The broker is Tansu on the stack's own SeaweedFS (``streamscribe up``, at-least-once), or with ``--kafka apache``
+a KRaft cluster of Apache Kafka nodes from the jars in ``.cache/kafka/libs`` (``streamscribe.stack.kafka_cluster``:
+3 nodes, replication factor 3, ``min.insync.replicas`` 2; exactly-once), or a cluster named by
+``STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS``. The supervisor restarts a worker that dies (a crash or a ``kill -9``)
+with a short backoff, the way systemd or Kubernetes would, and so it does every infrastructure process: object
+storage, broker, each Apache Kafka node, PostgreSQL (``streamscribe.stack.services``). It writes what it runs to
+``<home>/stack.json`` for ``down``, ``status`` and the other commands.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ from connectors.storage import spool
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from streamscribe.stack import broker, postgres, retention, seaweed
+from streamscribe.stack.kafka_cluster import ClusterSpec, KafkaCluster
 from streamscribe.stack.ports import free_port, wait_for_port
 from streamscribe.stack.seaweed import Seaweed
 from streamscribe.stack.services import Service, tend
@@ -89,7 +96,22 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
-ORPHAN_NAMES = ("weed", "tansu", "postgres", "streamscribe.cli")
+ORPHAN_NAMES = ("weed", "tansu", "postgres", "kafka.Kafka", "streamscribe.cli")
+KafkaKind = str  # "tansu" (the embedded default) or "apache"
+
+
+def kafka_environment(kind: KafkaKind, brokers: int, given: dict[str, str]) -> dict[str, str]:
+    """The ``STREAMSCRIBE_KAFKA__*`` settings the stack's processes get for its broker, where the environment
+    (``given``) does not set them already. Tansu's client workarounds and its at-least-once guarantee come with
+    ``broker=tansu`` (foundation.settings.BROKER_DEFAULTS); on Apache Kafka the stack asks for exactly-once, three
+    replicas (as many as there are brokers, up to 3) and static group membership (its workers have stable
+    names, so a restarted worker takes its partitions back without a rebalance)."""
+    wanted = {"STREAMSCRIBE_KAFKA__BROKER": kind}
+    if kind == "apache":
+        wanted.update({"STREAMSCRIBE_KAFKA__PROCESSING_GUARANTEE": "exactly_once",
+                       "STREAMSCRIBE_KAFKA__REPLICATION_FACTOR": str(min(3, brokers)),
+                       "STREAMSCRIBE_KAFKA__STATIC_MEMBERSHIP": "true"})
+    return {k: v for k, v in wanted.items() if k not in given}
 
 
 def reap_orphans(stack: dict[str, Any]) -> list[int]:
@@ -112,10 +134,13 @@ def reap_orphans(stack: dict[str, Any]) -> list[int]:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, gateway_port: int) -> None:
+    def __init__(self, settings: Settings, gateway_port: int, kafka: KafkaKind = "tansu", brokers: int = 3) -> None:
         self.settings = settings
         self.home = settings.home.resolve()
         self.gateway_port = gateway_port
+        self.kafka = kafka
+        self.brokers = brokers
+        self.cluster: KafkaCluster | None = None
         self.logs = self.home / "logs"
         self.children: list[Child] = []
         self.infra: dict[str, Service] = {}
@@ -127,9 +152,8 @@ class Supervisor:
     # -- start ---------------------------------------------------------------------------------------
     def start(self) -> None:
         # the stage modules load their model libraries: imported when a stack starts, not by every CLI command
-        from streams.kafka.admin import ensure_topics
-        from streams.kafka.clients import KafkaAuthenticationError
-        from streams.stages.registry import names, state_groups
+        from streams.stages.registry import names
+        from streamscribe.provision import provision_topics
 
         self.logs.mkdir(parents=True, exist_ok=True)
         self.settings.storage_root.mkdir(parents=True, exist_ok=True)
@@ -139,10 +163,18 @@ class Supervisor:
         env = {**os.environ, "STREAMSCRIBE_HOME": str(self.home), "STREAMSCRIBE_PROFILE": "embedded"}
 
         bootstrap = os.environ.get("STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS")
-        if not bootstrap:
+        if bootstrap:  # someone else's cluster: its kind from the settings (Apache Kafka unless told otherwise)
+            self.kafka = self.settings.kafka.broker
+        elif self.kafka == "apache":
+            bootstrap = self._start_kafka_cluster()
+        else:
             bootstrap = self._start_broker()
-        env["STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS"] = bootstrap
-        self.settings.kafka.bootstrap_servers = bootstrap
+        kafka_env = {**kafka_environment(self.kafka, self.brokers, env),
+                     "STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
+        env.update(kafka_env)
+        # the supervisor's own clients (topics) read the same settings as its children
+        os.environ.update(kafka_env)
+        self.settings.kafka = Settings().kafka
 
         database_url = self.settings.database_url or os.environ.get("DATABASE_URL", "")
         if not database_url:
@@ -159,26 +191,19 @@ class Supervisor:
             log.info("admin account created", credentials=str(self.settings.credentials_file))
         self.settings.jwt_key()  # one signing key for every gateway of this stack
         self.settings.storage_keys()  # and one storage master key, made before any process needs it
-        for attempt in range(20):
-            try:
-                ensure_topics(self.settings.kafka, state_groups())
-                break
-            except KafkaAuthenticationError:
-                raise  # waiting does not make the credentials right
-            except Exception as exc:
-                if attempt == 19:
-                    raise
-                log.warning("topics not created yet", error=str(exc))
-                time.sleep(0.5)
+        topics = provision_topics(self.settings, timeout=60)  # created, configured and checked (Apache Kafka)
 
         health: dict[str, str] = {}
-        for name in names():
-            port = free_port()
-            health[name] = f"http://127.0.0.1:{port}/health"
-            self.children.append(Child(
-                name, [sys.executable, "-m", "streamscribe.cli", "worker", name, "--metrics-port", str(port)],
-                env, self.logs / f"{name}.log", extra={"metrics_port": port},
-            ))
+        for stage in names():
+            for i in range(1, max(1, self.settings.embedded.workers.get(stage, 1)) + 1):
+                name = stage if i == 1 else f"{stage}-{i}"  # also the worker's stable instance name
+                port = free_port()
+                health[name] = f"http://127.0.0.1:{port}/health"
+                self.children.append(Child(
+                    name, [sys.executable, "-m", "streamscribe.cli", "worker", stage, "--metrics-port", str(port)],
+                    {**env, "STREAMSCRIBE_WORKER__INSTANCE": name}, self.logs / f"{name}.log",
+                    extra={"metrics_port": port, "stage": stage},
+                ))
         gw_env = {**env, "STREAMSCRIBE_GATEWAY__PORT": str(self.gateway_port),
                   "STREAMSCRIBE_WORKER_HEALTH_URLS": json.dumps(health)}
         self.children.append(Child("gateway", [sys.executable, "-m", "streamscribe.cli", "gateway"], gw_env,
@@ -189,17 +214,40 @@ class Supervisor:
             child.start()
         self.info = {
             "home": str(self.home), "supervisor_pid": os.getpid(), "kafka_bootstrap": bootstrap,
+            # what a client of this stack needs to talk to its broker (never a secret)
+            "kafka": {"broker": self.kafka, "env": kafka_env},
             "database_url": database_url, "gateway_url": f"http://127.0.0.1:{self.gateway_port}",
-            "worker_health": health, "started_at": time.time(),
+            "worker_health": health, "started_at": time.time(), "topics": topics.to_json(),
         }
         self._write_state()
         if self.retention:
             self.retention.start()
 
-    def _service(self, service: Service) -> None:
+    def _service(self, service: Service, *, running: subprocess.Popen[bytes] | None = None) -> None:
+        """Supervise ``service``: start it now, or adopt the process ``running`` already started for it."""
         service.max_backoff = self.settings.embedded.max_restart_backoff_s
         self.infra[service.name] = service
-        service.start()
+        if running is None:
+            service.start()
+        else:
+            service.proc, service.started_at = running, time.monotonic()
+
+    def _start_kafka_cluster(self) -> str:
+        """An Apache Kafka KRaft cluster under ``<home>/kafka`` (every node broker and controller); each node is
+        then an infrastructure service: a node that dies is started again on its ports and data and counts as
+        back once it is a broker of the cluster again. Its address."""
+        spec = ClusterSpec(brokers=self.brokers, replication_factor=min(3, self.brokers),
+                           min_insync_replicas=min(2, self.brokers), partitions=self.settings.kafka.partitions)
+        cluster = self.cluster = KafkaCluster(self.home / "kafka", spec, logs=self.logs)
+        cluster.start()  # all nodes at once: a node is no broker until a quorum of controllers is up
+        for node_id, node in cluster.nodes.items():
+            assert node.proc is not None
+            launch, ready = partial(cluster.launch, node_id), partial(cluster.rejoined, node_id)
+            self._service(Service(f"kafka-{node_id}", launch, ready, ready_timeout=120,
+                                  extra={"node_id": node_id, "port": node.port,
+                                         "controller_port": node.controller_port}),
+                          running=node.proc)
+        return cluster.bootstrap_servers
 
     def _start_broker(self) -> str:
         """Object storage for the broker's log (unless it runs in memory), then the broker; its address."""
@@ -245,6 +293,10 @@ class Supervisor:
         return postgres.url(pg_port)
 
     def _write_state(self) -> None:
+        if self.cluster is not None and "kafka" in self.info:  # each broker: node id, pid, ports, alive, restarts
+            self.info["kafka"]["nodes"] = [
+                {**self.cluster.describe_node(n), "restarts": self.infra[f"kafka-{n}"].restarts}
+                for n in self.cluster.nodes]
         data = {**self.info, "infra": {k: s.state() for k, s in self.infra.items()},
                 "children": {c.name: {"pid": c.pid, "restarts": c.restarts, **c.extra} for c in self.children}}
         tmp = stack_file(self.home).with_suffix(".tmp")
@@ -303,6 +355,13 @@ class Supervisor:
             self.retention.stop()
         if "postgres" in self.infra:  # fast shutdown: roll back open transactions, checkpoint, exit
             self.infra["postgres"].stop(signal.SIGINT, 30)
+        nodes = [s for name, s in self.infra.items() if name.startswith("kafka-")]
+        for node in nodes:  # all at once (a node alone cannot finish a controlled shutdown without a quorum)
+            if node.running():
+                assert node.proc is not None
+                node.proc.terminate()
+        for node in nodes:
+            node.stop(signal.SIGTERM, 30)
         for name in ("broker", "objectstore"):
             if name in self.infra:
                 self.infra[name].stop(signal.SIGTERM, 15)
@@ -311,8 +370,17 @@ class Supervisor:
         log.info("stack stopped")
 
 
-def run_foreground(settings: Settings, gateway_port: int) -> None:
-    sup = Supervisor(settings, gateway_port)
+def stack_client_environment(stack: dict[str, Any]) -> dict[str, str]:
+    """The Kafka settings of a running stack (from its ``stack.json``), as environment variables, for the
+    commands and tests that talk to its broker."""
+    kafka = stack.get("kafka") or {}
+    env = dict(kafka.get("env") or {})
+    env.setdefault("STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS", str(stack.get("kafka_bootstrap", "")))
+    return env
+
+
+def run_foreground(settings: Settings, gateway_port: int, kafka: KafkaKind = "tansu", brokers: int = 3) -> None:
+    sup = Supervisor(settings, gateway_port, kafka, brokers)
     try:
         sup.start()
     except BaseException:

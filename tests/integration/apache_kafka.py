@@ -1,6 +1,8 @@
-"""The Apache Kafka cluster of the integration tests: 3 KRaft nodes from the jars in .cache/kafka/libs
-(``streamscribe.stack.kafka_cluster``), with SASL_SSL listeners and one SCRAM-SHA-512 user, started once per
-session. It is meant to become the fixture that picks the broker (Tansu or Apache Kafka) for the whole suite.
+"""An Apache Kafka cluster of a test module's own: 3 KRaft nodes from the jars in .cache/kafka/libs
+(``streamscribe.stack.kafka_cluster``), with SASL_SSL listeners and one SCRAM-SHA-512 user whose password, CA and
+broker certificate are made here when the module starts. Module-scoped: only the modules that test the cluster
+itself (test_kafka_cluster.py) or SASL_SSL (test_kafka_sasl.py) pay for it, one at a time, beside the session
+stack's own cluster.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from foundation.settings import KafkaSettings
 from streamscribe.stack.kafka_cluster import ClusterSpec, KafkaCluster, KafkaClusterError
 
 SCRAM_USER = "streamscribe"
@@ -22,8 +25,31 @@ class ApacheKafka:
     username: str
     password: str
 
+    def plain(self, **fields: object) -> KafkaSettings:
+        """Settings of a client on the PLAINTEXT listeners."""
+        return KafkaSettings(bootstrap_servers=self.cluster.bootstrap_servers, **fields)  # type: ignore[arg-type]
 
-@pytest.fixture(scope="session")
+    def sasl_ssl(self, password: str | None = None, **fields: object) -> KafkaSettings:
+        """Settings of a client on the SASL_SSL listeners, as the SCRAM user, trusting the cluster's CA."""
+        given: dict[str, object] = {
+            "bootstrap_servers": self.cluster.sasl_bootstrap_servers, "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": self.username,
+            "sasl_password": self.password if password is None else password,
+            "ssl_ca_location": str(self.cluster.ca_file)}
+        return KafkaSettings(**{**given, **fields})  # type: ignore[arg-type]
+
+    def sasl_env(self, password: str | None = None) -> dict[str, str]:
+        """The same as STREAMSCRIBE_KAFKA__* variables, for a stack or a worker started against this cluster."""
+        return {"STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS": self.cluster.sasl_bootstrap_servers,
+                "STREAMSCRIBE_KAFKA__BROKER": "apache",
+                "STREAMSCRIBE_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+                "STREAMSCRIBE_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+                "STREAMSCRIBE_KAFKA__SASL_USERNAME": self.username,
+                "STREAMSCRIBE_KAFKA__SASL_PASSWORD": self.password if password is None else password,
+                "STREAMSCRIBE_KAFKA__SSL_CA_LOCATION": str(self.cluster.ca_file)}
+
+
+@pytest.fixture(scope="module")
 def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]:
     password = secrets.token_hex(16)
     cluster = KafkaCluster(tmp_path_factory.mktemp("kafka"),

@@ -1,7 +1,14 @@
-"""A real embedded stack for the integration tests: Tansu broker, PostgreSQL 18, real workers and model.
+"""A real stack for the integration tests: a real broker, PostgreSQL 18, real workers and model.
 
+``STREAMSCRIBE_TEST_BROKER`` picks the broker of the whole session, in one place (``BROKER``):
+- ``tansu`` (the default): the embedded stack, ``streamscribe up`` (Tansu on SeaweedFS, at-least-once);
+- ``apache``: ``streamscribe up --kafka apache``, a 3-node Apache Kafka KRaft cluster from the Maven jars
+  (replication factor 3, ``min.insync.replicas`` 2, exactly-once).
 One stack is started per test session with ``streamscribe up --detach`` (exactly what users run) in a
-temporary home, and stopped with ``streamscribe down`` at the end.
+temporary home, and stopped with ``streamscribe down`` at the end. A test that only makes sense on one broker
+carries ``@pytest.mark.broker("apache")`` (or ``"tansu"``) and is deselected on the other, named in the summary
+(``tests/conftest.py``); ``@pytest.mark.embedded`` marks the tests that prove the embedded default, which
+``make test`` runs on Tansu (the whole suite runs on Apache Kafka).
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ import pytest
 from foundation.settings import Settings
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
-from streamscribe.stack.supervisor import pid_alive, read_stack
-from tests.integration.apache_kafka import apache_kafka  # noqa: F401 - the session's Apache Kafka cluster
+from streamscribe.stack.supervisor import pid_alive, read_stack, stack_client_environment
+from tests.conftest import BROKER
+from tests.integration.apache_kafka import apache_kafka  # noqa: F401 - an Apache Kafka cluster of a module's own
 
 CLI = [sys.executable, "-m", "streamscribe.cli"]
 
@@ -33,6 +41,12 @@ CLI = [sys.executable, "-m", "streamscribe.cli"]
 class Stack:
     home: Path
     url: str
+    broker: str = BROKER  # which broker the stack runs ("tansu" or "apache")
+
+    @property
+    def kafka_args(self) -> list[str]:
+        """The ``up`` options that start this stack's broker again (``up --detach`` after a ``down``)."""
+        return ["--kafka", self.broker]
 
     @property
     def info(self) -> dict[str, Any]:
@@ -41,9 +55,9 @@ class Stack:
         return info
 
     def settings(self) -> Settings:
+        """The settings a client of this stack uses: its broker's address and client settings, its database."""
         info = self.info
-        env = {"STREAMSCRIBE_HOME": str(self.home),
-               "STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS": info["kafka_bootstrap"],
+        env = {"STREAMSCRIBE_HOME": str(self.home), **stack_client_environment(info),
                "STREAMSCRIBE_DATABASE_URL": info["database_url"]}
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
@@ -99,18 +113,19 @@ class Stack:
             return final, transcript
 
 
-def start_stack(home: Path, extra_env: dict[str, str] | None = None) -> Stack:
-    """``streamscribe up --detach`` in ``home`` on a free port (what users run); fails the test with the logs."""
+def start_stack(home: Path, extra_env: dict[str, str] | None = None, broker: str = BROKER) -> Stack:
+    """``streamscribe up --detach --kafka BROKER`` in ``home`` on a free port (what users run); fails the test
+    with the logs."""
     port = free_port()
-    up = subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port)],
-                        capture_output=True, text=True, timeout=400,
+    up = subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port), "--kafka", broker],
+                        capture_output=True, text=True, timeout=500,
                         env={**{k: v for k, v in os.environ.items() if k != "STREAMSCRIBE_API_KEY"},
                              "STREAMSCRIBE_HOME": str(home), **(extra_env or {})})
     if up.returncode != 0:
         logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
                          for p in sorted((home / "logs").glob("*.log")))
         pytest.fail(f"streamscribe up failed:\n{up.stdout}\n{up.stderr}\n{logs}")
-    return Stack(home, f"http://127.0.0.1:{port}")
+    return Stack(home, f"http://127.0.0.1:{port}", broker)
 
 
 def stop_stack(stack: Stack) -> None:

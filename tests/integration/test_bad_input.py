@@ -30,7 +30,7 @@ from streams.kafka.topics import (
 )
 from tests.integration.conftest import Stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 
 def _png(path: Path) -> None:

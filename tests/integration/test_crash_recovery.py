@@ -19,7 +19,7 @@ from connectors.producer.audio import AudioProducer
 from streamscribe.client import Client
 from tests.integration.conftest import Stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 
 @pytest.fixture(scope="module")

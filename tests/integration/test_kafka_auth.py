@@ -21,7 +21,8 @@ from streams.kafka.clients import KafkaAuthenticationError, check_connection
 from streamscribe.stack import broker
 from streamscribe.stack.ports import free_port, wait_for_port
 
-pytestmark = pytest.mark.integration
+# Tansu's SASL listener; on Apache Kafka, test_kafka_sasl.py checks the same against SASL_SSL with SCRAM
+pytestmark = [pytest.mark.integration, pytest.mark.embedded, pytest.mark.broker("tansu")]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _sasl(bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
+    return KafkaSettings(bootstrap_servers=bootstrap, broker="tansu", security_protocol="SASL_PLAINTEXT",
                          sasl_mechanism="SCRAM-SHA-512", sasl_username="streamscribe", sasl_password="wrong")
 
 
@@ -59,7 +60,7 @@ def test_refused_credentials_are_a_clear_error_at_once(secured_broker: str) -> N
 
 def test_a_worker_with_refused_credentials_exits_with_the_reason(secured_broker: str, tmp_path: Path) -> None:
     env = {**os.environ, "STREAMSCRIBE_HOME": str(tmp_path), "STREAMSCRIBE_LOG_FORMAT": "console",
-           "STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS": secured_broker,
+           "STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS": secured_broker, "STREAMSCRIBE_KAFKA__BROKER": "tansu",
            "STREAMSCRIBE_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
            "STREAMSCRIBE_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
            "STREAMSCRIBE_KAFKA__SASL_USERNAME": "streamscribe",

@@ -1,7 +1,7 @@
-"""The 3-node Apache Kafka cluster (KRaft, from the Maven jars): replication, acks=all, broker failover, SASL_SSL.
+"""The 3-node Apache Kafka cluster (KRaft, from the Maven jars): replication, acks=all, broker failover, SASL_SSL,
+and the topic catalogue made on it (``streamscribe topics create``: created, grown, configs set and checked).
 
-The clients here are plain confluent-kafka clients built from dicts; they move to streams/kafka/clients.py once
-its typed connection settings (security protocol, SASL, TLS) exist, and these tests then use those.
+Every client is one of the platform's own (streams/kafka/clients.py), configured by the typed KafkaSettings.
 """
 
 from __future__ import annotations
@@ -17,42 +17,39 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from foundation.settings import KafkaSettings
+from streams.kafka.admin import topic_config_mismatches
+from streams.kafka.clients import (
+    KafkaAuthenticationError,
+    KafkaConnectionError,
+    admin_client,
+    check_connection,
+    end_offsets,
+    publisher_producer,
+    reader_consumer,
+)
 from streams.kafka.topics import all_topics
 from streams.stages.registry import state_groups
 from streamscribe.stack.certificates import make_ca
 from tests.integration.apache_kafka import ApacheKafka
 
-pytestmark = pytest.mark.integration
-
-ClientConfig = dict[str, Any]
-
-
-def plain(kafka: ApacheKafka) -> ClientConfig:
-    return {"bootstrap.servers": kafka.cluster.bootstrap_servers}
-
-
-def sasl_ssl(kafka: ApacheKafka, password: str | None = None) -> ClientConfig:
-    return {"bootstrap.servers": kafka.cluster.sasl_bootstrap_servers, "security.protocol": "SASL_SSL",
-            "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": kafka.username,
-            "sasl.password": kafka.password if password is None else password,
-            "ssl.ca.location": str(kafka.cluster.ca_file), "ssl.endpoint.identification.algorithm": "https"}
+pytestmark = [pytest.mark.integration, pytest.mark.broker("apache")]
 
 
 def new_topic(kafka: ApacheKafka, partitions: int, replication_factor: int = -1) -> str:
     """A fresh topic; replication factor -1 takes the cluster's default."""
     name = f"test.{uuid.uuid4().hex[:10]}"
-    admin = AdminClient(plain(kafka))  # kept referenced until the result is in (a dropped client cancels it)
+    admin = admin_client(kafka.plain())  # kept referenced until the result is in (a dropped client cancels it)
     admin.create_topics([NewTopic(name, partitions, replication_factor)], operation_timeout=30)[name].result(60)
     return name
 
 
 def partitions_of(kafka: ApacheKafka, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
     """partition -> (leader, replicas, in-sync replicas)."""
-    md = AdminClient(plain(kafka)).list_topics(topic, timeout=10).topics[topic]
+    md = admin_client(kafka.plain()).list_topics(topic, timeout=10).topics[topic]
     return {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in md.partitions.values()}
 
 
@@ -79,49 +76,32 @@ class Recorder:
             self.failed.append((value, err.str()))
 
 
-def producer(config: ClientConfig) -> Producer:
-    return Producer({**config, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
-                     "message.timeout.ms": 120_000})
-
-
-def produce(p: Producer, topic: str, values: list[str], rec: Recorder) -> None:
+def produce(p: Any, topic: str, values: list[str], rec: Recorder) -> None:
     for value in values:
         p.produce(topic, key=value.split(":")[0].encode(), value=value.encode(), on_delivery=rec)
         p.poll(0)
 
 
-def consume_all(config: ClientConfig, topic: str, timeout: float = 60) -> list[str]:
+def consume_all(kafka: KafkaSettings, topic: str, timeout: float = 60) -> list[str]:
     """Every record of ``topic`` from the beginning to the current end of each partition, in partition order."""
-    c = Consumer({**config, "group.id": f"reader-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-                  "auto.offset.reset": "earliest"})
+    c = reader_consumer(kafka, f"reader-{uuid.uuid4().hex[:8]}")
     try:
         md = c.list_topics(topic, timeout=10).topics[topic]
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in md.partitions}
+        ends = end_offsets(c, [TopicPartition(topic, p) for p in md.partitions], timeout=30)
         c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
         got: dict[int, list[str]] = {p: [] for p in md.partitions}
         deadline = time.monotonic() + timeout
-        while any(len(got[p]) < ends[p] for p in got) and time.monotonic() < deadline:
+        while any(len(got[p]) < ends[(topic, p)] for p in got) and time.monotonic() < deadline:
             for msg in c.consume(500, 0.5):
                 if msg.error() is None:
-                    got[msg.partition()].append(msg.value().decode())
+                    got[msg.partition() or 0].append((msg.value() or b"").decode())
         return [v for p in sorted(got) for v in got[p]]
     finally:
         c.close()
 
 
-def connect_errors(config: ClientConfig, wanted: Callable[[KafkaError], bool], limit_s: float = 30) -> list[str]:
-    """The errors a producer reports while it connects, until one is ``wanted`` (polled for at most ``limit_s``:
-    a bound, not a measure). librdkafka may report a refused connection or a transport error first."""
-    errors: list[KafkaError] = []
-    p = Producer({**config, "error_cb": errors.append})
-    deadline = time.monotonic() + limit_s
-    while not any(wanted(e) for e in errors) and time.monotonic() < deadline:
-        p.poll(0.1)
-    return [f"{e.name()}: {e.str()}" for e in errors]
-
-
 def test_three_brokers_replication_three_min_insync_two(apache_kafka: ApacheKafka) -> None:
-    admin = AdminClient(plain(apache_kafka))
+    admin = admin_client(apache_kafka.plain())
     assert sorted(admin.list_topics(timeout=10).brokers) == [1, 2, 3]
     broker = admin.describe_configs([ConfigResource(ConfigResource.Type.BROKER, "1")])
     configs = next(iter(broker.values())).result(timeout=30)
@@ -141,12 +121,12 @@ def test_acks_all_produce_and_consume_in_key_order(apache_kafka: ApacheKafka) ->
     topic = new_topic(apache_kafka, partitions=4, replication_factor=3)
     values = [f"stream-{i % 7}:{i}" for i in range(700)]
     rec = Recorder()
-    p = producer(plain(apache_kafka))
+    p = publisher_producer(apache_kafka.plain(), "test")
     produce(p, topic, values, rec)
     assert p.flush(60) == 0
     assert rec.failed == [] and sorted(rec.acked) == sorted(values)
 
-    read = consume_all(plain(apache_kafka), topic)
+    read = consume_all(apache_kafka.plain(), topic)
     assert sorted(read) == sorted(values)
     for key in {v.split(":")[0] for v in values}:  # one key, one partition: its order is kept
         assert [v for v in read if v.startswith(key + ":")] == [v for v in values if v.startswith(key + ":")]
@@ -156,63 +136,82 @@ def test_sasl_ssl_with_scram_user_and_project_ca(apache_kafka: ApacheKafka) -> N
     topic = new_topic(apache_kafka, partitions=2, replication_factor=3)
     values = [f"call-{i % 3}:{i}" for i in range(50)]
     rec = Recorder()
-    p = producer(sasl_ssl(apache_kafka))
+    p = publisher_producer(apache_kafka.sasl_ssl(), "test")
     produce(p, topic, values, rec)
     assert p.flush(60) == 0
     assert rec.failed == [] and sorted(rec.acked) == sorted(values)
-    assert sorted(consume_all(sasl_ssl(apache_kafka), topic)) == sorted(values)
+    assert sorted(consume_all(apache_kafka.sasl_ssl(), topic)) == sorted(values)
 
 
 def test_sasl_ssl_wrong_password_is_an_authentication_error(apache_kafka: ApacheKafka) -> None:
-    errors = connect_errors(sasl_ssl(apache_kafka, password="not-the-password"),
-                            lambda e: e.code() == KafkaError._AUTHENTICATION)
-    auth = [e for e in errors if e.startswith("_AUTHENTICATION")]
-    assert auth, f"a wrong password gave no authentication error: {errors}"
-    assert "Authentication failed" in auth[0] and "SCRAM-SHA-512" in auth[0], auth[0]
+    started = time.monotonic()
+    with pytest.raises(KafkaAuthenticationError) as refused:
+        check_connection(apache_kafka.sasl_ssl(password="not-the-password"), timeout=60)
+    assert time.monotonic() - started < 30, "the refusal took as long as an unreachable cluster"
+    message = str(refused.value)
+    assert "refused the connection as 'streamscribe' (SCRAM-SHA-512)" in message, message
+    assert "Authentication failed" in message and "not-the-password" not in message
     # and nothing is written with it: the message is reported undeliverable, not silently kept
     rec = Recorder()
-    p = Producer({**sasl_ssl(apache_kafka, password="not-the-password"), "message.timeout.ms": 3000,
-                  "error_cb": lambda _e: None})
+    p = publisher_producer(apache_kafka.sasl_ssl(password="not-the-password",
+                                                 client_config={"message.timeout.ms": "3000"}), "test")
     produce(p, "anything", ["k:v"], rec)
     p.flush(30)
     assert rec.acked == [] and len(rec.failed) == 1
 
 
-def test_sasl_ssl_rejects_a_broker_the_client_ca_did_not_sign(apache_kafka: ApacheKafka,
-                                                              tmp_path: Any) -> None:
+def test_sasl_ssl_rejects_a_broker_the_client_ca_did_not_sign(apache_kafka: ApacheKafka, tmp_path: Path) -> None:
     other_ca = make_ca(tmp_path / "other-ca", "some other CA")
-    errors = connect_errors({**sasl_ssl(apache_kafka), "ssl.ca.location": str(other_ca.cert)},
-                            lambda e: "certificate verify failed" in e.str())
-    # reported as _SSL or, depending on when the handshake breaks, as _TRANSPORT: the reason is what matters
-    assert any("certificate verify failed" in e for e in errors), \
-        f"a broker certificate from another CA was not refused: {errors}"
+    kafka = apache_kafka.sasl_ssl(ssl_ca_location=str(other_ca.cert))
+    # reported as _SSL (refused at once) or, depending on when the handshake breaks, as _TRANSPORT (then the
+    # deadline names the last reason): the reason is what matters
+    with pytest.raises(KafkaConnectionError, match="certificate verify failed"):
+        check_connection(kafka, timeout=20)
 
 
-def test_provision_creates_the_catalogue_with_its_configs_once(apache_kafka: ApacheKafka, tmp_path: Path) -> None:
-    prefix = f"p{uuid.uuid4().hex[:6]}."
-    env = {**os.environ, "STREAMSCRIBE_HOME": str(tmp_path),
+def _topics_create(apache_kafka: ApacheKafka, home: Path, prefix: str, *args: str) -> dict[str, Any]:
+    env = {**os.environ, "STREAMSCRIBE_HOME": str(home),
            "STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS": apache_kafka.cluster.bootstrap_servers,
-           "STREAMSCRIBE_KAFKA__TOPIC_PREFIX": prefix, "STREAMSCRIBE_KAFKA__PARTITIONS": "2",
-           "STREAMSCRIBE_KAFKA__REPLICATION_FACTOR": "3"}
+           "STREAMSCRIBE_KAFKA__BROKER": "apache", "STREAMSCRIBE_KAFKA__TOPIC_PREFIX": prefix,
+           "STREAMSCRIBE_KAFKA__PARTITIONS": "2", "STREAMSCRIBE_KAFKA__REPLICATION_FACTOR": "3"}
+    out = subprocess.run([sys.executable, "-m", "streamscribe.cli", "topics", "create", "--timeout", "60", *args],
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return report
 
-    def provision() -> list[str]:
-        out = subprocess.run([sys.executable, "-m", "streamscribe.provision", "--timeout", "60"], env=env,
-                             capture_output=True, text=True, timeout=180)
-        assert out.returncode == 0, out.stderr[-3000:]
-        created: list[str] = json.loads(out.stdout.strip().splitlines()[-1])["created"]
-        return created
 
+def test_topics_create_makes_the_catalogue_with_its_configs_and_checks_them(apache_kafka: ApacheKafka,
+                                                                            tmp_path: Path) -> None:
+    prefix = f"p{uuid.uuid4().hex[:6]}."
     expected = dict(all_topics(KafkaSettings(topic_prefix=prefix), state_groups()))
-    assert sorted(provision()) == sorted(expected)
-    admin = AdminClient(plain(apache_kafka))
-    described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in expected])
-    for resource, future in described.items():
-        configs = future.result(timeout=30)
-        for key, value in expected[resource.name].items():  # compacted changelogs, retention of audio topics
-            assert configs[key].value == value, (resource.name, key)
+    first = _topics_create(apache_kafka, tmp_path, prefix)
+    assert sorted(first["created"]) == sorted(expected) and first["configs_checked"] is True
+    admin = admin_client(apache_kafka.plain())
+    assert topic_config_mismatches(admin, expected) == {}  # compacted changelogs, retention of audio topics...
+    changelog, audio = f"{prefix}streamscribe-vad.state", f"{prefix}audio.chunks"
+    assert expected[changelog]["cleanup.policy"] == "compact" and expected[audio]["retention.ms"] == str(7 * 86400000)
     for topic in expected:
-        assert all(len(replicas) == 3 for _, replicas, _ in partitions_of(apache_kafka, topic).values()), topic
-    assert provision() == [], "a second run must leave existing topics alone"
+        assert all(len(replicas) == 3 and len(isr) >= 2 for _, replicas, isr in
+                   partitions_of(apache_kafka, topic).values()), topic
+
+    # someone changes two configs by hand: the next run sets them back to the catalogue's, and says so
+    drifted = [ConfigResource(ConfigResource.Type.TOPIC, changelog, incremental_configs=[
+                   ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.SET)]),
+               ConfigResource(ConfigResource.Type.TOPIC, audio, incremental_configs=[
+                   ConfigEntry("retention.ms", "-1", incremental_operation=AlterConfigOpType.SET)])]
+    for fut in admin.incremental_alter_configs(drifted).values():
+        fut.result(30)
+    assert set(topic_config_mismatches(admin, expected)) == {changelog, audio}
+    second = _topics_create(apache_kafka, tmp_path, prefix)
+    assert second["created"] == [] and second["grown"] == {}
+    assert second["altered"] == {changelog: {"cleanup.policy": "compact"}, audio: {"retention.ms": str(7 * 86400000)}}
+    assert topic_config_mismatches(admin, expected) == {}
+
+    # more partitions: every topic of the catalogue grows (CreatePartitions), changelogs with their inputs
+    third = _topics_create(apache_kafka, tmp_path, prefix, "--partitions", "3")
+    assert set(third["grown"]) == set(expected) and all(v == [2, 3] for v in third["grown"].values())
+    assert all(len(partitions_of(apache_kafka, t)) == 3 for t in expected)
 
 
 def test_kill9_of_a_broker_loses_no_acknowledged_write_and_it_rejoins(apache_kafka: ApacheKafka) -> None:
@@ -221,7 +220,7 @@ def test_kill9_of_a_broker_loses_no_acknowledged_write_and_it_rejoins(apache_kaf
     victim = partitions_of(apache_kafka, topic)[0][0]  # the leader of partition 0
     survivors = {n for n in cluster.nodes if n != victim}
     rec = Recorder()
-    p = producer(plain(apache_kafka))
+    p = publisher_producer(apache_kafka.plain(client_config={"message.timeout.ms": "120000"}), "test")
 
     produce(p, topic, [f"s{i % 12}:{i}" for i in range(0, 400)], rec)  # some of these are in flight ...
     cluster.kill(victim)  # ... when the leader of partition 0 dies without a clean shutdown
@@ -239,11 +238,11 @@ def test_kill9_of_a_broker_loses_no_acknowledged_write_and_it_rejoins(apache_kaf
 
     wait_until(led_by_survivors_with_two_in_sync, 60, f"partitions led by {sorted(survivors)}, {victim} out of the ISR")
 
-    read = consume_all(plain(apache_kafka), topic)
+    read = consume_all(apache_kafka.plain(), topic)
     assert len(read) == len(set(read)), "a record was written twice"
     assert set(read) == set(rec.acked), f"acknowledged but lost: {sorted(set(rec.acked) - set(read))[:10]}"
 
     cluster.restart(victim)
     wait_until(lambda: all(sorted(isr) == [1, 2, 3] for _, _, isr in partitions_of(apache_kafka, topic).values()),
                120, f"broker {victim} back in the in-sync replicas of every partition")
-    assert sorted(AdminClient(plain(apache_kafka)).list_topics(timeout=10).brokers) == [1, 2, 3]
+    assert sorted(admin_client(apache_kafka.plain()).list_topics(timeout=10).brokers) == [1, 2, 3]

@@ -24,7 +24,7 @@ from streamscribe.client import Client
 from tests.conftest import normalize, read_references
 from tests.integration.conftest import Stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 RATE = 16000
 AUTH: dict[str, str] = {}
 

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import normalize, read_references
 from tests.integration.conftest import Stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 
 async def test_upload_travels_the_pipeline_and_is_queryable(stack: Stack, speech: Path) -> None:

@@ -19,7 +19,7 @@ from streamscribe.client import Client
 from tests.conftest import read_references
 from tests.integration.conftest import Stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
 
 async def _post(client: Client, path: str, body: dict[str, Any]) -> tuple[int, Any]:

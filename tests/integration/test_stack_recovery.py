@@ -27,9 +27,15 @@ import pytest
 
 from streamscribe.client import Client
 from streamscribe.stack.supervisor import pid_alive, read_stack
+from tests.conftest import BROKER
 from tests.integration.conftest import Stack, start_stack, stop_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.embedded]
+
+# the infrastructure processes of the session's broker: Tansu and the object storage holding its log, or one of
+# the Apache Kafka nodes; PostgreSQL either way
+KILLABLE = {"tansu": ["broker", "postgres", "objectstore"], "apache": ["kafka-2", "postgres"]}
+KILLED_MID_JOB = {"tansu": ["broker", "postgres"], "apache": ["kafka-2", "postgres"]}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +120,7 @@ async def _job_until(client: Client, job_id: str, done: Any, timeout: float = 12
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.parametrize("service", ["broker", "postgres", "objectstore"])
+@pytest.mark.parametrize("service", KILLABLE[BROKER])
 async def test_infrastructure_killed_while_idle_is_restarted(own_stack: Stack, clean_run: list[str],
                                                              recording: Path, service: str) -> None:
     before = _kill_infra(own_stack, service)
@@ -125,7 +131,7 @@ async def test_infrastructure_killed_while_idle_is_restarted(own_stack: Stack, c
     assert _texts(transcript) == clean_run
 
 
-@pytest.mark.parametrize("service", ["broker", "postgres"])
+@pytest.mark.parametrize("service", KILLED_MID_JOB[BROKER])
 async def test_infrastructure_killed_mid_job_the_job_completes(own_stack: Stack, clean_run: list[str],
                                                                recording: Path, service: str) -> None:
     """Observed behaviour: the broker's log and PostgreSQL come back as they were, the workers reconnect (or are
@@ -202,7 +208,7 @@ async def test_no_plaintext_is_left_after_kills_and_a_restart(own_stack: Stack, 
     port = own_stack.url.rsplit(":", 1)[1]
     down = own_stack.cli("down", "--home", str(home))
     assert down.returncode == 0, down.stderr
-    up = own_stack.cli("up", "--detach", "--home", str(home), "--port", port)
+    up = own_stack.cli("up", "--detach", "--home", str(home), "--port", port, *own_stack.kafka_args)
     assert up.returncode == 0, up.stderr
     assert _spool_files(home) == []
     _private(home)
@@ -225,7 +231,7 @@ async def test_down_names_jobs_in_flight_and_up_finishes_them(own_stack: Stack, 
     assert "inflight.json" in down.stderr and "reconciler" in down.stderr
     assert read_stack(home) is None
 
-    up = own_stack.cli("up", "--detach", "--home", str(home), "--port", port)
+    up = own_stack.cli("up", "--detach", "--home", str(home), "--port", port, *own_stack.kafka_args)
     assert up.returncode == 0, up.stderr
     assert "were in flight" in up.stderr
     async with Client(own_stack.url) as client:
