@@ -98,6 +98,7 @@ def pid_alive(pid: int | None) -> bool:
 
 ORPHAN_NAMES = ("weed", "tansu", "postgres", "kafka.Kafka", "streamscribe.cli")
 KafkaKind = str  # "tansu" (the embedded default) or "apache"
+SECRET_KAFKA_SETTINGS = frozenset({"STREAMSCRIBE_KAFKA__SASL_PASSWORD", "STREAMSCRIBE_KAFKA__SSL_KEY_PASSWORD"})
 
 
 def kafka_environment(kind: KafkaKind, brokers: int, given: dict[str, str]) -> dict[str, str]:
@@ -215,7 +216,8 @@ class Supervisor:
         self.info = {
             "home": str(self.home), "supervisor_pid": os.getpid(), "kafka_bootstrap": bootstrap,
             # what a client of this stack needs to talk to its broker (never a secret)
-            "kafka": {"broker": self.kafka, "env": kafka_env},
+            "kafka": {"broker": self.kafka, "env": {k: v for k, v in env.items() if k.startswith("STREAMSCRIBE_KAFKA__")
+                                                   and k not in SECRET_KAFKA_SETTINGS}},
             "database_url": database_url, "gateway_url": f"http://127.0.0.1:{self.gateway_port}",
             "worker_health": health, "started_at": time.time(), "topics": topics.to_json(),
         }
