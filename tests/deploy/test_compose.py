@@ -61,7 +61,12 @@ def test_every_stage_and_the_gateway_are_services_with_replicas(resolved: dict[s
         assert set(services[stage]["depends_on"]) == {"migrate", "topics"}
     assert services["gateway"]["command"] == ["gateway"] and services["gateway"]["deploy"]["replicas"] == 2
     assert services["migrate"]["command"] == ["migrate"]
-    assert services["topics"]["entrypoint"] == ["python", "-m", "streamscribe.provision"]
+    assert services["topics"]["command"] == ["topics", "create", "--timeout", "300"]
+    assert "entrypoint" not in services["topics"]  # the image's: streamscribe
+    for name in (*names(), "gateway"):  # exactly-once on Apache Kafka
+        env = services[name]["environment"]
+        assert env["STREAMSCRIBE_KAFKA__BROKER"] == "apache", name
+        assert env["STREAMSCRIBE_KAFKA__PROCESSING_GUARANTEE"] == "exactly_once", name
     assert {"postgres", "registry", "s3", "kafka-1", "kafka-2", "kafka-3"} <= set(services)
 
 

@@ -111,6 +111,11 @@ def test_a_deployment_with_probes_requests_pdb_and_cpu_autoscaling_per_stage_by_
             stage = name.removeprefix("ss-streamscribe-")
             assert container["args"] == ["worker", stage, "--metrics-port", "9100"] and probes == ("/health", "/health")
             assert container["readinessProbe"]["httpGet"]["port"] == "metrics"
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert env["STREAMSCRIBE_WORKER__HEALTH_HOST"] == "0.0.0.0"  # the kubelet probes the pod's address
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["STREAMSCRIBE_KAFKA__BROKER"] == "apache"
+        assert env["STREAMSCRIBE_KAFKA__PROCESSING_GUARANTEE"] == "exactly_once"
     asr = deployments["ss-streamscribe-asr"]["spec"]["template"]["spec"]["containers"][0]
     assert asr["resources"]["requests"]["cpu"] == "2"
 
@@ -194,7 +199,8 @@ def test_migration_job_is_a_hook_that_migrates_and_creates_topics() -> None:
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     spec = job["spec"]["template"]["spec"]
     assert [c["args"] for c in spec["initContainers"]] == [["migrate"]]
-    assert spec["containers"][0]["command"] == ["python", "-m", "streamscribe.provision"]
+    assert spec["containers"][0]["args"] == ["topics", "create", "--timeout", "300"]
+    assert "command" not in spec["containers"][0]  # the image's entrypoint: streamscribe
     (job,) = by_kind(render(PRODUCTION), "Job").values()  # Strimzi makes the topics: only migrations
     assert "initContainers" not in job["spec"]["template"]["spec"]
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]

@@ -72,12 +72,14 @@ def test_runs_as_the_unprivileged_user(container: str) -> None:
 
 def test_contracts_and_models_from_the_wheels_are_inside(container: str) -> None:
     out = run(container, "python", "-c",
-              "import json; from foundation.contracts import contract_names, parsed_schema; "
-              "from processors.asr.models import ModelRegistry; "
+              "import json; from foundation.contracts import SCHEMA_DIR, contract_names, parsed_schema; "
+              "from foundation.settings import Settings; from processors.asr.models import ModelRegistry; "
               "names = contract_names(); [parsed_schema(n) for n in names]; "
-              "print(json.dumps({'contracts': names, 'models': ModelRegistry().names()}))")
+              "print(json.dumps({'contracts': names, 'dir': str(SCHEMA_DIR), "
+              "'models': ModelRegistry(cache=Settings().model_cache).names()}))")
     found = json.loads(out.strip().splitlines()[-1])
     assert "audio_chunk" in found["contracts"] and "transcript_event" in found["contracts"]
+    assert "site-packages/schemas/avro" in found["dir"]  # package data of the installed distribution
     assert {"tiny.en", "base"} <= set(found["models"])
 
 

@@ -120,6 +120,12 @@ app.kubernetes.io/component: {{ .component }}
   value: json
 - name: STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS
   value: {{ .Values.kafka.bootstrapServers | quote }}
+- name: STREAMSCRIBE_KAFKA__BROKER
+  value: apache
+- name: STREAMSCRIBE_KAFKA__PROCESSING_GUARANTEE
+  value: {{ .Values.kafka.processingGuarantee | quote }}
+- name: STREAMSCRIBE_KAFKA__TRANSACTION_TIMEOUT_MS
+  value: {{ .Values.kafka.transactionTimeoutMs | quote }}
 - name: STREAMSCRIBE_KAFKA__TOPIC_PREFIX
   value: {{ .Values.kafka.topicPrefix | quote }}
 - name: STREAMSCRIBE_KAFKA__PARTITIONS
