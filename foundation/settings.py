@@ -282,6 +282,9 @@ class EmbeddedSettings(BaseModel):
     # Longest wait between two restarts of a process of the stack that keeps dying (the backoff doubles from
     # 0.5 s up to this).
     max_restart_backoff_s: float = Field(default=10.0, gt=0)
+    # How long ``up --kafka apache`` waits for its Apache Kafka nodes to elect a controller and register as
+    # brokers (at the first start and after a node is restarted); JVMs on a busy machine take minutes.
+    kafka_start_timeout_s: float = Field(default=300.0, gt=0)
     # Worker processes per stage (stage name -> count, 1 when not named), all in the stage's consumer group:
     # e.g. {"asr": 2, "vad": 2} on a machine with cores to spare. The second is named "asr-2" and so on.
     workers: dict[str, int] = Field(default_factory=dict)

@@ -50,14 +50,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         marker = item.get_closest_marker("broker")
-        if marker is not None and BROKER not in marker.args:
-            drop.append(item)
-            _DESELECTED.append(f"{item.nodeid} (only on {' or '.join(marker.args)})")
-        else:
-            keep.append(item)
+        (drop if marker is not None and BROKER not in marker.args else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Every deselected test with its reason, whoever deselected it (the broker marker above, ``-m``, ``-k``)."""
+    for item in items:
+        marker = item.get_closest_marker("broker")
+        if marker is not None and BROKER not in marker.args:
+            reason = f"only on {' or '.join(marker.args)}"
+        else:
+            option = item.config.option
+            chosen = [f"-m {option.markexpr!r}" if option.markexpr else "",
+                      f"-k {option.keyword!r}" if option.keyword else ""]
+            reason = "not selected by " + (" ".join(c for c in chosen if c) or "the command line")
+        _DESELECTED.append(f"{item.nodeid} ({reason})")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -66,6 +76,6 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _DESELECTED:
-        terminalreporter.section(f"deselected: not for the {BROKER} broker")
+        terminalreporter.section(f"deselected ({len(_DESELECTED)}; broker {BROKER})")
         for line in _DESELECTED:
             terminalreporter.write_line(line)

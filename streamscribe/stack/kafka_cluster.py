@@ -252,7 +252,7 @@ class KafkaCluster:
                 "sasl_ssl": f"{HOST}:{n.sasl_port}" if n.sasl_port else None, "log": str(n.log_path)}
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def start(self, timeout: float = 120) -> None:
+    def start(self, timeout: float = 300) -> None:
         """Write the configuration, format storage that is not formatted yet, start every node and wait until
         the metadata lists all brokers. Raises KafkaClusterError with the log's tail if that does not happen."""
         check_libs(self.libs)
@@ -303,7 +303,7 @@ class KafkaCluster:
         node.proc.wait()
         return node.proc.pid
 
-    def restart(self, node_id: int, timeout: float = 120) -> None:
+    def restart(self, node_id: int, timeout: float = 300) -> None:
         """Start a stopped or killed node again on its ports and data, and wait until it is a broker again."""
         node = self.nodes[node_id]
         if node.alive:

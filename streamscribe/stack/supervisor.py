@@ -241,11 +241,12 @@ class Supervisor:
         spec = ClusterSpec(brokers=self.brokers, replication_factor=min(3, self.brokers),
                            min_insync_replicas=min(2, self.brokers), partitions=self.settings.kafka.partitions)
         cluster = self.cluster = KafkaCluster(self.home / "kafka", spec, logs=self.logs)
-        cluster.start()  # all nodes at once: a node is no broker until a quorum of controllers is up
+        timeout = self.settings.embedded.kafka_start_timeout_s
+        cluster.start(timeout)  # all nodes at once: a node is no broker until a quorum of controllers is up
         for node_id, node in cluster.nodes.items():
             assert node.proc is not None
             launch, ready = partial(cluster.launch, node_id), partial(cluster.rejoined, node_id)
-            self._service(Service(f"kafka-{node_id}", launch, ready, ready_timeout=120,
+            self._service(Service(f"kafka-{node_id}", launch, ready, ready_timeout=timeout,
                                   extra={"node_id": node_id, "port": node.port,
                                          "controller_port": node.controller_port}),
                           running=node.proc)

@@ -1,0 +1,74 @@
+"""A stack for a benchmark (``streamscribe up --detach --kafka KIND`` in a temporary home, what users run), and the
+CPU time each of its processes has used (``psutil``; a process's reaped children included, e.g. PostgreSQL's
+backends)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from streamscribe.stack.ports import free_port
+from streamscribe.stack.supervisor import read_stack
+
+CLI = [sys.executable, "-m", "streamscribe.cli"]
+
+
+def up(home: Path, kafka: str, env: dict[str, str] | None = None) -> str:
+    """Start the stack; returns the gateway's URL and sets the admin's API key for the client."""
+    port = free_port()
+    subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port), "--kafka", kafka],
+                   check=True, env={**os.environ, **(env or {})})
+    os.environ["STREAMSCRIBE_API_KEY"] = json.loads((home / "secrets" / "credentials.json").read_text())["api_key"]
+    return f"http://127.0.0.1:{port}"
+
+
+def down(home: Path) -> None:
+    subprocess.run([*CLI, "down", "--home", str(home)], check=True)
+
+
+def processes(home: Path) -> dict[str, int]:
+    """Every process of the stack by name (workers, gateway, brokers, PostgreSQL, object store): its pid."""
+    info = read_stack(home) or {}
+    procs = {**info.get("infra", {}), **info.get("children", {})}
+    return {name: int(p["pid"]) for name, p in procs.items() if isinstance(p, dict) and p.get("pid")}
+
+
+def cpu_seconds(home: Path) -> dict[str, float]:
+    """User + system CPU seconds used so far by each process of the stack and its descendants."""
+    used: dict[str, float] = {}
+    for name, pid in processes(home).items():
+        try:
+            proc = psutil.Process(pid)
+            family = [proc, *proc.children(recursive=True)]
+            total = 0.0
+            for p in family:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            used[name] = total
+        except psutil.NoSuchProcess:
+            continue
+    return used
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds used between two readings, per process (a process restarted in between is left out)."""
+    return {k: round(after[k] - before[k], 2) for k in after if k in before and after[k] >= before[k]}
+
+
+def machine() -> str:
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{platform.machine()}, {model}, {len(os.sched_getaffinity(0))} cores, load average {load}"
