@@ -89,8 +89,13 @@ def main() -> None:
     try:
         asyncio.run(pipeline_run(url, audio, "off"))  # warm-up: first fetches, page cache
         before = cpu_seconds(home)
-        results = [asyncio.run(pipeline_run(url, audio, "off")) for _ in range(args.runs)]
+        results = []
+        for _ in range(args.runs):
+            results.append(asyncio.run(pipeline_run(url, audio, "off")))
+            print(json.dumps({"pipeline_s": round(results[-1][0], 2)}), flush=True)
         middle = cpu_seconds(home)
+        print(json.dumps({"cpu_s_per_audio_hour": {k: round(v / (duration * args.runs / 3600), 1) for k, v in
+                                                   sorted(cpu_delta(before, middle).items())}}), flush=True)
         diarized = [asyncio.run(pipeline_run(url, audio, "acoustic"))[0] for _ in range(args.runs)]
         after = cpu_seconds(home)
     finally:

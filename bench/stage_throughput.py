@@ -102,8 +102,13 @@ def main() -> None:
     url = up(home, args.kafka, {"STREAMSCRIBE_BENCH_STUB_ASR": "1", "PYTHONPATH": path})
     try:
         asyncio.run(batch(url, home, audio, 1, None))  # warm-up
-        runs = [asyncio.run(batch(url, home, audio, args.jobs, None)) for _ in range(args.runs)]
-        killed = [asyncio.run(batch(url, home, audio, args.jobs, args.kill))[0] for _ in range(args.runs)]
+        runs, killed = [], []
+        for _ in range(args.runs):
+            runs.append(asyncio.run(batch(url, home, audio, args.jobs, None)))
+            print(json.dumps({"run_wall_s": round(runs[-1][0], 2), "events": runs[-1][1]}), flush=True)
+        for _ in range(args.runs):
+            killed.append(asyncio.run(batch(url, home, audio, args.jobs, args.kill))[0])
+            print(json.dumps({"killed_run_wall_s": round(killed[-1], 2)}), flush=True)
     finally:
         down(home)
     walls = [w for w, _ in runs]
