@@ -18,7 +18,8 @@ from aiohttp import WSMsgType, web
 
 from foundation.events import AUDIO_ENCODINGS, AudioEncoding
 from foundation.logs import get_logger
-from gateway.auth.middleware import require
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
 from gateway.auth.principal import Principal
 from gateway.live_audio import LiveAudio, archive_key
 from gateway.options import validate_options
@@ -105,7 +106,7 @@ def segment_message(ev: dict[str, Any], names: list[str]) -> dict[str, Any]:
 
 
 async def live(request: web.Request) -> web.WebSocketResponse:
-    principal = require(request, "live")
+    principal = caller(request)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4 * 1024 * 1024)
     await ws.prepare(request)
     feed = request.app[RESULTS]
@@ -240,4 +241,4 @@ async def _wait_transcript(app: web.Application, job_id: str, timeout: float) ->
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/live", live)
+    add_route(app, "GET", "/v1/live", live, needs("live"))

@@ -41,7 +41,8 @@ from aiohttp import web
 
 from foundation.logs import get_logger
 from gateway.auth.audit import audit
-from gateway.auth.middleware import Handler, require
+from gateway.auth.middleware import Handler, caller
+from gateway.auth.permissions import add_route, needs
 from gateway.intake import queue_upload, receive_upload
 from gateway.problems import PROBLEM_TYPE
 from gateway.refs import JOBS, MODELS, SETTINGS, STORE
@@ -285,7 +286,7 @@ def answer(transcript: dict[str, Any], fmt: str, granularities: set[str]) -> web
 
 # -- the endpoint ----------------------------------------------------------------------------------------------
 async def _transcribe(request: web.Request) -> web.StreamResponse:
-    principal = require(request, "jobs:write")
+    principal = caller(request)
     upload = await receive_upload(request, FIELDS)
     fields = upload.fields
     try:
@@ -328,7 +329,8 @@ async def transcriptions(request: web.Request) -> web.StreamResponse:
         return exc.response()
 
 
-def _openapi_paths() -> dict[str, Any]:
+def openapi_paths(models: list[str]) -> dict[str, Any]:
+    """The operation for the gateway's OpenAPI document, with the installed models."""
     string, number = {"type": "string"}, {"type": "number"}
     error = {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["message", "type"],
@@ -343,18 +345,23 @@ def _openapi_paths() -> dict[str, Any]:
     verbose = {"type": "object", "required": ["task", "language", "duration", "text"], "properties": {
         "task": {"const": "transcribe"}, "language": string, "duration": number, "text": string,
         "segments": {"type": "array", "items": segment}, "words": {"type": "array", "items": word}, "usage": usage}}
+    granularity = {"type": "array", "items": {"enum": list(GRANULARITIES)}, "maxItems": 2}
     form = {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary"},
-        "model": {"type": "string", "description": f"an installed model, or {OPENAI_DEFAULT_MODEL} for the default"},
-        "language": {"type": "string", "description": "ISO-639-1 code"}, "prompt": string,
+        "model": {"enum": [OPENAI_DEFAULT_MODEL, *models],
+                  "description": f"an installed model, or {OPENAI_DEFAULT_MODEL} for the default"},
+        "language": {"enum": sorted({*LANGUAGES, *LANGUAGE_CODES}), "description": "ISO-639-1 code"},
+        "prompt": {"type": "string", "maxLength": 2000},
         "response_format": {"enum": list(RESPONSE_FORMATS)},
-        "timestamp_granularities[]": {"type": "array", "items": {"enum": list(GRANULARITIES)}},
+        "timestamp_granularities[]": granularity, "timestamp_granularities": granularity,
         "temperature": {"type": "number", "minimum": 0, "maximum": 1, "description": "accepted and ignored"},
+        "stream": {"enum": ["false", "0"], "description": "streaming is not supported"},
         "diarize": {"enum": ["auto", "channels", "acoustic", "off"], "description": "not OpenAI's; default off"}}}
     errors = {str(code): {"description": text, "content": {"application/json": {"schema": error}}}
               for code, text in ((400, "Invalid request, or the audio could not be transcribed (the reason)"),
                                  (401, "Invalid API key"), (403, "Not allowed for this role"),
                                  (404, "Unknown model (model_not_found)"), (413, "Too large"),
+                                 (422, "The file holds no decodable audio, or it is truncated (the reason)"),
                                  (415, "Not multipart/form-data"), (429, "Rate limited (see Retry-After)"),
                                  (503, "The event backbone is unavailable"), (504, "The job took too long"))}
     return {PATH: {"post": {
@@ -367,11 +374,8 @@ def _openapi_paths() -> dict[str, Any]:
             "text/plain": {"schema": string}}}, **errors}}}}
 
 
-# The operation for the gateway's OpenAPI document (``gateway.openapi.add_routes(app, OPENAPI_PATHS)``).
-OPENAPI_PATHS: dict[str, Any] = _openapi_paths()
-
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post(PATH, transcriptions)
+    add_route(app, "POST", PATH, transcriptions, needs("jobs:write"))
     # outermost, so that authentication and rate-limit refusals under /v1/audio/ come in OpenAI's shape too
     app.middlewares.insert(0, openai_errors)
