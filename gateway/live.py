@@ -27,6 +27,7 @@ from gateway.problems import Problem
 from gateway.refs import JOBS, MODELS, PUBLISHER, RESULTS, SETTINGS, STORE
 from gateway.results import ResultsFeed
 from gateway.uploads import spool_dir
+from gateway.validation import storable_json
 from processors.asr.models import UnknownModel
 from processors.diarization.labels import channel_speaker, speaker_names
 from repositories.jobs import NewJob
@@ -48,6 +49,10 @@ async def open_stream(app: web.Application, principal: Principal, *, stream_id: 
                       channels: int, encoding: AudioEncoding, options: dict[str, str], source: str,
                       filename: str | None = None) -> LiveAudio:
     """Create the job row of a live stream and the audio publisher for it."""
+    unstorable = storable_json({"stream_id": stream_id, "filename": filename, "options": options}, "start")
+    if unstorable:  # a WebSocket message never passes the request validation: the same rule, here
+        where, reason = unstorable[0]
+        raise LiveError("bad_option", f"{where} {reason}")
     settings = app[SETTINGS]
     model = options.get("model") or settings.asr.default_model
     try:

@@ -120,7 +120,7 @@ def _from_problem(status: int, text: str | None, headers: Any) -> web.Response:
         problem = {}
     message = str(problem.get("detail") or problem.get("title") or text or "error")
     code = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status)
-    kept = {k: headers[k] for k in ("WWW-Authenticate", "Retry-After") if k in headers}
+    kept = {k: headers[k] for k in ("WWW-Authenticate", "Retry-After", "Allow") if k in headers}
     return OpenAIError(status, message, code=code, headers=kept).response()
 
 

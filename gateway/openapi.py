@@ -224,8 +224,9 @@ def build_paths(models: list[str]) -> dict[str, Any]:
                         _json(_ref("JobCreated"), 202, "Queued"), tag="jobs",
                         params=[_query(k, v, "instead of a form field (the form wins)")
                                 for k, v in {"file_id": FILE_ID, **job_options(models)}.items()],
-                        body={"required": True, "content": {"multipart/form-data": {"schema": multipart_job},
-                                                            "application/x-www-form-urlencoded": {"schema": form_job}}},
+                        body={"required": False,  # a file_id in the query is a whole request
+                              "content": {"multipart/form-data": {"schema": multipart_job},
+                                          "application/x-www-form-urlencoded": {"schema": form_job}}},
                         errors=(404, 413, 415, 422, 503)),
             "get": _op("Jobs of your organization, newest first", _json(_obj({"jobs": {"type": "array", "items": _ref(
                 "Job")}, "next_cursor": NULL_S})), tag="jobs", params=[
@@ -408,7 +409,10 @@ def web_app_paths() -> dict[str, Any]:
             "(a stage's report as it happens) and `event: job` (the job as GET /v1/jobs/{id} shows it); "
             "`: keep-alive` every 15 s; the stream ends after the access token's lifetime",
             {"200": {"description": "an endless text/event-stream", "content": {
-                "text/event-stream": {"schema": {"type": "string"}}}}},
+                "text/event-stream": {"schema": _obj({
+                    "event": {"enum": ["ready", "stage", "job", "overflow"]},
+                    "data": {"type": "string", "description": "JSON: the stage report, the job, or {}"},
+                    "retry": {"type": "integer"}}, ["event", "data"])}}}},
             tag="jobs", params=[_query("job_id", ID, "only this job's events")], errors=())},
         "/v1/jobs/{job_id}/audio": {"get": _op(
             "The job's recording for a player (decrypted; HTTP Range requests answer 206 with the bytes asked)",
@@ -416,7 +420,8 @@ def web_app_paths() -> dict[str, Any]:
                 "audio/*": {"schema": {"type": "string", "format": "binary"}},
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
              "206": {"description": "the range asked for (Content-Range)", "content": {
-                 "audio/*": {"schema": {"type": "string", "format": "binary"}}}}},
+                 "audio/*": {"schema": {"type": "string", "format": "binary"}},
+                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
             tag="jobs", params=[*job, {"name": "Range", "in": "header", "required": False,
                                        "schema": {"type": "string", "pattern": "^bytes=[0-9]{0,18}-[0-9]{0,18}$"}}],
             errors=(404, 416))},
@@ -444,7 +449,17 @@ def web_app_paths() -> dict[str, Any]:
 # (path, method, status) -> {link name: (target path, target method, {parameter: runtime expression})}.
 _JOB = "$response.body#/job_id"
 _FILE = "$response.body#/file_id"
-LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]] = {
+Link = tuple[str, str, dict[str, str]] | tuple[str, str, dict[str, str], dict[str, str]]
+_REFRESH = {"refresh_token": "$response.body#/refresh_token"}
+LINKS: dict[tuple[str, str, str], dict[str, Link]] = {
+    ("/v1/auth/token", "post", "200"): {
+        "Refresh": ("/v1/auth/refresh", "post", {}, _REFRESH),
+        "Logout": ("/v1/auth/logout", "post", {}, _REFRESH),
+    },
+    ("/v1/auth/refresh", "post", "200"): {
+        "RefreshAgain": ("/v1/auth/refresh", "post", {}, _REFRESH),
+        "LogoutRefreshed": ("/v1/auth/logout", "post", {}, _REFRESH),
+    },
     ("/v1/jobs", "post", "202"): {
         "GetJob": ("/v1/jobs/{job_id}", "get", {"job_id": _JOB}),
         "UpdateJob": ("/v1/jobs/{job_id}", "patch", {"job_id": _JOB}),
@@ -496,7 +511,6 @@ LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]] = 
     },
     ("/v1/organizations", "post", "201"): {
         "SetRetention": ("/v1/organizations/{org_id}", "patch", {"org_id": "$response.body#/id"}),
-        "EraseOrganization": ("/v1/organizations/{org_id}/erase", "post", {"org_id": "$response.body#/id"}),
         "UsageOfOrganization": ("/v1/usage", "get", {"org_id": "$response.body#/id"}),
         "JobsOfOrganization": ("/v1/jobs", "get", {"org_id": "$response.body#/id"}),
     },
@@ -539,13 +553,19 @@ def _link_parameters(target: dict[str, Any], values: dict[str, str]) -> dict[str
             for name, value in values.items()}
 
 
+def _link(paths: dict[str, Any], link: Link) -> dict[str, Any]:
+    target, method, values = link[0], link[1], link[2]
+    out: dict[str, Any] = {"operationId": operation_id(method, target)}
+    if values:
+        out["parameters"] = _link_parameters(paths[target][method], values)
+    if len(link) == 4:
+        out["requestBody"] = link[3]
+    return out
+
+
 def _add_links(paths: dict[str, Any]) -> None:
     for (path, method, status), links in LINKS.items():
-        response = paths[path][method]["responses"][status]
-        response["links"] = {
-            name: {"operationId": operation_id(t_method, t_path),
-                   "parameters": _link_parameters(paths[t_path][t_method], values)}
-            for name, (t_path, t_method, values) in links.items()}
+        paths[path][method]["responses"][status]["links"] = {name: _link(paths, link) for name, link in links.items()}
 
 
 def _describe_access(op: dict[str, Any], access: Access) -> None:

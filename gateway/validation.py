@@ -250,7 +250,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _storable_json(value: Any, base: str = "body") -> list[tuple[str, str]]:
+def storable_json(value: Any, base: str = "body") -> list[tuple[str, str]]:
     """Where a JSON value holds text, an integer or a number PostgreSQL cannot store (iteratively: depth-safe)."""
     pending: list[tuple[Any, str]] = [(value, base)]
     while pending:
@@ -301,7 +301,7 @@ async def _json_body(request: web.Request, operation: Operation) -> list[tuple[s
         if operation.body_required:
             return [("body", "is required (a JSON object)")]
         body = {}
-    problems = _storable_json(body) or _errors(operation.json_body, body, "body")
+    problems = storable_json(body) or _errors(operation.json_body, body, "body")
     request[JSON_BODY] = body
     return problems
 
@@ -370,7 +370,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     body: Any = request.get(JSON_BODY)
     if body is None:
         body = await _read_json(request)
-        problems = _storable_json(body)
+        problems = storable_json(body)
         if problems:
             raise invalid(problems)
     if not isinstance(body, dict):

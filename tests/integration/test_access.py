@@ -332,6 +332,21 @@ async def test_access_and_refresh_tokens(stack: Stack, world: dict[str, Any]) ->
 
 
 # -- login hardening -------------------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def _own_gateway(stack: Stack, **auth: Any) -> AsyncIterator[str]:
+    """A gateway of this test's own (its throttling state and settings), on the stack's PostgreSQL and Kafka."""
+    settings = stack.settings()
+    settings = settings.model_copy(update={"auth": settings.auth.model_copy(update=auth)})
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 async def test_a_loop_of_wrong_passwords_gets_429_with_a_growing_retry_after(stack: Stack,
                                                                             world: dict[str, Any]) -> None:
     """Per account (5 free attempts by default), known or not: then 429 with Retry-After before any password is
@@ -358,21 +373,6 @@ async def test_a_loop_of_wrong_passwords_gets_429_with_a_growing_retry_after(sta
             assert status == 429 and int(retry or 0) > first_wait, (who, status, retry)  # and it has grown
         await asyncio.sleep(int(retry or 0) + 0.2)
         assert (await attempt(email, "correct horse 3"))[0] == 200
-
-
-@contextlib.asynccontextmanager
-async def _own_gateway(stack: Stack, **auth: Any) -> AsyncIterator[str]:
-    """A gateway of this test's own (its throttling state and settings), on the stack's PostgreSQL and Kafka."""
-    settings = stack.settings()
-    settings = settings.model_copy(update={"auth": settings.auth.model_copy(update=auth)})
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def test_failed_logins_from_one_address_are_throttled_across_accounts(stack: Stack,

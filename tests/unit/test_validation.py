@@ -19,7 +19,7 @@ from foundation.settings import Settings
 from gateway.app import create_app
 from gateway.openapi import DOCUMENT, INT4_MAX
 from gateway.problems import Problem
-from gateway.validation import BIGINT, _storable_json, check_text, unstorable
+from gateway.validation import BIGINT, check_text, storable_json, unstorable
 
 
 def test_what_postgresql_cannot_store_is_named() -> None:
@@ -40,12 +40,12 @@ def test_what_postgresql_cannot_store_is_named() -> None:
     ({"x": float("inf")}, "body.x"),
 ])
 def test_unstorable_json_is_found_at_any_depth(body: dict[str, Any], where: str) -> None:
-    found = _storable_json(body)
+    found = storable_json(body)
     assert found and found[0][0] == where
 
 
-def test_storable_json_passes() -> None:
-    assert _storable_json({"a": [1, 2.5, None, True, {"b": "ok", "c": BIGINT[1], "d": BIGINT[0]}]}) == []
+def teststorable_json_passes() -> None:
+    assert storable_json({"a": [1, 2.5, None, True, {"b": "ok", "c": BIGINT[1], "d": BIGINT[0]}]}) == []
 
 
 @pytest.fixture(scope="module")
