@@ -79,14 +79,20 @@ async def audio(request: web.Request) -> web.StreamResponse:
 
 
 def _check_range(request: web.Request, size: int) -> None:
-    """A range that starts past the end of the recording is a 416 problem (with ``Content-Range``), not an
-    empty answer; malformed ones never get here (the document's pattern refuses them)."""
+    """A range the recording cannot satisfy (it starts past the end, or ends before it starts) is a 416 problem
+    document with ``Content-Range``, decided as aiohttp's file response would decide it."""
+    if "Range" not in request.headers or "If-Range" in request.headers:
+        return  # no range, or one aiohttp may ignore (a changed recording)
     try:
-        asked = request.http_range
+        start = request.http_range.start
+        if start is not None and start < 0 and request.http_range.stop is None:  # the last N bytes
+            start = max(0, start + size)
+        satisfiable = start is None or start < size
     except ValueError:
-        return
-    if (asked.start is not None and asked.start >= size > 0) or (asked.start == 0 and asked.stop == 0):
-        problem = Problem(416, "Range Not Satisfiable", f"the recording has {size} bytes")
+        satisfiable = False
+    if not satisfiable:
+        problem = Problem(416, "Range Not Satisfiable", f"the range asked for is outside the recording's {size} "
+                                                        "bytes")
         problem.headers["Content-Range"] = f"bytes */{size}"
         raise problem
 

@@ -24,7 +24,9 @@ words, ``compression_ratio`` Whisper's (text length over its zlib-compressed len
 0.0 (segments are cut from detected speech; the per-window value is not kept after post-processing).
 
 Errors come as ``{"error": {"message", "type", "param", "code"}}`` (including 401/429 from authentication and
-the rate limit); a job that fails (a corrupt or silent file) answers 400 with the job's reason.
+the rate limit). A file without decodable audio, or a truncated one, is refused before anything is kept, by the
+same probe as ``POST /v1/files`` and ``POST /v1/jobs``, as OpenAI refuses a bad file: 400 ``invalid_file_format``
+with the reason; a job that fails (a silent file) answers 400 with the job's reason.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from gateway.auth.audit import audit
 from gateway.auth.middleware import Handler, caller
 from gateway.auth.permissions import add_route, needs
 from gateway.intake import queue_upload, receive_upload
-from gateway.problems import PROBLEM_TYPE
+from gateway.problems import PROBLEM_TYPE, Problem
 from gateway.refs import JOBS, MODELS, SETTINGS, STORE
 from processors.asr.models import UnknownModel
 from processors.post.render import render
@@ -287,7 +289,13 @@ def answer(transcript: dict[str, Any], fmt: str, granularities: set[str]) -> web
 # -- the endpoint ----------------------------------------------------------------------------------------------
 async def _transcribe(request: web.Request) -> web.StreamResponse:
     principal = caller(request)
-    upload = await receive_upload(request, FIELDS)
+    try:
+        upload = await receive_upload(request, FIELDS)
+    except Problem as exc:
+        if exc.status != 422:
+            raise
+        raise OpenAIError(400, json.loads(exc.text or "{}").get("detail", "invalid file"), param="file",
+                          code="invalid_file_format") from None
     fields = upload.fields
     try:
         model = _model(request, fields.get("model"))
@@ -358,10 +366,10 @@ def openapi_paths(models: list[str]) -> dict[str, Any]:
         "stream": {"enum": ["false", "0"], "description": "streaming is not supported"},
         "diarize": {"enum": ["auto", "channels", "acoustic", "off"], "description": "not OpenAI's; default off"}}}
     errors = {str(code): {"description": text, "content": {"application/json": {"schema": error}}}
-              for code, text in ((400, "Invalid request, or the audio could not be transcribed (the reason)"),
+              for code, text in ((400, "Invalid request, a file without decodable audio or truncated "
+                                       "(invalid_file_format), or audio that could not be transcribed (the reason)"),
                                  (401, "Invalid API key"), (403, "Not allowed for this role"),
                                  (404, "Unknown model (model_not_found)"), (413, "Too large"),
-                                 (422, "The file holds no decodable audio, or it is truncated (the reason)"),
                                  (415, "Not multipart/form-data"), (429, "Rate limited (see Retry-After)"),
                                  (503, "The event backbone is unavailable"), (504, "The job took too long"))}
     return {PATH: {"post": {

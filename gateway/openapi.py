@@ -423,7 +423,8 @@ def web_app_paths() -> dict[str, Any]:
                  "audio/*": {"schema": {"type": "string", "format": "binary"}},
                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
             tag="jobs", params=[*job, {"name": "Range", "in": "header", "required": False,
-                                       "schema": {"type": "string", "pattern": "^bytes=[0-9]{0,18}-[0-9]{0,18}$"}}],
+                                       "schema": {"type": "string",
+                                                  "pattern": "^bytes=([0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})$"}}],
             errors=(404, 416))},
         "/v1/jobs/{job_id}/edits": {"post": _op(
             "Save corrected words as a new revision (timings kept; the revision edited stays as it was)",
@@ -483,6 +484,9 @@ LINKS: dict[tuple[str, str, str], dict[str, Link]] = {
                                     {"job_id": _JOB, "speaker_id": "$response.body#/speakers/0/id"}),
         "EditTranscript": ("/v1/jobs/{job_id}/edits", "post", {"job_id": _JOB}),
         "RevisionsOfTranscript": ("/v1/jobs/{job_id}/revisions", "get", {"job_id": _JOB}),
+    },
+    ("/v1/jobs/{job_id}/cancel", "post", "200"): {
+        "RetryCancelled": ("/v1/jobs/{job_id}/retry", "post", {"job_id": _JOB}),
     },
     ("/v1/jobs/{job_id}/retry", "post", "202"): {
         "GetRetriedJob": ("/v1/jobs/{job_id}", "get", {"job_id": _JOB}),

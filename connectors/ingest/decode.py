@@ -116,6 +116,7 @@ def decode_chunks(path: Path, chunk_seconds: float = 1.0) -> Iterator[PcmChunk]:
     if path.stat().st_size == 0:
         raise DecodeError("empty file (0 bytes)")
     check_structure(path)
+    vbr_header = _has_vbr_header(path)
     declared: float | None = None
     size = int(TARGET_RATE * chunk_seconds)
     produced = 0
@@ -124,7 +125,7 @@ def decode_chunks(path: Path, chunk_seconds: float = 1.0) -> Iterator[PcmChunk]:
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             stream = _audio_stream(container)
-            declared = declared_seconds(path, container, stream)
+            declared = declared_seconds(container, stream, vbr_header)
             channels = max(1, stream.codec_context.channels or 1)
             layout = stream.codec_context.layout.name if channels > 2 else ("stereo" if channels == 2 else "mono")
             resampler = av.AudioResampler(format="s16", layout=layout, rate=TARGET_RATE)
@@ -166,14 +167,44 @@ def _compare(declared: float | None, decoded: float) -> None:
                           f"ends at {decoded:.1f} s")
 
 
-def check_complete(path: Path) -> None:
+Readable = Path | BinaryIO  # a file, or a seekable binary file object
+
+
+def _length(source: Readable) -> int:
+    if isinstance(source, Path):
+        return source.stat().st_size
+    size = source.seek(0, 2)
+    source.seek(0)
+    return size
+
+
+def _bytes_at(source: Readable, offset: int, count: int) -> bytes:
+    if isinstance(source, Path):
+        with open(source, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(count)
+    source.seek(offset)
+    data = source.read(count)
+    source.seek(0)
+    return data
+
+
+def _av_open(source: Readable) -> av.container.InputContainer:
+    if isinstance(source, Path):
+        return av.open(str(source), mode="r", metadata_errors="ignore")
+    source.seek(0)
+    return av.open(source, mode="r", metadata_errors="ignore")
+
+
+def check_complete(path: Readable) -> None:
     """Raise DecodeError when the recording is truncated (see the module's docstring): its container's
     structure, then the end of its audio against the duration it declares (decoding the last seconds only)."""
     check_structure(path)
+    vbr_header = _has_vbr_header(path)
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with _av_open(path) as container:
             stream = _audio_stream(container)
-            declared = declared_seconds(path, container, stream)
+            declared = declared_seconds(container, stream, vbr_header)
             if declared is None:
                 return
             end = _audio_end(container, stream, max(0.0, declared - TAIL_SECONDS))
@@ -205,22 +236,22 @@ def _audio_end(container: av.container.InputContainer, stream: av.audio.stream.A
     return end
 
 
-def declared_seconds(path: Path, container: av.container.InputContainer,
-                     stream: av.audio.stream.AudioStream) -> float | None:
+def declared_seconds(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
+                     vbr_header: bool) -> float | None:
     """The duration of the audio stream its header states, or None when there is none (or FFmpeg estimated it
-    from the bitrate, which says nothing about missing bytes)."""
+    from the bitrate, which says nothing about missing bytes). ``vbr_header``: ``_has_vbr_header`` of the file,
+    read before the container was opened (the container may be reading the same file object)."""
     if stream.duration is None or stream.time_base is None:
         return None
     formats = set((container.format.name or "").split(","))
-    if formats & ESTIMATED_DURATION_FORMATS or ("mp3" in formats and not _has_vbr_header(path)):
+    if formats & ESTIMATED_DURATION_FORMATS or ("mp3" in formats and not vbr_header):
         return None
     return float(stream.duration * stream.time_base)
 
 
-def _has_vbr_header(path: Path) -> bool:
+def _has_vbr_header(path: Readable) -> bool:
     """Whether an MP3's first frame carries a Xing, Info or VBRI header (which counts the file's frames)."""
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
+    head = _bytes_at(path, 0, 1 << 16)
     start = 0
     if head[:3] == b"ID3" and len(head) >= 10:  # skip an ID3v2 tag (its size is a 28-bit "syncsafe" integer)
         size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
@@ -232,32 +263,29 @@ def _has_vbr_header(path: Path) -> bool:
     return any(tag in frame for tag in (b"Xing", b"Info", b"VBRI"))
 
 
-def check_structure(path: Path) -> None:
+def check_structure(path: Readable) -> None:
     """Raise DecodeError when the container's own structure says bytes are missing at the end."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-        if head[:4] in (b"RIFF", b"FORM") and len(head) >= 8:
-            declared = struct.unpack("<I" if head[:4] == b"RIFF" else ">I", head[4:8])[0] + 8
-            if 8 < declared < 0x7FFFFFFF and declared - size > 64:  # 0 and huge sizes: written while streaming
-                raise DecodeError(f"the file is truncated: its {head[:4].decode()} header declares {declared} "
-                                  f"bytes, but the file has {size}")
-        elif head[:4] == b"OggS":
-            fh.seek(max(0, size - 70_000))
-            if not _ogg_ends(fh.read()):
-                raise DecodeError("the file is truncated: its Ogg stream ends without its final page")
-        elif head[4:8] == b"ftyp":
-            _check_boxes(fh, size)
+    size = _length(path)
+    head = _bytes_at(path, 0, 12)
+    if head[:4] in (b"RIFF", b"FORM") and len(head) >= 8:
+        declared = struct.unpack("<I" if head[:4] == b"RIFF" else ">I", head[4:8])[0] + 8
+        if 8 < declared < 0x7FFFFFFF and declared - size > 64:  # 0 and huge sizes: written while streaming
+            raise DecodeError(f"the file is truncated: its {head[:4].decode()} header declares {declared} "
+                              f"bytes, but the file has {size}")
+    elif head[:4] == b"OggS":
+        if not _ogg_ends(_bytes_at(path, max(0, size - 70_000), 70_000)):
+            raise DecodeError("the file is truncated: its Ogg stream ends without its final page")
+    elif head[4:8] == b"ftyp":
+        _check_boxes(path, size)
 
 
-def _check_boxes(fh: BinaryIO, size: int, limit: int = 10_000) -> None:
+def _check_boxes(path: Readable, size: int, limit: int = 10_000) -> None:
     """An MP4/M4A/MOV file's top-level boxes (size, type) must all fit in the file."""
     at = 0
     for _ in range(limit):
         if at + 8 > size:
             return
-        fh.seek(at)
-        header = fh.read(16)
+        header = _bytes_at(path, at, 16)
         length, kind = struct.unpack(">I", header[:4])[0], header[4:8].decode("latin-1")
         if length == 1 and len(header) == 16:  # a 64-bit size follows the type
             length = struct.unpack(">Q", header[8:16])[0]

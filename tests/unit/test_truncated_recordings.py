@@ -5,11 +5,12 @@ with the same kind of reason; the whole files pass both."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
-from connectors.ingest.decode import TARGET_RATE, DecodeError, decode_chunks
+from connectors.ingest.decode import TARGET_RATE, DecodeError, check_complete, decode_chunks
 from gateway.probe import probe_path
 from tests.recordings import FORMATS, convert, cut, in_every_container
 
@@ -59,3 +60,11 @@ def test_an_mp3_without_a_vbr_header_cut_at_a_frame_is_a_shorter_recording(speec
     shorter.write_bytes(frames[:middle])
     assert probe_path(shorter).error is None
     assert 3.0 < decoded_seconds(shorter) < 6.5
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_the_checks_read_a_file_object_as_they_read_a_file(recordings: dict[str, Path], name: str) -> None:
+    """Stored objects may be decoded from a file object (decrypted as it is read), not only from a path."""
+    check_complete(io.BytesIO(recordings[name].read_bytes()))
+    with pytest.raises(DecodeError, match="truncated"):
+        check_complete(io.BytesIO(cut(recordings[name], 0.5).read_bytes()))
