@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CACHE  := .cache
 DEMO_WAV := $(CACHE)/demo/pyannote/audio/sample/sample.wav
+KAFKA_LIBS  := $(CACHE)/kafka/libs
+KAFKA_STAMP := $(CACHE)/kafka/.installed
 export STREAMSCRIBE_SHARED ?= $(abspath ../shared)
 
 WEB_BUILT := gateway/static/app/index.html
@@ -12,9 +14,9 @@ WEB_DEPS := web/node_modules/.package-lock.json
 WEB_SRC := web/index.html web/build.mjs web/icon.svg $(wildcard web/src/*.js web/src/*.jsx web/src/*.css web/src/views/*.jsx)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test test-unit test-integration test-e2e lint bench clean
+.PHONY: setup kafka apt-java demo test test-unit test-integration test-e2e test-image lint bench clean
 
-setup: $(STAMP) $(WEB_BUILT) $(CHROMIUM)
+setup: $(STAMP) $(KAFKA_STAMP) $(WEB_BUILT) $(CHROMIUM)
 
 # The web app: dependencies from the committed lockfile with the machine's Node.js, bundled by esbuild into the
 # gateway's static directory (every asset served by the gateway; nothing from a CDN).
@@ -39,6 +41,26 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Apache Kafka's server jars (KRaft broker and storage tool) and their dependencies, resolved by Maven from its
+# default central repository (kafka/pom.xml) into the cache, once; streamscribe.stack.kafka_cluster runs them.
+kafka: $(KAFKA_STAMP)
+
+$(KAFKA_STAMP): kafka/pom.xml
+	@command -v java >/dev/null && command -v mvn >/dev/null && command -v docker-compose >/dev/null \
+		|| $(MAKE) --no-print-directory apt-java
+	rm -rf $(KAFKA_LIBS)
+	mvn -q -B -ntp -Dstyle.color=never -f kafka/pom.xml dependency:copy-dependencies -Dlibs.dir=$(abspath $(KAFKA_LIBS))
+	ls $(KAFKA_LIBS)/kafka_2.13-*.jar $(KAFKA_LIBS)/kafka-storage-*.jar >/dev/null
+	touch $@
+
+# Java 17 and Maven from Debian where missing (Apache Kafka's jars come from Maven Central through kafka/pom.xml),
+# and docker-compose (validates docker-compose.kafka.yml in the tests, without an engine).
+apt-java:
+	@test "$$(id -u)" = 0 || { echo "missing: apt-get install openjdk-17-jre-headless maven docker-compose"; exit 1; }
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless maven \
+		docker-compose
+
 # A real two-speaker recording shipped inside the PyPI wheel of pyannote.audio (fetched without its deps).
 $(DEMO_WAV): | $(STAMP)
 	mkdir -p $(CACHE)/demo
@@ -49,8 +71,13 @@ $(DEMO_WAV): | $(STAMP)
 demo: $(STAMP) $(WEB_BUILT) $(DEMO_WAV)
 	$(VENV)/bin/streamscribe demo $(DEMO_WAV) --home $(CACHE)/demo-home
 
-test: setup
-	$(PY) -m pytest -q
+test: setup $(DEMO_WAV)
+	$(PY) -m pytest -q -m "not image"
+
+# Builds the Dockerfile with buildah from a Debian base made with mmdebstrap (docker/build-local.sh) and checks the
+# image; needs root and `apt-get install buildah mmdebstrap`. Long (20-30 min): not part of `make test`.
+test-image: $(STAMP)
+	$(PY) -m pytest -q -m image tests/image
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
@@ -61,10 +88,17 @@ test-e2e: setup
 lint: $(STAMP) $(WEB_DEPS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	cd web && npx --no-install eslint .
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(STAMP) $(BENCH_STAMP) $(DEMO_WAV)
 	$(PY) bench/batch_latency.py
+	$(PY) bench/diarization_der.py
 
 clean:
 	rm -rf $(VENV) $(CACHE) web/node_modules gateway/static/app

@@ -15,9 +15,8 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from confluent_kafka import Consumer
-
 from foundation.settings import Settings
+from streams.kafka.clients import reader_consumer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import TRANSCRIPTS
@@ -29,10 +28,10 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default: settings)")
     args = parser.parse_args()
     settings = Settings()
-    bootstrap = args.bootstrap or settings.kafka.bootstrap_servers
+    if args.bootstrap:
+        settings.kafka.bootstrap_servers = args.bootstrap
     serde = AvroSerde(make_registry(settings.schema_registry.url, settings.schema_registry_file))
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": args.group, "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest"})
+    consumer = reader_consumer(settings.kafka, args.group, "example-transcript-subscriber")
     consumer.subscribe([TRANSCRIPTS])
     open_streams: dict[tuple[str, int], dict[str, dict[str, Any]]] = defaultdict(dict)
     try:

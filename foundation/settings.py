@@ -11,9 +11,9 @@ import base64
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foundation.version import __version__
@@ -21,16 +21,77 @@ from foundation.version import __version__
 Profile = Literal["embedded", "production"]
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+SecurityProtocol = Annotated[Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)]
+SaslMechanism = Annotated[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], BeforeValidator(_upper)]
+
+
 class KafkaSettings(BaseModel):
+    """How every Kafka client of the platform connects (``streams.kafka.clients.connection_config`` turns this
+    into librdkafka properties) and the topic layout it uses. Secrets are ``SecretStr``: they never show in a
+    repr, a log line or an error."""
+
     bootstrap_servers: str = "127.0.0.1:19092"
+    # TLS and SASL (STREAMSCRIBE_KAFKA__SECURITY_PROTOCOL, __SASL_MECHANISM, __SASL_USERNAME, __SASL_PASSWORD,
+    # __SSL_CA_LOCATION, __SSL_CERTIFICATE_LOCATION, __SSL_KEY_LOCATION, __SSL_KEY_PASSWORD)
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")
+    ssl_ca_location: str = ""  # PEM file of the CA that signed the brokers' certificates; empty: system CAs
+    ssl_certificate_location: str = ""  # client certificate (mutual TLS)
+    ssl_key_location: str = ""
+    ssl_key_password: SecretStr = SecretStr("")
+    # "https" checks that a broker's certificate names the host connected to; "none" turns that check off
+    ssl_endpoint_identification: Literal["https", "none"] = "https"
+    # Seconds a worker waits at start for the cluster to answer before it gives up with an error.
+    connect_timeout_s: float = 30.0
+    # How a stage's batch becomes durable (streams.runtime.checkpoint). Exactly-once on Apache Kafka
+    # (transactions) is issue 12; the embedded broker cannot do it.
+    processing_guarantee: Literal["at_least_once"] = "at_least_once"
     topic_prefix: str = ""
     partitions: int = 4
     replication_factor: int = 1
     session_timeout_ms: int = 6000
     fetch_wait_max_ms: int = 50
     max_message_bytes: int = 8 * 1024 * 1024
-    # Extra librdkafka properties (security.protocol, sasl.* ...) as a JSON object in the environment.
+    # Extra librdkafka properties as a JSON object in the environment, for what the typed fields above do not
+    # cover (e.g. {"ssl.cipher.suites": "..."}); the connection properties above cannot be set here.
     client_config: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        """Settings that cannot work together are an error when the settings load, not a hang at connect."""
+        if self.uses_sasl:
+            if self.sasl_mechanism is None:
+                raise ValueError(f"security_protocol {self.security_protocol} needs a sasl_mechanism "
+                                 "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+            if not self.sasl_username or not self.sasl_password.get_secret_value():
+                raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs sasl_username and sasl_password")
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password.get_secret_value():
+            raise ValueError(f"SASL settings are given but security_protocol is {self.security_protocol}; "
+                             "use SASL_SSL (or SASL_PLAINTEXT)")
+        tls_files = {"ssl_ca_location": self.ssl_ca_location,
+                     "ssl_certificate_location": self.ssl_certificate_location,
+                     "ssl_key_location": self.ssl_key_location}
+        given = [name for name, value in tls_files.items() if value]
+        if given and not self.uses_tls:
+            raise ValueError(f"{', '.join(given)} given but security_protocol is {self.security_protocol}; "
+                             "use SSL (or SASL_SSL)")
+        if bool(self.ssl_certificate_location) != bool(self.ssl_key_location):
+            raise ValueError("a client certificate needs both ssl_certificate_location and ssl_key_location")
+        return self
 
 
 class LaneSettings(BaseModel):
@@ -47,10 +108,11 @@ class LaneSettings(BaseModel):
     lower_batch: dict[str, int] = Field(default_factory=lambda: {"asr": 8})
 
     def yield_batch_of(self, stage: str) -> int:
-        return max(1, self.yield_batch.get(stage.removeprefix("streamscribe-"), 1))
+        """``stage`` is the stage's name in the registry (``vad``, ``asr`` ...)."""
+        return max(1, self.yield_batch.get(stage, 1))
 
     def lower_batch_of(self, stage: str, default: int) -> int:
-        return max(1, min(default, self.lower_batch.get(stage.removeprefix("streamscribe-"), default)))
+        return max(1, min(default, self.lower_batch.get(stage, default)))
 
 
 class SchemaRegistrySettings(BaseModel):
@@ -155,6 +217,23 @@ class WebhookSettings(BaseModel):
     log_retention_days: int = 30
 
 
+class EmbeddedSettings(BaseModel):
+    """The embedded stack's own infrastructure (``streamscribe up``): its broker's log and the supervisor."""
+
+    # Where the embedded Tansu broker keeps its log: "s3" on the stack's own SeaweedFS (``weed mini``, data
+    # under <home>/seaweed; survives restarts), or "memory" (lost when the broker stops; for comparisons).
+    broker_storage: Literal["s3", "memory"] = "s3"
+    # Go heap limit of that SeaweedFS (GOMEMLIMIT, MiB). 0: Go's default, under which its RSS grows with the
+    # history written; a limit keeps it flat at a CPU cost (BENCHMARKS.md, "Embedded broker storage").
+    objectstore_memory_limit_mb: int = Field(default=0, ge=0)
+    # How often the embedded broker's log is swept of record batches older than their topic's retention.ms
+    # (Tansu applies no retention itself; streamscribe.stack.retention).
+    retention_sweep_interval_s: float = Field(default=300.0, gt=0)
+    # Longest wait between two restarts of a process of the stack that keeps dying (the backoff doubles from
+    # 0.5 s up to this).
+    max_restart_backoff_s: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREAMSCRIBE_", env_nested_delimiter="__", extra="ignore")
 
@@ -174,6 +253,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
     # Chunk length for audio.chunks produced by ingest (the design caps it at one second).
     chunk_seconds: float = 1.0
     # Health endpoints of the pipeline workers (stage -> URL), checked by the gateway's /health.
@@ -202,6 +282,20 @@ class Settings(BaseSettings):
             _write_secret(path, "k1:" + base64.b64encode(secrets.token_bytes(32)).decode("ascii"))
         spec = path.read_text().strip()
         return spec, spec.split(",")[-1].split(":", 1)[0]
+
+    @property
+    def spool_root(self) -> Path:
+        """Where processes of this home keep transient audio, each in its own 0700 directory
+        (``connectors.storage.spool``); emptied at every ``streamscribe up``."""
+        return self.home / "tmp"
+
+    def embedded_s3_credentials(self) -> tuple[str, str]:
+        """(access key, secret key) of the embedded stack's own S3 server, kept in <home>/secrets (0600)."""
+        path = self.home / "secrets" / "s3-credentials"
+        if not path.exists():
+            _write_secret(path, f"ss{secrets.token_hex(8)}:{secrets.token_hex(24)}")
+        access, secret = path.read_text().strip().split(":", 1)
+        return access, secret
 
     def jwt_key(self) -> str:
         if self.auth.jwt_secret:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from foundation.logs import get_logger
 from foundation.settings import Settings
@@ -36,7 +36,7 @@ from gateway.auth.middleware import caller
 from gateway.auth.permissions import add_route, needs
 from gateway.auth.principal import Principal
 from gateway.refs import JOBS, SETTINGS
-from streams.kafka.clients import assign_at_end, base_config
+from streams.kafka.clients import assign_at_end, reader_consumer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import JOBS_EVENTS
@@ -133,9 +133,7 @@ class JobFeed:
     # -- the consumer thread -------------------------------------------------------------------------
     def _run(self) -> None:
         kafka = self.settings.kafka
-        consumer = Consumer({**base_config(kafka), "group.id": f"{kafka.topic_prefix}gateway-jobs-{uuid.uuid4().hex}",
-                             "enable.auto.commit": False, "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
-                             "fetch.message.max.bytes": kafka.max_message_bytes})
+        consumer = reader_consumer(kafka, f"{kafka.topic_prefix}gateway-jobs-{uuid.uuid4().hex}", "gateway-jobs")
         try:
             md = consumer.list_topics(self.topic, timeout=10)
             assign_at_end(consumer, [TopicPartition(self.topic, p) for p in md.topics[self.topic].partitions])

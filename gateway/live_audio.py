@@ -64,13 +64,14 @@ class LiveAudio:
         self.ended = True
         tail = bytes(self.pending[: len(self.pending) - len(self.pending) % self.frame_bytes])
         self.pending.clear()
-        if tail:
-            await self._publish(tail, last=False)
-        await self._publish(b"", last=True, error=error)
-        self._wav.close()
-        try:
+        try:  # the spooled plaintext goes whatever fails (a broker or a store that is down)
+            if tail:
+                await self._publish(tail, last=False)
+            await self._publish(b"", last=True, error=error)
+            self._wav.close()
             await self.store.put_file(self.object_key, self._tmp, "audio/wav")
         finally:
+            self._wav.close()
             self._tmp.unlink(missing_ok=True)
 
     async def _publish(self, data: bytes, last: bool, error: str | None = None) -> None:

@@ -22,14 +22,13 @@ from typing import Any
 import aiohttp
 import structlog
 from aiohttp import web
-from confluent_kafka.admin import AdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from foundation.version import __version__
 from gateway.auth.permissions import PUBLIC, add_route
 from gateway.refs import DATABASE, HTTP, JOBS, SETTINGS
 from repositories.jobs import STATUSES
-from streams.kafka.clients import base_config
+from streams.kafka.clients import admin_client
 
 REQUESTS = Counter("streamscribe_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("streamscribe_http_request_seconds", "HTTP request latency", ["method", "route"],
@@ -137,7 +136,7 @@ async def _components(request: web.Request, workers: bool) -> dict[str, Any]:
 
     async def check_kafka() -> Component:
         started = time.monotonic()
-        admin = AdminClient(base_config(settings.kafka))
+        admin = admin_client(settings.kafka, "gateway-health")
         md = await asyncio.to_thread(admin.list_topics, timeout=CHECK_TIMEOUT_S)
         return {"status": "ok", "brokers": len(md.brokers), "topics": len(md.topics),
                 "ms": round((time.monotonic() - started) * 1000, 1)}

@@ -10,7 +10,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 
 from foundation.events import Event
 from foundation.settings import KafkaSettings
-from streams.kafka.clients import make_producer
+from streams.kafka.clients import publisher_producer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 
@@ -19,7 +19,7 @@ class Publisher:
     def __init__(self, kafka: KafkaSettings, registry_url: str, registry_file: Any, client_id: str) -> None:
         self.prefix = kafka.topic_prefix
         self.serde = AvroSerde(make_registry(registry_url, registry_file), self.prefix)
-        self.producer = make_producer(kafka, client_id)
+        self.producer = publisher_producer(kafka, client_id)
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, daemon=True, name="producer-poll")
         self._poller.start()

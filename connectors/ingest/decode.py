@@ -22,11 +22,12 @@ and is transcribed as one.
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import av
 import numpy as np
@@ -36,6 +37,8 @@ TRUNCATION_TOLERANCE_S = 0.5
 # formats whose durations FFmpeg estimates from the bitrate (raw elementary streams): they declare nothing
 ESTIMATED_DURATION_FORMATS = {"aac", "ac3", "eac3", "dts", "mp2", "amr", "adts", "loas", "truehd"}
 TAIL_SECONDS = 3.0  # how much of the end check_complete decodes
+# a file, or a seekable binary file object (e.g. connectors.storage.crypto.DecryptedView)
+Source = Path | IO[bytes] | io.RawIOBase
 
 
 class DecodeError(ValueError):
@@ -57,12 +60,12 @@ class PcmChunk:
     frames: np.ndarray  # int16 (n, channels)
 
 
-def probe(path: Path) -> AudioInfo:
-    if path.stat().st_size == 0:
+def probe(path: Source) -> AudioInfo:
+    if _size(path) == 0:
         raise DecodeError("empty file (0 bytes)")
     check_structure(path)
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with _open(path) as container:
             stream = _audio_stream(container)
             duration = None
             if stream.duration is not None and stream.time_base is not None:
@@ -77,7 +80,7 @@ def probe(path: Path) -> AudioInfo:
         raise DecodeError(f"unsupported or corrupt file: {_why(exc)}") from exc
 
 
-def channels_identical(path: Path, seconds: float = 30.0, threshold: float = 0.98) -> bool:
+def channels_identical(path: Source, seconds: float = 30.0, threshold: float = 0.98) -> bool:
     """True when every channel carries the same signal (a mono recording stored as stereo), judged by the
     correlation of the first ``seconds``; such audio is one source, not one party per channel."""
     frames = []
@@ -110,10 +113,10 @@ def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.Aud
     return container.streams.audio[0]
 
 
-def decode_chunks(path: Path, chunk_seconds: float = 1.0) -> Iterator[PcmChunk]:
+def decode_chunks(path: Source, chunk_seconds: float = 1.0) -> Iterator[PcmChunk]:
     """Yield consecutive chunks of ``chunk_seconds`` (the last may be shorter). Raises DecodeError, also after
     the last chunk when the recording turns out to be truncated."""
-    if path.stat().st_size == 0:
+    if _size(path) == 0:
         raise DecodeError("empty file (0 bytes)")
     check_structure(path)
     vbr_header = _has_vbr_header(path)
@@ -123,7 +126,7 @@ def decode_chunks(path: Path, chunk_seconds: float = 1.0) -> Iterator[PcmChunk]:
     pending: list[np.ndarray] = []
     pending_len = 0
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with _open(path) as container:
             stream = _audio_stream(container)
             declared = declared_seconds(container, stream, vbr_header)
             channels = max(1, stream.codec_context.channels or 1)
@@ -167,42 +170,40 @@ def _compare(declared: float | None, decoded: float) -> None:
                           f"ends at {decoded:.1f} s")
 
 
-Readable = Path | BinaryIO  # a file, or a seekable binary file object
-
-
-def _length(source: Readable) -> int:
+def _size(source: Source) -> int:
     if isinstance(source, Path):
         return source.stat().st_size
-    size = source.seek(0, 2)
+    size = source.seek(0, io.SEEK_END)
     source.seek(0)
     return size
 
 
-def _bytes_at(source: Readable, offset: int, count: int) -> bytes:
+def _bytes_at(source: Source, offset: int, count: int) -> bytes:
     if isinstance(source, Path):
         with open(source, "rb") as fh:
             fh.seek(offset)
             return fh.read(count)
     source.seek(offset)
-    data = source.read(count)
+    data = source.read(count) or b""
     source.seek(0)
     return data
 
 
-def _av_open(source: Readable) -> av.container.InputContainer:
+def _open(source: Source) -> av.container.InputContainer:
+    """A path, or a seekable file object (read from its start: e.g. a stored object decrypted as it is read)."""
     if isinstance(source, Path):
         return av.open(str(source), mode="r", metadata_errors="ignore")
     source.seek(0)
     return av.open(source, mode="r", metadata_errors="ignore")
 
 
-def check_complete(path: Readable) -> None:
+def check_complete(path: Source) -> None:
     """Raise DecodeError when the recording is truncated (see the module's docstring): its container's
     structure, then the end of its audio against the duration it declares (decoding the last seconds only)."""
     check_structure(path)
     vbr_header = _has_vbr_header(path)
     try:
-        with _av_open(path) as container:
+        with _open(path) as container:
             stream = _audio_stream(container)
             declared = declared_seconds(container, stream, vbr_header)
             if declared is None:
@@ -249,7 +250,7 @@ def declared_seconds(container: av.container.InputContainer, stream: av.audio.st
     return float(stream.duration * stream.time_base)
 
 
-def _has_vbr_header(path: Readable) -> bool:
+def _has_vbr_header(path: Source) -> bool:
     """Whether an MP3's first frame carries a Xing, Info or VBRI header (which counts the file's frames)."""
     head = _bytes_at(path, 0, 1 << 16)
     start = 0
@@ -263,9 +264,9 @@ def _has_vbr_header(path: Readable) -> bool:
     return any(tag in frame for tag in (b"Xing", b"Info", b"VBRI"))
 
 
-def check_structure(path: Readable) -> None:
+def check_structure(path: Source) -> None:
     """Raise DecodeError when the container's own structure says bytes are missing at the end."""
-    size = _length(path)
+    size = _size(path)
     head = _bytes_at(path, 0, 12)
     if head[:4] in (b"RIFF", b"FORM") and len(head) >= 8:
         declared = struct.unpack("<I" if head[:4] == b"RIFF" else ">I", head[4:8])[0] + 8
@@ -279,7 +280,7 @@ def check_structure(path: Readable) -> None:
         _check_boxes(path, size)
 
 
-def _check_boxes(path: Readable, size: int, limit: int = 10_000) -> None:
+def _check_boxes(path: Source, size: int, limit: int = 10_000) -> None:
     """An MP4/M4A/MOV file's top-level boxes (size, type) must all fit in the file."""
     at = 0
     for _ in range(limit):

@@ -18,7 +18,7 @@ import numpy as np
 from connectors.ingest.decode import TARGET_RATE, decode_chunks
 from foundation.events import AudioChunk, AudioEncoding
 from foundation.settings import Settings
-from streams.kafka.clients import make_producer
+from streams.kafka.clients import publisher_producer
 from streams.kafka.lanes import chunk_lane
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
@@ -30,7 +30,7 @@ class AudioProducer:
         self.lanes: dict[str, str] = {}  # stream id -> its chunk topic, chosen by its first chunk
         self.serde = AvroSerde(make_registry(settings.schema_registry.url, settings.schema_registry_file),
                                settings.kafka.topic_prefix)
-        self.producer = make_producer(settings.kafka, client_id)
+        self.producer = publisher_producer(settings.kafka, client_id)
 
     def send(self, stream_id: str, seq: int, start_sample: int, frames: np.ndarray, *, sample_rate: int,
              end_of_stream: bool = False, options: dict[str, str] | None = None, source: str = "producer",

@@ -12,7 +12,9 @@ import threading
 from collections.abc import Awaitable
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
+
+from connectors.storage.crypto import DecryptedView, Keyring
 
 T = TypeVar("T")
 MAX_KEY_BYTES = 1024
@@ -32,6 +34,15 @@ class ObjectStore(Protocol):
 
     async def get_to_file(self, key: str, dest: Path) -> None:
         """Decrypt the object into ``dest`` (atomically: ``dest`` appears only once it is authentic)."""
+        ...
+
+    async def open_encrypted(self, key: str, spool: Path) -> BinaryIO:
+        """The object as stored (ciphertext), open for seekable reading; a copy needed to get there lives in
+        ``spool`` only as an already-unlinked file, so nothing is left on disk whatever happens."""
+        ...
+
+    @property
+    def keyring(self) -> Keyring:
         ...
 
     async def delete(self, key: str) -> None:
@@ -124,6 +135,15 @@ class SyncStore:
 
     def get_to_file(self, key: str, dest: Path) -> None:
         self._run(self.store.get_to_file(key, dest))
+
+    def open_decrypted(self, key: str, spool: Path) -> DecryptedView:
+        """The object's plaintext as a seekable file object, decrypted as it is read (never written out)."""
+        raw = self._run(self.store.open_encrypted(key, spool))
+        try:
+            return DecryptedView(raw, self.store.keyring)
+        except BaseException:
+            raw.close()
+            raise
 
     def delete(self, key: str) -> None:
         self._run(self.store.delete(key))

@@ -28,6 +28,7 @@ fails the key unwrap instead.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import struct
@@ -247,6 +248,11 @@ class _Segments:
         nonce, aad = self._next(last)
         return self._aead.encrypt(nonce, plaintext, aad)
 
+    def open_at(self, index: int, ciphertext: bytes | memoryview, last: bool) -> bytes:
+        """Open segment ``index`` out of order (random access); the sequence counter is not used."""
+        self.index = index
+        return self.open(ciphertext, last)
+
     def open(self, ciphertext: bytes | memoryview, last: bool) -> bytes:
         index = self.index
         nonce, aad = self._next(last)
@@ -350,6 +356,74 @@ class Decryptor:
         plaintext = self._segments.open(bytes(self._buf), last=True)
         self._buf.clear()
         return plaintext
+
+
+class DecryptedView(io.RawIOBase):
+    """The plaintext of an encrypted object, readable and seekable without ever being written anywhere.
+
+    ``src`` is the object as stored (seekable ciphertext). Each read decrypts and authenticates only the
+    segments it touches (one is kept for the next read), so a decoder that seeks (an MP4 whose index is at the
+    end) works and memory stays at one segment. The segment count follows from the object's size, so the
+    last segment is opened as the last one: a truncated object fails when its end is read, and every segment
+    read is authentic. ``DecryptionError`` comes out of ``read`` for a tampered segment.
+    """
+
+    def __init__(self, src: BinaryIO, keyring: Keyring) -> None:
+        super().__init__()
+        self._src = src
+        src.seek(0)
+        header, self._start = read_header(src)
+        self._segments = _Segments(header, header.unwrap(keyring))
+        self._size = header.segment_size
+        body = src.seek(0, io.SEEK_END) - self._start
+        stride = self._size + TAG_SIZE
+        self._count = max(1, -(-body // stride))
+        last = body - (self._count - 1) * stride
+        if last < TAG_SIZE:
+            raise DecryptionError(f"truncated object: {last} bytes cannot be the last segment")
+        self.length = (self._count - 1) * self._size + last - TAG_SIZE
+        self._pos = 0
+        self._cached: tuple[int, bytes] = (-1, b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.length}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def _segment(self, index: int) -> bytes:
+        if self._cached[0] != index:
+            stride = self._size + TAG_SIZE
+            self._src.seek(self._start + index * stride)
+            ciphertext = self._src.read(stride)
+            self._cached = (index, self._segments.open_at(index, ciphertext, index == self._count - 1))
+        return self._cached[1]
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._pos < self.length:
+            index, offset = divmod(self._pos, self._size)
+            piece = self._segment(index)[offset:offset + len(view) - done]
+            view[done:done + len(piece)] = piece
+            done += len(piece)
+            self._pos += len(piece)
+        return done
+
+    def close(self) -> None:
+        self._cached = (-1, b"")
+        self._src.close()
+        super().close()
 
 
 def encrypt_stream(src: BinaryIO, dst: BinaryIO, keyring: Keyring, segment_size: int = SEGMENT_SIZE) -> int:

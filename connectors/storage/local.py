@@ -104,6 +104,10 @@ class LocalObjectStore:
         with _open_object(key, path) as src:
             self._atomic_write(dest, lambda fh: decrypt_stream(src, fh, keyring))
 
+    async def open_encrypted(self, key: str, spool: Path) -> BinaryIO:
+        """The object file itself, opened (a later replace or delete does not disturb this reader)."""
+        return _open_object(key, self._path(key))
+
     async def delete(self, key: str) -> None:
         """Remove the object (a missing one is fine)."""
         self._path(key).unlink(missing_ok=True)

@@ -190,6 +190,28 @@ class S3ObjectStore:
         finally:
             body.close()
 
+    async def open_encrypted(self, key: str, spool: Path) -> BinaryIO:
+        """The object's ciphertext, downloaded into an unlinked file of ``spool`` (gone when closed or on a crash)."""
+        check_key(key)
+        client = await self._client()
+        try:
+            resp = await client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            raise _not_found(exc, key) from None
+        body = resp["Body"]
+        spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fh = tempfile.TemporaryFile(dir=spool)  # noqa: SIM115 - handed to the caller, who closes it
+        try:
+            async for chunk in body.iter_chunks(1 << 20):
+                await asyncio.to_thread(fh.write, chunk)
+            fh.seek(0)
+        except BaseException:
+            fh.close()
+            raise
+        finally:
+            body.close()
+        return fh
+
     async def exists(self, key: str) -> bool:
         check_key(key)
         client = await self._client()

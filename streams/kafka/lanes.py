@@ -2,7 +2,7 @@
 
 Raw audio (``audio.chunks``) and speech (``audio.speech``) each come in three lanes: ``.high``, the plain
 topic (normal) and ``.low``. The stages that read them (vad; asr and diarization) take the lanes with strict
-priority (``StageRunner.prioritize``): while a higher lane has events waiting, the lower lanes are paused,
+priority (``streams.runtime.priority``): while a higher lane has events waiting, the lower lanes are paused,
 and while it has been busy lately, work from lower lanes is taken in small batches so that the next urgent
 event never waits behind a large batch. A stream keeps one lane from its first chunk to its end marker, so
 its events stay in order. Live sessions and phone calls are high unless the stream says otherwise; uploads

@@ -74,10 +74,18 @@ CATALOGUE: tuple[TopicSpec, ...] = (
 
 DLQ_SUFFIX = ".dlq"
 STATE_SUFFIX = ".state"
+GROUP_PREFIX = "streamscribe-"
 
 
 def dlq_name(topic: str) -> str:
     return topic + DLQ_SUFFIX
+
+
+def stage_group(stage: str) -> str:
+    """The consumer group of the stage named ``stage`` (``vad`` -> ``streamscribe-vad``), before the deployment's
+    topic prefix. The one place a stage's name becomes its group; the group names its state changelog
+    (``state_topic``), and its job events, dead letters and metrics carry it as the stage."""
+    return GROUP_PREFIX + stage
 
 
 def state_topic(group: str) -> str:

@@ -1,2 +1,3 @@
-"""The stage runtime: the consume -> handle -> produce -> commit loop (``runner``), per-stream state
-(``state``) and the worker metrics (``metrics``)."""
+"""The stage runtime: what a stage declares and sees (``stage``: ``StageSpec``, ``Record``, ``Context``), the
+loop that runs it (``runner``), the commit protocol (``checkpoint``), lane priority (``priority``), per-stream
+state (``state``) and the worker metrics (``metrics``)."""

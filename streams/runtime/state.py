@@ -1,10 +1,10 @@
 """Per-stream state that survives a worker crash or a rebalance: a key/value map per input partition,
 backed by a changelog topic partitioned like the input (the pattern of Kafka Streams and faust tables).
 
-Changes made while handling a batch are staged; the runtime writes them to the changelog only after the
-batch's outputs are flushed, and commits input offsets only after that. A crash at any point therefore
-either replays input onto the previous state (duplicate outputs carry the same deterministic ids) or
-finds the new state already written (replayed input is recognised as seen and skipped).
+Changes made while handling a batch are staged; the checkpoint (``streams.runtime.checkpoint``) writes them
+to the changelog only after the batch's outputs are flushed, and commits input offsets only after that. A
+crash at any point therefore either replays input onto the previous state (duplicate outputs carry the same
+deterministic ids) or finds the new state already written (replayed input is recognised as seen and skipped).
 """
 
 from __future__ import annotations
@@ -85,21 +85,28 @@ class StateStore:
     def end(self) -> None:
         self._journal = None
 
-    # -- changelog -----------------------------------------------------------------------------------
-    def write_staged(self, on_delivery: Callable[..., None]) -> int:
-        """Produce staged changes to the changelog (the caller flushes) and fold them into the tables."""
-        count = 0
+    # -- changelog (written by the checkpoint, streams.runtime.checkpoint) ---------------------------------
+    def staged(self) -> list[tuple[int, str, bytes | None]]:
+        """The batch's changes as (partition, key, value); ``None`` deletes. The checkpoint produces them to
+        ``topic`` and, once the broker has them, calls ``apply_staged``."""
+        return [(partition, key, value) for (partition, key), value in self._staged.items()]
+
+    def apply_staged(self) -> int:
+        """Fold the staged changes into the tables (they are in the changelog now)."""
+        count = len(self._staged)
         for (partition, key), value in self._staged.items():
-            self._producer.produce(self.topic, key=key.encode(), value=value, partition=partition,
-                                   on_delivery=on_delivery)
             table = self._tables[partition]
             if value is None:
                 table.pop(key, None)
             else:
                 table[key] = value
-            count += 1
         self._staged.clear()
         return count
+
+    def discard_staged(self) -> None:
+        """Forget the batch's changes (its checkpoint failed: nothing of it counts)."""
+        self._staged.clear()
+        self._journal = None
 
     def has_staged(self) -> bool:
         return bool(self._staged)

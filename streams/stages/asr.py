@@ -10,26 +10,22 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from foundation.events import AsrSegment, Word
 from foundation.logs import get_logger
-from foundation.settings import AsrSettings
-from processors.asr.models import UnknownModel
+from foundation.settings import AsrSettings, Settings
+from processors.asr.models import ModelRegistry, UnknownModel
 from processors.asr.transcriber import DecodeOptions, Request, Result, Transcriber
 from processors.audio.pcm import decode_pcm, to_float
 from streams.kafka.topics import ASR_SEGMENTS, SPEECH_LANES
 from streams.runtime.metrics import AUDIO_SECONDS, REAL_TIME_FACTOR
-from streams.runtime.runner import BaseStage, Context, Record
+from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 
 log = get_logger(__name__)
 
 
 class AsrStage(BaseStage):
-    name: ClassVar[str] = "streamscribe-asr"
-    inputs: ClassVar[tuple[str, ...]] = SPEECH_LANES
-    lanes: ClassVar[tuple[str, ...]] = SPEECH_LANES
-    stateful: ClassVar[bool] = False
     transient_errors: tuple[type[BaseException], ...] = (MemoryError,)
 
     def __init__(self, settings: AsrSettings, transcriber: Transcriber, pipeline_version: str) -> None:
@@ -154,3 +150,21 @@ class AsrStage(BaseStage):
 def _age(seg: dict[str, Any], now: datetime) -> float:
     produced = seg.get("produced_at")
     return (now - produced).total_seconds() if isinstance(produced, datetime) else 0.0
+
+
+def build(settings: Settings) -> AsrStage:
+    a = settings.asr
+    transcriber = Transcriber(ModelRegistry(a.model_paths), compute_type=a.compute_type,
+                              cpu_threads=a.cpu_threads, batch_size=a.batch_size, max_loaded=a.loaded_models)
+    transcriber.warm_up(a.default_model)  # load and warm the default model once per worker, not per job
+    return AsrStage(a, transcriber, settings.pipeline_version)
+
+
+def consume_batch(settings: Settings) -> int:
+    """STREAMSCRIBE_ASR__CONSUME_BATCH"""
+    return settings.asr.consume_batch
+
+
+SPEC = StageSpec(name="asr", doc="recognises speech segments with faster-whisper, batched across streams",
+                 inputs=SPEECH_LANES, outputs=(ASR_SEGMENTS,), lanes=SPEECH_LANES, build=build,
+                 batch=consume_batch)

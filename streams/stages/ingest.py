@@ -9,26 +9,24 @@ A worker that dies mid-file re-publishes the file from the start on restart; VAD
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from connectors.ingest.decode import TARGET_RATE, DecodeError, channels_identical, decode_chunks, probe
 from connectors.storage.base import ObjectNotFound, SyncStore
 from connectors.storage.crypto import DecryptionError
-from connectors.storage.spool import fetched
+from connectors.storage.factory import store_from_settings
+from connectors.storage.spool import decrypted, process_dir
 from foundation.events import AudioChunk
 from foundation.logs import get_logger
+from foundation.settings import Settings
 from streams.kafka.lanes import chunk_lane
-from streams.kafka.topics import INGEST_REQUESTS
-from streams.runtime.runner import BaseStage, Context, Record
+from streams.kafka.topics import CHUNK_LANES, INGEST_REQUESTS
+from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 
 log = get_logger(__name__)
 
 
 class IngestStage(BaseStage):
-    name: ClassVar[str] = "streamscribe-ingest"
-    inputs: ClassVar[tuple[str, ...]] = (INGEST_REQUESTS,)
-    stateful: ClassVar[bool] = False
-
     def __init__(self, store: SyncStore, spool: Path, chunk_seconds: float = 1.0) -> None:
         self.spool = spool
         self.store = store
@@ -44,7 +42,7 @@ class IngestStage(BaseStage):
         error: str | None = None
         options = dict(req["options"])
         try:
-            with fetched(self.store, req["object_key"], self.spool) as path:
+            with decrypted(self.store, req["object_key"], self.spool) as path:  # no plaintext on disk
                 info = probe(path)
                 channels = max(1, info.channels)
                 if info.duration:
@@ -78,3 +76,13 @@ class IngestStage(BaseStage):
             stream_id=req["stream_id"], job_id=req["job_id"], revision=req["revision"], seq=seq, start_sample=start,
             sample_rate=TARGET_RATE, channels=channels, encoding="PCM_S16LE", data=data, end_of_stream=last,
             error=error, options=options if seq == 0 else {}, source="upload"))
+
+
+def build(settings: Settings) -> IngestStage:
+    return IngestStage(SyncStore(store_from_settings(settings)), process_dir(settings.spool_root, "ingest"),
+                       settings.chunk_seconds)
+
+
+# one file at a time: a file is thousands of chunks, drained as they are decoded
+SPEC = StageSpec(name="ingest", doc="decodes stored recordings (claim checks) into audio chunks of at most 1 s",
+                 inputs=(INGEST_REQUESTS,), outputs=CHUNK_LANES, build=build, batch=1)

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import asyncpg
 
+from foundation.settings import Settings
 from repositories.projection import TRANSIENT_DB_ERRORS, Projection
 from streams.kafka.topics import JOBS_EVENTS, SPEAKER_PROFILES, SPEAKER_TURNS, TRANSCRIPTS
-from streams.runtime.runner import BaseStage, Context, Record
+from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 
 KINDS = {JOBS_EVENTS: "job", TRANSCRIPTS: "transcript", SPEAKER_TURNS: "turns", SPEAKER_PROFILES: "profile"}
 
 
 class MaterializerStage(BaseStage):
-    name: ClassVar[str] = "streamscribe-materializer"
-    inputs: ClassVar[tuple[str, ...]] = (TRANSCRIPTS, JOBS_EVENTS, SPEAKER_TURNS, SPEAKER_PROFILES)
-    stateful: ClassVar[bool] = False
     transient_errors: tuple[type[BaseException], ...] = TRANSIENT_DB_ERRORS
 
     def __init__(self, database_url: str) -> None:
@@ -49,3 +47,12 @@ class MaterializerStage(BaseStage):
     def close(self) -> None:
         self.loop.run_until_complete(self.pool.close())
         self.loop.close()
+
+
+def build(settings: Settings) -> MaterializerStage:
+    return MaterializerStage(settings.database_url)
+
+
+SPEC = StageSpec(name="materializer", doc="projects transcripts, job events, speakers and profiles into PostgreSQL",
+                 inputs=(TRANSCRIPTS, JOBS_EVENTS, SPEAKER_TURNS, SPEAKER_PROFILES), outputs=(), build=build,
+                 batch=500)

@@ -13,16 +13,17 @@ the reason (source error, lost window, no speech at all).
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 from foundation.events import TranscriptEvent, TranscriptKind
 from foundation.logs import get_logger
+from foundation.settings import Settings
 from processors.diarization.labels import channel_speaker
 from processors.post.redact import KINDS, redact_segments
 from processors.post.speakers import attribute_words
 from processors.post.split import split_segment
 from streams.kafka.topics import ASR_SEGMENTS, SPEAKER_TURNS, TRANSCRIPTS
-from streams.runtime.runner import BaseStage, Context, Record
+from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 from streams.stages.vad import stream_key
 
 log = get_logger(__name__)
@@ -42,10 +43,6 @@ def _new_state() -> dict[str, Any]:
 
 
 class PostStage(BaseStage):
-    name: ClassVar[str] = "streamscribe-post"
-    inputs: ClassVar[tuple[str, ...]] = (ASR_SEGMENTS, SPEAKER_TURNS)
-    stateful: ClassVar[bool] = True
-
     def handle(self, record: Record, ctx: Context) -> None:
         ev = record.value
         if record.topic == ASR_SEGMENTS and ev["kind"] == "PARTIAL":
@@ -138,3 +135,12 @@ class PostStage(BaseStage):
             model=src["model"], pipeline_version=src["pipeline_version"], language=language or src.get("language"),
             duration=src.get("duration"), segment_count=segment_count, source=src["source"], error=error,
             speakers=speakers or [], original=original, redactions=redactions or []))
+
+
+def build(_settings: Settings) -> PostStage:
+    return PostStage()
+
+
+SPEC = StageSpec(name="post", doc="turns recognised windows (and speaker turns) into transcript segments; closes jobs",
+                 inputs=(ASR_SEGMENTS, SPEAKER_TURNS), outputs=(TRANSCRIPTS,), stateful=True, build=build,
+                 batch=200)

@@ -11,19 +11,19 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from foundation.events import SpeechSegment
 from foundation.logs import get_logger
-from foundation.settings import VadSettings
+from foundation.settings import Settings, VadSettings
 from processors.audio.pcm import PIPELINE_RATE, StreamResampler, decode_pcm, mix_down
 from processors.vad.segmenter import Cut, Segmenter, SegmenterConfig, SegmenterState
 from streams.kafka.lanes import speech_lane
-from streams.kafka.topics import CHUNK_LANES
+from streams.kafka.topics import CHUNK_LANES, SPEECH_LANES
 from streams.runtime.metrics import AUDIO_SECONDS
-from streams.runtime.runner import BaseStage, Context, Record
+from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 
 log = get_logger(__name__)
 
@@ -75,11 +75,6 @@ def _unpiece(raw: bytes) -> tuple[int, np.ndarray]:
 
 
 class VadStage(BaseStage):
-    name: ClassVar[str] = "streamscribe-vad"
-    inputs: ClassVar[tuple[str, ...]] = CHUNK_LANES
-    lanes: ClassVar[tuple[str, ...]] = CHUNK_LANES
-    stateful: ClassVar[bool] = True
-
     def __init__(self, settings: VadSettings) -> None:
         self.settings = settings
         self._cache: dict[str, tuple[int, dict[str, Segmenter]]] = {}
@@ -240,3 +235,11 @@ class VadStage(BaseStage):
         meta.ended = True
         for k in [k for k in self._resamplers if k[0] == key]:
             del self._resamplers[k]
+
+
+def build(settings: Settings) -> VadStage:
+    return VadStage(settings.vad)
+
+
+SPEC = StageSpec(name="vad", doc="cuts each stream's audio into speech segments (webrtcvad), in the stream's lane",
+                 inputs=CHUNK_LANES, outputs=SPEECH_LANES, lanes=CHUNK_LANES, stateful=True, build=build, batch=200)

@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import ClassVar
 
 import asyncpg
 from prometheus_client import Counter
 
 from connectors.storage.crypto import Keyring
+from connectors.storage.factory import parse_keyring
 from connectors.webhooks.dispatch import DispatchConfig, Dispatcher
 from connectors.webhooks.events import WebhookEvent, from_job_event, from_transcript_event
 from foundation.logs import get_logger
@@ -32,7 +32,7 @@ from foundation.version import __version__
 from repositories.projection import TRANSIENT_DB_ERRORS
 from repositories.webhooks import WebhookStore
 from streams.kafka.topics import JOBS_EVENTS, TRANSCRIPTS
-from streams.runtime.runner import BaseStage, Context, Record
+from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 
 DEFAULT_ORG = "default"
 RECORDED = Counter("streamscribe_webhook_events_total", "Webhook events recorded for delivery (before the "
@@ -62,9 +62,6 @@ def webhook_events(record: Record) -> list[WebhookEvent]:
 
 
 class WebhookStage(BaseStage):
-    name: ClassVar[str] = "streamscribe-webhooks"
-    inputs: ClassVar[tuple[str, ...]] = (TRANSCRIPTS, JOBS_EVENTS)
-    stateful: ClassVar[bool] = False
     transient_errors: tuple[type[BaseException], ...] = TRANSIENT_DB_ERRORS
 
     def __init__(self, database_url: str, settings: WebhookSettings, keyring: Keyring, *,
@@ -89,8 +86,6 @@ class WebhookStage(BaseStage):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookStage:
-        from connectors.storage.factory import parse_keyring
-
         return cls(settings.database_url, settings.webhooks, parse_keyring(*settings.storage_keys()))
 
     def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
@@ -156,3 +151,7 @@ class WebhookStage(BaseStage):
             self.dispatcher.stop()
         self.loop.run_until_complete(self.pool.close())
         self.loop.close()
+
+
+SPEC = StageSpec(name="webhooks", doc="records webhook deliveries for pipeline events and sends them",
+                 inputs=(TRANSCRIPTS, JOBS_EVENTS), outputs=(), build=WebhookStage.from_settings, batch=500)

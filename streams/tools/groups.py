@@ -15,7 +15,7 @@ from datetime import datetime
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from foundation.settings import KafkaSettings
-from streams.kafka.clients import base_config, end_offsets
+from streams.kafka.clients import end_offsets, reader_consumer
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,7 @@ class Move:
 
 
 def _probe(kafka: KafkaSettings) -> Consumer:
-    return Consumer({**base_config(kafka), "group.id": f"offsets-probe-{uuid.uuid4().hex}", "enable.auto.commit": False,
-                     "fetch.wait.max.ms": 50})
+    return reader_consumer(kafka, f"offsets-probe-{uuid.uuid4().hex}", "streamscribe-offsets-probe")
 
 
 def _ends(kafka: KafkaSettings, tps: list[TopicPartition]) -> dict[int, int]:
@@ -77,7 +76,7 @@ def offset_at_time(kafka: KafkaSettings, topic: str, partition: int, ts_ms: int,
 def plan(kafka: KafkaSettings, group: str, topic: str, *, to_datetime: datetime | None = None,
          to_offset: int | None = None, to_earliest: bool = False, to_latest: bool = False,
          partitions: list[int] | None = None) -> list[Move]:
-    admin_consumer = Consumer({**base_config(kafka), "group.id": group, "enable.auto.commit": False})
+    admin_consumer = reader_consumer(kafka, group, "streamscribe-offsets")
     try:
         md = admin_consumer.list_topics(topic, timeout=10)
         if topic not in md.topics or md.topics[topic].error is not None:
@@ -108,7 +107,7 @@ def plan(kafka: KafkaSettings, group: str, topic: str, *, to_datetime: datetime 
 
 def apply(kafka: KafkaSettings, group: str, topic: str, moves: list[Move]) -> None:
     """Commit the planned offsets for the group (a standalone commit: the group must have no members)."""
-    consumer = Consumer({**base_config(kafka), "group.id": group, "enable.auto.commit": False})
+    consumer = reader_consumer(kafka, group, "streamscribe-offsets")
     try:
         consumer.commit(offsets=[TopicPartition(topic, m.partition, m.target) for m in moves], asynchronous=False)
     finally:

@@ -13,7 +13,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from foundation.settings import Settings
-from streams.kafka.clients import assign_at_end, base_config, end_offsets
+from streams.kafka.clients import assign_at_end, end_offsets, reader_consumer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import schema_of
@@ -35,8 +35,7 @@ def _start(consumer: Consumer, partitions: list[TopicPartition], settings: Setti
     fresh = [tp for tp in partitions if committed.get((tp.topic, tp.partition), -1) < 0]
     ends: dict[tuple[str, int], int] = {}
     if fresh and not from_beginning:
-        probe = Consumer({**base_config(settings.kafka), "group.id": f"tail-probe-{uuid.uuid4().hex}",
-                          "enable.auto.commit": False})
+        probe = reader_consumer(settings.kafka, f"tail-probe-{uuid.uuid4().hex}", "streamscribe-tail-probe")
         try:
             ends = end_offsets(probe, fresh)
         finally:
@@ -55,10 +54,7 @@ def tail_topic(settings: Settings, topic: str, *, from_beginning: bool = False, 
     full = settings.kafka.topic_prefix + topic
     serde = AvroSerde(make_registry(settings.schema_registry.url, settings.schema_registry_file),
                       settings.kafka.topic_prefix)
-    consumer = Consumer({**base_config(settings.kafka), "group.id": group or f"tail-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "fetch.wait.max.ms": settings.kafka.fetch_wait_max_ms,
-                         "fetch.message.max.bytes": settings.kafka.max_message_bytes})
+    consumer = reader_consumer(settings.kafka, group or f"tail-{uuid.uuid4().hex}", "streamscribe-tail")
     seen = 0
     try:
         parts = [TopicPartition(full, p) for p in consumer.list_topics(full, timeout=10).topics[full].partitions]

@@ -6,6 +6,7 @@ or Kubernetes would, and writes what it runs to ``<home>/stack.json`` for ``down
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,10 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from connectors.storage import spool
 from foundation.logs import get_logger
 from foundation.settings import Settings
-from streamscribe.stack import broker, postgres
+from streamscribe.stack import broker, postgres, retention, seaweed
 from streamscribe.stack.ports import free_port, wait_for_port
+from streamscribe.stack.seaweed import Seaweed
+from streamscribe.stack.services import Service, tend
 
 log = get_logger(__name__)
 
@@ -83,6 +89,28 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+ORPHAN_NAMES = ("weed", "tansu", "postgres", "streamscribe.cli")
+
+
+def reap_orphans(stack: dict[str, Any]) -> list[int]:
+    """Kill what a supervisor that died without stopping (``kill -9``) left running: its object storage, broker,
+    PostgreSQL and workers would hold the data directories and ports a new stack needs. Only processes whose
+    command line is one of ours are touched (a pid may have been reused)."""
+    pids = [int(p["pid"]) for p in [*stack.get("infra", {}).values(), *stack.get("children", {}).values()]
+            if isinstance(p, dict) and p.get("pid")]
+    killed = []
+    for pid in pids:
+        try:
+            cmdline = " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            continue
+        if any(name in cmdline for name in ORPHAN_NAMES):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            killed.append(pid)
+    return killed
+
+
 class Supervisor:
     def __init__(self, settings: Settings, gateway_port: int) -> None:
         self.settings = settings
@@ -90,37 +118,35 @@ class Supervisor:
         self.gateway_port = gateway_port
         self.logs = self.home / "logs"
         self.children: list[Child] = []
-        self.infra: dict[str, subprocess.Popen[bytes]] = {}
+        self.infra: dict[str, Service] = {}
+        self.seaweed: Seaweed | None = None
         self.stopping = False
+        self.retention: retention.Sweeper | None = None
         self.info: dict[str, Any] = {}
 
     # -- start ---------------------------------------------------------------------------------------
     def start(self) -> None:
+        # the stage modules load their model libraries: imported when a stack starts, not by every CLI command
         from streams.kafka.admin import ensure_topics
-        from streams.workers import STAGES, state_groups
+        from streams.kafka.clients import KafkaAuthenticationError
+        from streams.stages.registry import names, state_groups
 
         self.logs.mkdir(parents=True, exist_ok=True)
         self.settings.storage_root.mkdir(parents=True, exist_ok=True)
+        cleared = spool.clear_root(self.settings.spool_root)  # what a crash left: no plaintext survives an up
+        if cleared:
+            log.warning("removed transient files left by a previous run", count=cleared)
         env = {**os.environ, "STREAMSCRIBE_HOME": str(self.home), "STREAMSCRIBE_PROFILE": "embedded"}
 
         bootstrap = os.environ.get("STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS")
         if not bootstrap:
-            port = free_port(19092)
-            self.infra["broker"] = broker.start(port, self.logs / "broker.log")
-            if not wait_for_port(port, 30):
-                raise RuntimeError(f"the broker did not listen on {port}; see {self.logs / 'broker.log'}")
-            bootstrap = f"127.0.0.1:{port}"
+            bootstrap = self._start_broker()
         env["STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS"] = bootstrap
         self.settings.kafka.bootstrap_servers = bootstrap
 
         database_url = self.settings.database_url or os.environ.get("DATABASE_URL", "")
         if not database_url:
-            pg_port = free_port(15432)
-            pgdata = self.home / "pgdata"
-            postgres.prepare(pgdata)
-            self.infra["postgres"] = postgres.start(pgdata, pg_port, self.logs / "postgres.log")
-            postgres.wait_ready_and_create_db(pg_port)
-            database_url = postgres.url(pg_port)
+            database_url = self._start_postgres()
         env["STREAMSCRIBE_DATABASE_URL"] = database_url
 
         from repositories.migrate import apply_migrations
@@ -137,6 +163,8 @@ class Supervisor:
             try:
                 ensure_topics(self.settings.kafka, state_groups())
                 break
+            except KafkaAuthenticationError:
+                raise  # waiting does not make the credentials right
             except Exception as exc:
                 if attempt == 19:
                     raise
@@ -144,7 +172,7 @@ class Supervisor:
                 time.sleep(0.5)
 
         health: dict[str, str] = {}
-        for name in STAGES:
+        for name in names():
             port = free_port()
             health[name] = f"http://127.0.0.1:{port}/health"
             self.children.append(Child(
@@ -165,9 +193,59 @@ class Supervisor:
             "worker_health": health, "started_at": time.time(),
         }
         self._write_state()
+        if self.retention:
+            self.retention.start()
+
+    def _service(self, service: Service) -> None:
+        service.max_backoff = self.settings.embedded.max_restart_backoff_s
+        self.infra[service.name] = service
+        service.start()
+
+    def _start_broker(self) -> str:
+        """Object storage for the broker's log (unless it runs in memory), then the broker; its address."""
+        port = free_port(19092)
+        storage, broker_env = broker.MEMORY, {}
+        if self.settings.embedded.broker_storage == "s3":
+            access, secret = self.settings.embedded_s3_credentials()
+            weed = self.seaweed = Seaweed(self.home / "seaweed", access, secret,
+                                          self.settings.embedded.objectstore_memory_limit_mb)
+            self._service(Service("objectstore", lambda: weed.start(self.logs / "objectstore.log"), weed.wait_ready,
+                                  extra={"endpoint": weed.endpoint, "ports": weed.ports}))
+            storage, broker_env = broker.s3_url(seaweed.BUCKET), weed.broker_env()
+        self._service(Service(
+            "broker", lambda: broker.start(port, self.logs / "broker.log", storage, broker_env),
+            lambda timeout: wait_for_port(port, timeout), needs=("objectstore",),
+            extra={"port": port, "storage": storage}))
+        self.retention = retention.Sweeper(self.settings, self.seaweed) if self.seaweed else None
+        return f"127.0.0.1:{port}"
+
+    def _start_postgres(self) -> str:
+        pg_port = free_port(15432)
+        pgdata = self.home / "pgdata"
+        postgres.prepare(pgdata)
+
+        launched: list[int] = []
+
+        def launch() -> subprocess.Popen[bytes]:
+            if launched:  # a restart: the old postmaster's whole group is gone (Service.kill), its lock is stale
+                (pgdata / "postmaster.pid").unlink(missing_ok=True)
+            proc = postgres.start(pgdata, pg_port, self.logs / "postgres.log")
+            launched.append(proc.pid)
+            return proc
+
+        def ready(timeout: float) -> bool:
+            try:
+                postgres.wait_ready_and_create_db(pg_port, timeout)
+            except Exception as exc:  # whatever the driver raises while the server is not there
+                log.warning("postgres not ready", error=str(exc))
+                return False
+            return True
+
+        self._service(Service("postgres", launch, ready, extra={"port": pg_port}))
+        return postgres.url(pg_port)
 
     def _write_state(self) -> None:
-        data = {**self.info, "infra": {k: p.pid for k, p in self.infra.items()},
+        data = {**self.info, "infra": {k: s.state() for k, s in self.infra.items()},
                 "children": {c.name: {"pid": c.pid, "restarts": c.restarts, **c.extra} for c in self.children}}
         tmp = stack_file(self.home).with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
@@ -189,6 +267,7 @@ class Supervisor:
                 if child.next_start == 0.0:
                     log.warning("process exited; restarting", child=child.name, code=proc.returncode,
                                 backoff=child.backoff)
+                    spool.remove_dead(self.settings.spool_root, {proc.pid})  # what it was spooling goes now
                     child.next_start = now + child.backoff
                     child.backoff = min(child.backoff * 2, 10.0)
                 elif now >= child.next_start:
@@ -196,11 +275,8 @@ class Supervisor:
                     child.next_start = 0.0
                     child.start()
                     changed = True
-            for name, proc in self.infra.items():
-                if proc.poll() is not None and not self.stopping:
-                    log.error("infrastructure process exited; stopping the stack", child=name,
-                              code=proc.returncode)
-                    self.stopping = True
+            if tend(self.infra, time.monotonic()):
+                changed = True
             if changed:
                 self._write_state()
             time.sleep(0.2)
@@ -223,20 +299,14 @@ class Supervisor:
                 except subprocess.TimeoutExpired:
                     child.proc.kill()
                     child.proc.wait()
-        if "postgres" in self.infra:
-            pg = self.infra["postgres"]
-            pg.send_signal(signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint, exit
-            try:
-                pg.wait(30)
-            except subprocess.TimeoutExpired:
-                pg.kill()
-        if "broker" in self.infra:
-            b = self.infra["broker"]
-            b.terminate()
-            try:
-                b.wait(10)
-            except subprocess.TimeoutExpired:
-                b.kill()
+        if self.retention:
+            self.retention.stop()
+        if "postgres" in self.infra:  # fast shutdown: roll back open transactions, checkpoint, exit
+            self.infra["postgres"].stop(signal.SIGINT, 30)
+        for name in ("broker", "objectstore"):
+            if name in self.infra:
+                self.infra[name].stop(signal.SIGTERM, 15)
+        spool.remove_dead(self.settings.spool_root)
         stack_file(self.home).unlink(missing_ok=True)
         log.info("stack stopped")
 

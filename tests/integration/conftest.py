@@ -24,6 +24,7 @@ from foundation.settings import Settings
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
 from streamscribe.stack.supervisor import pid_alive, read_stack
+from tests.integration.apache_kafka import apache_kafka  # noqa: F401 - the session's Apache Kafka cluster
 
 CLI = [sys.executable, "-m", "streamscribe.cli"]
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from foundation.events import AudioChunk
+from streams.kafka.clients import publisher_producer, reader_consumer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import (
@@ -263,8 +264,7 @@ async def test_text_postgresql_cannot_store_and_numbers_beyond_its_columns_are_a
 def _read_dlq(stack: Stack, topic: str, keys: set[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
     settings = stack.settings()
     serde = AvroSerde(make_registry("", settings.schema_registry_file))
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": f"t-{uuid.uuid4()}",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 100})
+    consumer = reader_consumer(settings.kafka, f"t-{uuid.uuid4()}")
     found: dict[str, dict[str, Any]] = {}
     try:
         consumer.assign([TopicPartition(dlq_name(topic), p, OFFSET_BEGINNING)
@@ -285,7 +285,7 @@ def _read_dlq(stack: Stack, topic: str, keys: set[str], timeout: float = 60) -> 
 async def test_poison_events_are_dead_lettered_and_stages_keep_going(stack: Stack, speech: Path) -> None:
     settings = stack.settings()
     serde = AvroSerde(make_registry("", settings.schema_registry_file))
-    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    producer = publisher_producer(settings.kafka, "test-poison")
     topics = [INGEST_REQUESTS, AUDIO_CHUNKS, AUDIO_SPEECH, ASR_SEGMENTS, TRANSCRIPTS, JOBS_EVENTS]
     sent: dict[str, dict[str, bytes]] = {}
     for topic in topics:

@@ -192,7 +192,7 @@ async def test_a_file_without_audio_is_refused_and_nothing_is_stored(stack: Stac
         assert status == 415
         assert await conn.fetchval("SELECT count(*) FROM files WHERE org_id = $1", orgs["org_a"]) == before
         assert _objects(stack, "files") <= objects
-        assert not list((stack.home / "tmp").glob("upload-*"))
+        assert not list((stack.home / "tmp").rglob("upload-*"))
     finally:
         await conn.close()
 

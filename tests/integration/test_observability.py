@@ -15,9 +15,9 @@ from typing import Any
 
 import psutil
 import pytest
-from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.kafka.clients import publisher_producer
 from streams.kafka.topics import AUDIO_SPEECH
 from tests.integration.conftest import Stack
 
@@ -122,7 +122,7 @@ async def test_metrics_follow_a_job_and_logs_carry_its_ids(stack: Stack, speech:
 
 def test_dead_letters_are_counted(stack: Stack) -> None:
     before = _value(_worker_metrics(stack, "asr"), "streamscribe_dead_letters_total", topic=AUDIO_SPEECH)
-    producer = Producer({"bootstrap.servers": stack.info["kafka_bootstrap"]})
+    producer = publisher_producer(stack.settings().kafka, "test-observability")
     producer.produce(AUDIO_SPEECH, key=f"poison-{uuid.uuid4().hex}".encode(), value=b"not an avro event")
     assert producer.flush(30) == 0
     deadline = time.monotonic() + 60

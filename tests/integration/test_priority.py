@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.corpus import write_long_recording
 from connectors.producer.audio import AudioProducer
-from streams.kafka.clients import assign_at_end
+from streams.kafka.clients import assign_at_end, reader_consumer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import AUDIO_SPEECH, AUDIO_SPEECH_HIGH, AUDIO_SPEECH_LOW, TRANSCRIPTS
@@ -52,9 +52,7 @@ class Completions:
     def __init__(self, stack: Stack, topics: tuple[str, ...] = (TRANSCRIPTS,)) -> None:
         settings = stack.settings()
         self.serde = AvroSerde(make_registry("", settings.schema_registry_file))
-        self.consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                                  "group.id": f"t-{uuid.uuid4()}", "enable.auto.commit": False,
-                                  "fetch.wait.max.ms": 100})
+        self.consumer = reader_consumer(settings.kafka, f"t-{uuid.uuid4()}")
         assign_at_end(self.consumer, [TopicPartition(t, p) for t in topics for p in range(settings.kafka.partitions)])
         self.order: list[str] = []
         self.seen: dict[str, list[str]] = {}  # topic -> keys seen on it
@@ -108,8 +106,7 @@ async def test_a_job_priority_picks_its_speech_lane(stack: Stack, speech: Path) 
     """Through the REST API: a high job's speech travels on the high lane, a replay (background work) on the
     low lane, and the transcripts are the same as on the normal lane."""
     settings = stack.settings()
-    lanes = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": f"t-{uuid.uuid4()}",
-                      "enable.auto.commit": False, "fetch.wait.max.ms": 100})
+    lanes = reader_consumer(settings.kafka, f"t-{uuid.uuid4()}")
     assign_at_end(lanes, [TopicPartition(t, p) for t in (AUDIO_SPEECH_HIGH, AUDIO_SPEECH_LOW)
                           for p in range(settings.kafka.partitions)])
     seen: dict[str, set[str]] = {AUDIO_SPEECH_HIGH: set(), AUDIO_SPEECH_LOW: set()}

@@ -11,9 +11,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from confluent_kafka import Producer
 
 from foundation.events import AsrSegment
+from streams.kafka.clients import publisher_producer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import ASR_SEGMENTS
@@ -86,7 +86,7 @@ async def test_redaction_hides_pii_from_roles_without_pii_read(stack: Stack, org
         "stream_id": stream, "language": "en", "language_probability": 1.0, "avg_logprob": -0.1,
         "no_speech_prob": 0.01, "model": "tiny.en", "pipeline_version": "test", "processing_seconds": 0.1,
         "options": {"redact": "all", "diarize": "off", "org_id": org["org_id"]}}
-    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    producer = publisher_producer(settings.kafka, "test-privacy")
     producer.produce(ASR_SEGMENTS, key=stream.encode(), value=serde.serialize(ASR_SEGMENTS, AsrSegment(
         **base, kind="FINAL", segment_id=f"{stream}:m:000000000", index=0, start=0.0, end=8.0, text=said,
         words=_words(said, 0.0))))

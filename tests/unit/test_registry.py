@@ -1,0 +1,56 @@
+"""The stage registry: one declaration per stage, from which names, groups, changelogs and docs derive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from foundation.settings import KafkaSettings, Settings
+from streams.kafka.topics import CATALOGUE, all_topics, state_topic
+from streams.stages.registry import STAGES, UnknownStage, markdown, names, spec_of, state_groups
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "stages.md"
+
+
+def test_docs_list_every_stage_as_the_registry_declares_it() -> None:
+    assert DOC.read_text() == markdown(), "docs/stages.md is stale: streamscribe stages --markdown > docs/stages.md"
+
+
+def test_every_stage_has_one_name_and_one_group() -> None:
+    assert names() == ("ingest", "vad", "asr", "diarization", "post", "materializer", "webhooks")
+    assert [s.group for s in STAGES] == [f"streamscribe-{n}" for n in names()]
+    assert spec_of("vad").group == "streamscribe-vad"
+    with pytest.raises(UnknownStage, match="stages: ingest, vad"):
+        spec_of("streamscribe-vad")  # the group is not a second name of the stage
+
+
+def test_stages_read_and_write_catalogued_topics() -> None:
+    catalogued = {t.name for t in CATALOGUE}
+    for spec in STAGES:
+        assert set(spec.inputs) <= catalogued, spec.name
+        assert set(spec.outputs) <= catalogued, spec.name
+        assert spec.batch_size(Settings()) >= 1
+
+
+def test_every_stateful_stage_gets_its_changelog_topic() -> None:
+    stateful = [s for s in STAGES if s.stateful]
+    assert [s.name for s in stateful] == ["vad", "diarization", "post"]
+    assert state_groups() == tuple(s.group for s in stateful)
+    created = dict(all_topics(KafkaSettings(topic_prefix="p."), state_groups()))
+    for spec in stateful:
+        assert spec.changelog == state_topic(spec.group)
+        assert created["p." + spec.changelog]["cleanup.policy"] == "compact"
+    assert all(s.changelog is None for s in STAGES if not s.stateful)
+
+
+def test_lanes_are_inputs_in_priority_order() -> None:
+    for spec in STAGES:
+        assert list(spec.lanes) == [t for t in spec.inputs if t in spec.lanes], spec.name
+
+
+def test_lane_settings_name_stages_of_the_registry() -> None:
+    lanes = Settings().lanes
+    laned = {s.name for s in STAGES if s.lanes}
+    assert set(lanes.yield_batch) <= laned and set(lanes.lower_batch) <= laned
+    assert lanes.yield_batch_of("asr") == 1 and lanes.lower_batch_of("asr", 32) == 8

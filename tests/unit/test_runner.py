@@ -1,0 +1,189 @@
+"""The stage runner's batch handling (streams.runtime.runner): dead letters, roll-back of a failed record's
+outputs and state, the job's FAILED event, and the rest of the batch going on; rebalances and lane pauses.
+
+The runner is built through its constructor with in-memory Kafka clients (tests/unit/kafka_fakes.py), a real
+Avro serde and a real state store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from foundation.events import AudioChunk, IngestRequest, SpeechSegment
+from foundation.settings import Settings
+from streams.kafka.schema_registry import FileSchemaRegistry
+from streams.kafka.serde import AvroSerde
+from streams.kafka.topics import (
+    AUDIO_CHUNKS,
+    AUDIO_SPEECH,
+    AUDIO_SPEECH_HIGH,
+    AUDIO_SPEECH_LOW,
+    INGEST_REQUESTS,
+    JOBS_EVENTS,
+    SPEECH_LANES,
+    dlq_name,
+)
+from streams.runtime.runner import StageRunner
+from streams.runtime.stage import BaseStage, Context, Record, StageSpec
+from streams.runtime.state import StateStore
+from tests.unit.kafka_fakes import FakeConsumer, FakeMessage, FakeProducer, FakeRestoreConsumer
+
+
+class Splitter(BaseStage):
+    """Per request: remembers the stream in its state, reports RUNNING and emits one chunk; a request whose
+    options say ``explode`` raises after doing all that, one saying ``stray`` emits on an undeclared topic."""
+
+    def __init__(self) -> None:
+        self.forgotten: list[str] = []
+
+    def handle(self, record: Record, ctx: Context) -> None:
+        req = record.value
+        ctx.put(req["stream_id"], b"seen")
+        ctx.job_event(req, "RUNNING", progress=0.0)
+        ctx.emit(AUDIO_CHUNKS, AudioChunk(stream_id=req["stream_id"], job_id=req["job_id"], seq=0, start_sample=0,
+                                          sample_rate=16000, channels=1, data=b"\x00\x00"))
+        if req["options"].get("explode"):
+            raise ValueError("cannot split this one")
+        if req["options"].get("stray"):
+            ctx.emit(AUDIO_SPEECH, SpeechSegment(stream_id=req["stream_id"], kind="END", segment_id="x", index=0,
+                                                 start=0, end=0, audio=b""))
+
+    def forget(self, record: Record) -> None:
+        self.forgotten.append(record.value["stream_id"])
+
+
+SPLITTER = StageSpec(name="splitter", doc="test stage", inputs=(INGEST_REQUESTS,), outputs=(AUDIO_CHUNKS,),
+                     build=lambda _settings: Splitter(), stateful=True, batch=10)
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, spec: StageSpec, stage: Any) -> None:
+        self.settings = Settings()
+        self.producer = FakeProducer()
+        self.consumer = FakeConsumer(journal=self.producer.journal)
+        self.serde = AvroSerde(FileSchemaRegistry(tmp_path / "registry.json"))
+        self.state = None
+        if spec.changelog:
+            self.state = StateStore(spec.changelog, lambda: FakeRestoreConsumer(self.producer), self.producer)  # type: ignore
+        self.stage = stage
+        self.runner = StageRunner(spec, stage, self.settings, consumer=self.consumer, producer=self.producer,  # type: ignore
+                                  serde=self.serde, state=self.state)
+        self.runner.subscribe()
+        self.consumer.rebalance(assign=[TopicPartition(t, p) for t in spec.inputs for p in (0, 1)])
+        self.producer.delivered.clear()  # the state store's restore markers
+        self.producer.journal.clear()
+
+    def request(self, offset: int, stream: str, **options: str) -> FakeMessage:
+        event = IngestRequest(stream_id=stream, job_id=f"job-{stream}", object_key="k", options=options)
+        return FakeMessage(INGEST_REQUESTS, 0, offset, stream.encode(), self.serde.serialize(INGEST_REQUESTS, event))
+
+    def read(self, topic: str) -> list[dict[str, Any]]:
+        return [self.serde.deserialize(topic, m.value) for m in self.producer.on(topic)]
+
+
+def test_a_record_that_fails_is_dead_lettered_rolled_back_and_the_batch_goes_on(tmp_path: Path) -> None:
+    h = Harness(tmp_path, SPLITTER, Splitter())
+    undecodable = FakeMessage(INGEST_REQUESTS, 0, 1, b"garbage", b'{"not": "avro"}')
+    h.consumer.batches = [[h.request(0, "a"), undecodable, h.request(2, "b", explode="yes"), h.request(3, "c")]]
+    assert h.runner.step() == 4
+
+    letters = h.read(dlq_name(INGEST_REQUESTS))
+    assert [(d["offset"], d["error_type"]) for d in letters] == [(1, "SerdeError"), (2, "ValueError")]
+    assert all(d["topic"] == INGEST_REQUESTS and d["stage"] == "streamscribe-splitter" for d in letters)
+    assert letters[0]["value"] == b'{"not": "avro"}' and letters[0]["key"] == b"garbage"  # the original bytes
+    assert "cannot split this one" in letters[1]["error"]
+    assert [m.key for m in h.producer.on(dlq_name(INGEST_REQUESTS))] == [b"garbage", b"b"]  # keyed as the original
+
+    # the failed record's output and state change are gone; the records around it went through
+    assert [c["stream_id"] for c in h.read(AUDIO_CHUNKS)] == ["a", "c"]
+    assert h.state is not None
+    assert h.state.get(0, "a") == b"seen" and h.state.get(0, "c") == b"seen" and h.state.get(0, "b") is None
+    assert sorted(m.key for m in h.producer.on("streamscribe-splitter.state")) == [b"a", b"c"]
+    assert h.stage.forgotten == ["b"]
+
+    # its job failed, naming the dead-letter topic; the others run
+    jobs = [(e["job_id"], e["state"]) for e in h.read(JOBS_EVENTS)]
+    assert jobs == [("job-a", "RUNNING"), ("job-b", "FAILED"), ("job-c", "RUNNING")]
+    failed = next(e for e in h.read(JOBS_EVENTS) if e["state"] == "FAILED")
+    assert failed["stage"] == "streamscribe-splitter" and dlq_name(INGEST_REQUESTS) in failed["error"]
+    assert "ValueError: cannot split this one" in failed["error"]
+
+    # the whole batch is committed, after its outputs and changelog
+    assert h.consumer.committed_offsets == [{(INGEST_REQUESTS, 0): 4}]
+    assert h.producer.journal[-1] == "commit"
+
+
+def test_an_output_on_an_undeclared_topic_is_a_failure_of_its_record(tmp_path: Path) -> None:
+    h = Harness(tmp_path, SPLITTER, Splitter())
+    h.consumer.batches = [[h.request(0, "a", stray="yes"), h.request(1, "b")]]
+    h.runner.step()
+    letters = h.read(dlq_name(INGEST_REQUESTS))
+    assert [d["error_type"] for d in letters] == ["UndeclaredOutput"] and AUDIO_SPEECH in letters[0]["error"]
+    assert h.producer.on(AUDIO_SPEECH) == [] and [c["stream_id"] for c in h.read(AUDIO_CHUNKS)] == ["b"]
+
+
+class Batcher(BaseStage):
+    """Stateless, handles whole batches, and fails a batch holding a poisoned request."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def handle(self, record: Record, ctx: Context) -> None:
+        if record.value["options"].get("explode"):
+            raise ValueError("poisoned")
+        ctx.emit(AUDIO_CHUNKS, AudioChunk(stream_id=record.value["stream_id"], seq=0, start_sample=0,
+                                          sample_rate=16000, channels=1, data=b""))
+
+    def handle_batch(self, records: Sequence[Record], ctx: Context) -> bool:
+        self.batches.append(len(records))
+        for r in records:
+            self.handle(r, ctx)
+        return True
+
+
+def test_a_failed_batch_is_retried_record_by_record(tmp_path: Path) -> None:
+    spec = StageSpec(name="batcher", doc="test", inputs=(INGEST_REQUESTS,), outputs=(AUDIO_CHUNKS,),
+                     build=lambda _settings: Batcher())
+    h = Harness(tmp_path, spec, Batcher())
+    h.consumer.batches = [[h.request(0, "a"), h.request(1, "b", explode="yes"), h.request(2, "c")]]
+    h.runner.step()
+    assert h.stage.batches == [3]
+    assert [c["stream_id"] for c in h.read(AUDIO_CHUNKS)] == ["a", "c"]  # no duplicate of "a" from the batch try
+    assert [d["offset"] for d in h.read(dlq_name(INGEST_REQUESTS))] == [1]
+    assert h.consumer.committed_offsets == [{(INGEST_REQUESTS, 0): 3}]
+
+
+class Idle(BaseStage):
+    def handle(self, record: Record, ctx: Context) -> None:
+        pass
+
+
+LANED = StageSpec(name="asr", doc="test", inputs=SPEECH_LANES, outputs=(), lanes=SPEECH_LANES,
+                  build=lambda _settings: Idle(), batch=32)
+
+
+def test_lane_decisions_pause_and_resume_the_consumer(tmp_path: Path) -> None:
+    h = Harness(tmp_path, LANED, Idle())
+    for t in SPEECH_LANES:
+        for p in (0, 1):
+            h.consumer.high[(t, p)] = h.consumer.pos[(t, p)] = 10
+    h.consumer.high[(AUDIO_SPEECH_HIGH, 0)] = 12  # urgent events wait
+    h.runner.step()
+    assert {t for t, _ in h.consumer.paused} == {AUDIO_SPEECH, AUDIO_SPEECH_LOW} and len(h.consumer.paused) == 4
+    assert h.runner.batch_limit == 32
+    h.consumer.pos[(AUDIO_SPEECH_HIGH, 0)] = 12  # handled; normal work waits too: it resumes, in small batches
+    h.consumer.high[(AUDIO_SPEECH, 1)] = 20  # (the urgent lane was busy a moment ago)
+    h.runner.step()
+    assert h.consumer.paused == {(AUDIO_SPEECH_LOW, 0), (AUDIO_SPEECH_LOW, 1)} and h.runner.batch_limit == 1
+
+
+def test_a_revoked_partition_is_forgotten(tmp_path: Path) -> None:
+    h = Harness(tmp_path, LANED, Idle())
+    h.consumer.high[(AUDIO_SPEECH_HIGH, 0)], h.consumer.pos[(AUDIO_SPEECH_HIGH, 0)] = 5, 0
+    h.runner.step()
+    assert (AUDIO_SPEECH, 0) in h.runner.lanes.paused
+    h.consumer.rebalance(revoke=[TopicPartition(AUDIO_SPEECH, 0)])
+    assert (AUDIO_SPEECH, 0) not in h.runner.lanes.paused and (AUDIO_SPEECH, 0) not in h.runner.partitions
