@@ -8,6 +8,11 @@
   cases, the ids of the ones made before the run (``STREAMSCRIBE_FUZZ_IDS``: path parameter name -> id; the
   speaker and delivery too), and a range the recording can satisfy: random ids only ever find nothing (their
   negative cases keep the generated ids, so malformed ones are still fuzzed).
+- Replays stay small: a positive case of ``POST /v1/replays`` that names jobs names the one job made for it
+  before the run (``STREAMSCRIBE_FUZZ_REPLAY``: a two-second recording), and one that names a time range gets a
+  range before the run began (it selects nothing, through the same query). Otherwise every accepted replay
+  re-runs every job the run has made, hundreds of pipeline runs that only make the run slow and its duration
+  depend on the machine; replays themselves are tested in tests/integration/test_replay.py.
 - The run does not saw off the branch it sits on: a case that would delete or erase what the run stands on
   (``STREAMSCRIBE_FUZZ_KEEP``: JSON, path parameter name -> ids: the account it authenticates as, the
   organization, job and file of the finished job and the webhook subscription some operations are pointed at)
@@ -58,9 +63,24 @@ def _chosen(case: Case, one_in: int) -> bool:
     return zlib.crc32(text.encode("utf-8", "surrogatepass")) % one_in == 0
 
 
+BEFORE_THE_RUN = "2001-01-01T00:00:00Z"
+
+
+def _small_replay(case: Case) -> None:
+    if case.operation.label != "POST /v1/replays" or not isinstance(case.body, dict) or not _positive(case):
+        return
+    if case.body.get("job_ids"):
+        case.body["job_ids"] = [os.environ["STREAMSCRIBE_FUZZ_REPLAY"]]
+    else:
+        for bound in ("since", "until"):
+            if case.body.get(bound) is not None:
+                case.body[bound] = BEFORE_THE_RUN
+
+
 @schemathesis.hook
 def map_case(context: Any, case: Case) -> Case:
     _on_fixtures(case)
+    _small_replay(case)
     one_in = UPLOADS.get(case.operation.label)
     if (one_in and isinstance(case.body, dict) and isinstance(case.body.get("file"), Binary) and _positive(case)
             and _chosen(case, one_in)):
