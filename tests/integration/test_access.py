@@ -213,9 +213,12 @@ async def test_file_writes_and_lists_across_roles_and_organizations(stack: Stack
     for name, actor in _actors(world):
         status, stored = await _call(stack, actor, "POST", "/v1/files", data=_file_form(recording))
         assert status == 201 and stored["org_id"] == actor.org, (name, status, stored)
-        # a job from org a's file: visibility is checked first (an unknown model then stops short of a job)
+        # a job from org a's file with an unknown model: refused by validation before anything is looked up, the
+        # same answer for every caller (it tells nothing about the file); visibility is checked by the next request
         status, body = await _call(stack, actor, "POST", f"/v1/jobs?file_id={world['file']}&model=no-such-model")
-        assert status == (404 if _expect(actor, world, 400) == 404 else 400), (name, status, body)
+        assert status == 400 and body["invalid_params"][0]["name"] == "query.model", (name, status, body)
+        status, body = await _call(stack, actor, "GET", f"/v1/files/{world['file']}")
+        assert status == _expect(actor, world, 200), (name, status, body)
         # tags and priority of org a's job
         status, body = await _call(stack, actor, "PATCH", f"/v1/jobs/{world['job']}",
                                    json={"tags": [f"by-{actor.role}"], "priority": "normal"})
@@ -453,17 +456,22 @@ async def test_rate_limit_answers_429_with_retry_after(stack: Stack, world: dict
     status, key = await _call(stack, admin_b, "POST", "/v1/keys", json={"name": "burst"})
     assert status == 201
     actor = Actor("burst", key["org_id"], "api_client", key["key"])
-    async with aiohttp.ClientSession(headers=actor.headers) as http:
-        async def one() -> tuple[int, str | None]:
-            async with http.get(f"{stack.url}/v1/me") as resp:
-                return resp.status, resp.headers.get("Retry-After")
+    # on a gateway of the test's own with a small rate (1/s, bursts of 20), so that the outcome does not depend
+    # on how fast this machine serves the requests
+    async with _own_gateway(stack, rate_per_s=1.0, rate_burst=20) as url:
+        async with aiohttp.ClientSession(headers=actor.headers) as http:
+            async def one() -> tuple[int, str | None]:
+                async with http.get(f"{url}/v1/me") as resp:
+                    return resp.status, resp.headers.get("Retry-After")
 
-        results = await asyncio.gather(*(one() for _ in range(450)))
-    limited = [r for r in results if r[0] == 429]
-    assert limited and all(r[1] and int(r[1]) >= 1 for r in limited)
-    assert sum(1 for r in results if r[0] == 200) >= 200  # the burst went through
-    # another caller is not affected
-    assert (await _call(stack, world["actors"]["api_client.b"], "GET", "/v1/me"))[0] == 200
+            results = await asyncio.gather(*(one() for _ in range(120)))
+        limited = [r for r in results if r[0] == 429]
+        assert limited and all(r[1] and int(r[1]) >= 1 for r in limited)
+        assert sum(1 for r in results if r[0] == 200) >= 20  # the burst went through
+        # another caller is not affected
+        other = world["actors"]["api_client.b"]
+        async with aiohttp.ClientSession(headers=other.headers) as http, http.get(f"{url}/v1/me") as resp:
+            assert resp.status == 200
 
 
 # -- every documented operation x role x scope, against the access it declares -------------------------------
@@ -536,7 +544,10 @@ async def test_every_operation_role_and_scope_matches_the_published_access(stack
                         assert status not in (401, 403), where
                     else:
                         assert status == 403, where
-                        assert body["missing_scopes"] and set(body["missing_scopes"]) <= set(op["x-scopes"]), where
+                        if path.startswith("/v1/audio/"):  # the OpenAI-compatible path answers in OpenAI's shape
+                            assert body["error"]["message"], where
+                        else:
+                            assert body["missing_scopes"] and set(body["missing_scopes"]) <= set(op["x-scopes"]), where
                     checked += 1
                 if public:
                     status, _ = await _status(http, method.upper(), url, {})

@@ -257,7 +257,7 @@ async def test_text_postgresql_cannot_store_and_numbers_beyond_its_columns_are_a
                     assert name in [p["name"] for p in body["invalid_params"]], (method, url, name, body)
                     checked += 1
                     break
-        assert checked >= 250
+        assert checked >= 200  # every parameter and field of the document (209 cases when this was written)
     assert await _rows(stack) == rows
 
 

@@ -133,7 +133,7 @@ def test_dead_letters_are_counted(stack: Stack) -> None:
 
 def _postgres_processes(stack: Stack) -> list[psutil.Process]:
     """The stack's PostgreSQL: its postmaster and every backend and helper process under it."""
-    postmaster = psutil.Process(int(stack.info["infra"]["postgres"]))
+    postmaster = psutil.Process(int(stack.info["infra"]["postgres"]["pid"]))
     return [postmaster, *postmaster.children(recursive=True)]
 
 
