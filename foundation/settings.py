@@ -227,6 +227,12 @@ class AuthSettings(BaseModel):
     rate_per_s: float = 50.0
     rate_burst: int = 200
     cors_origins: list[str] = Field(default_factory=list)
+    # failed logins (gateway/auth/throttle.py): free attempts per account and per client address, then a wait
+    # before each next attempt that starts at login_backoff_s and doubles with every failure, up to the maximum
+    login_free_per_account: int = Field(default=5, ge=1)
+    login_free_per_address: int = Field(default=20, ge=1)
+    login_backoff_s: float = Field(default=1.0, gt=0)
+    login_max_backoff_s: float = Field(default=900.0, gt=0)
 
 
 class WorkerSettings(BaseModel):

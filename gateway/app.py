@@ -44,8 +44,9 @@ from gateway import (
 )
 from gateway.auth import routes as auth_routes
 from gateway.auth.middleware import JWT_SECRET, LIMITER, authenticate, security_headers
+from gateway.auth.permissions import check_complete
 from gateway.auth.ratelimit import RateLimiter
-from gateway.problems import problem_middleware
+from gateway.problems import mark_started, problem_middleware
 from gateway.publisher import Publisher
 from gateway.refs import (
     AUDIT,
@@ -68,6 +69,7 @@ from gateway.refs import (
     WEBHOOKS,
 )
 from gateway.results import ResultsFeed
+from gateway.validation import OPERATIONS, compile_operations, refuse_unstorable_text, validate_request
 from processors.asr.models import ModelRegistry
 from repositories.audit import AuditLog
 from repositories.db import Database, create_pool
@@ -157,17 +159,21 @@ def _allow_cors(app: web.Application, origins: list[str]) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[observability.measure, problem_middleware, authenticate],
+    app = web.Application(middlewares=[observability.measure, problem_middleware, refuse_unstorable_text,
+                                       authenticate, validate_request],
                           client_max_size=settings.gateway.max_upload_bytes)
     app[SETTINGS] = settings
     app[JWT_SECRET] = settings.jwt_key()
     app[LIMITER] = RateLimiter(settings.auth.rate_per_s, settings.auth.rate_burst)
     app[MODELS] = ModelRegistry(settings.asr.model_paths, settings.model_cache)
-    app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.extend([observability.tag_response, mark_started, security_headers])
     app.cleanup_ctx.extend([database, object_store, publisher, http_session, results_feed, background_tasks])
     for feature in FEATURES:
         feature.add_routes(app)
-    openapi.add_routes(app, {**openai_compat.OPENAPI_PATHS, **webhooks.openapi_paths()})
+    openapi.add_routes(app)
+    check_complete(app)
+    document = openapi.publish(app, {**openai_compat.openapi_paths(app[MODELS].names()), **webhooks.openapi_paths()})
+    app[OPERATIONS] = compile_operations(document)
     if settings.auth.cors_origins:
         _allow_cors(app, list(settings.auth.cors_origins))
     return app

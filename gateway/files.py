@@ -24,9 +24,10 @@ from aiohttp import web
 from connectors.storage.base import ObjectNotFound
 from foundation.logs import get_logger
 from gateway.auth.audit import audit
-from gateway.auth.middleware import require
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
 from gateway.auth.principal import Principal
-from gateway.params import decode_cursor, next_cursor, parse_limit, text_param
+from gateway.params import decode_cursor, next_cursor, parse_limit
 from gateway.probe import Probe
 from gateway.problems import Problem
 from gateway.refs import FILES, SETTINGS, STORE
@@ -53,14 +54,11 @@ def file_row(*, file_id: str, org_id: str, user_id: str | None, object_key: str,
                    probe_error=found.error)
 
 
-async def visible_file(request: web.Request, file_id: str, scope: str) -> tuple[Principal, dict[str, Any]]:
-    """The caller and the file's row, if the caller may ``scope`` and the file is in its organization; 404
-    otherwise, the same answer as for a file that does not exist."""
-    principal = require(request, scope)
-    try:
-        found = await request.app[FILES].record(text_param(file_id, "file_id") or "")
-    except Problem:  # not an id PostgreSQL could hold: no such file
-        found = None
+async def visible_file(request: web.Request, file_id: str) -> tuple[Principal, dict[str, Any]]:
+    """The caller and the file's row, if the file is in the caller's organization; 404 otherwise, the same answer
+    as for a file that does not exist."""
+    principal = caller(request)
+    found = await request.app[FILES].record(file_id)
     if found is None or not principal.sees(found["org_id"]):
         raise Problem(404, "Not Found", f"no file {file_id!r}")
     return principal, found
@@ -69,7 +67,7 @@ async def visible_file(request: web.Request, file_id: str, scope: str) -> tuple[
 # -- handlers -----------------------------------------------------------------------------------------------
 async def upload_file(request: web.Request) -> web.Response:
     """POST /v1/files (multipart, field ``file``): store the recording and answer its metadata (201)."""
-    principal = require(request, "jobs:write")
+    principal = caller(request)
     store = request.app[STORE]
     file_id = new_file_id()
     row: NewFile | None = None
@@ -101,18 +99,18 @@ async def upload_file(request: web.Request) -> web.Response:
 
 async def list_files(request: web.Request) -> web.Response:
     """GET /v1/files[?limit=&cursor=] the organization's files, newest first; ``next_cursor`` continues."""
-    principal = require(request, "jobs:read")
+    principal = caller(request)
     q = request.query
     limit = parse_limit(q)
     after = decode_cursor(q["cursor"]) if q.get("cursor") else None
-    org = text_param(q.get("org_id"), "org_id") if principal.is_admin else principal.org_id
+    org = (q.get("org_id") or None) if principal.is_admin else principal.org_id
     found = await request.app[FILES].page(org, after, limit + 1)
     return web.json_response({"files": found[:limit], "next_cursor": next_cursor(found, limit, "file_id")})
 
 
 async def get_file(request: web.Request) -> web.Response:
     """GET /v1/files/{file_id}: the metadata."""
-    _, found = await visible_file(request, request.match_info["file_id"], "jobs:read")
+    _, found = await visible_file(request, request.match_info["file_id"])
     return web.json_response(file_json(found))
 
 
@@ -124,7 +122,7 @@ def _disposition(filename: str) -> str:
 async def download(request: web.Request) -> web.StreamResponse:
     """GET /v1/files/{file_id}/content: the original recording, decrypted, streamed."""
     file_id = request.match_info["file_id"]
-    principal, found = await visible_file(request, file_id, "jobs:read")
+    principal, found = await visible_file(request, file_id)
     settings = request.app[SETTINGS]
     fd, name = tempfile.mkstemp(dir=spool_dir(settings), prefix="download-")
     os.close(fd)
@@ -155,7 +153,7 @@ async def delete_file(request: web.Request) -> web.Response:
     """DELETE /v1/files/{file_id}: the row and the stored recording. Jobs made from the file keep their
     transcripts; they no longer have stored audio (no retry or replay)."""
     file_id = request.match_info["file_id"]
-    principal, found = await visible_file(request, file_id, "jobs:write")
+    principal, found = await visible_file(request, file_id)
     if not principal.can("jobs:delete") and found["user_id"] != principal.user_id:
         raise Problem(403, "Forbidden", "only the file's uploader or an org admin may delete it")
     deleted = await request.app[FILES].delete(file_id)
@@ -169,8 +167,9 @@ async def delete_file(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/files", upload_file)
-    app.router.add_get("/v1/files", list_files)
-    app.router.add_get("/v1/files/{file_id}", get_file)
-    app.router.add_get("/v1/files/{file_id}/content", download)
-    app.router.add_delete("/v1/files/{file_id}", delete_file)
+    add_route(app, "POST", "/v1/files", upload_file, needs("jobs:write"))
+    add_route(app, "GET", "/v1/files", list_files, needs("jobs:read"))
+    add_route(app, "GET", "/v1/files/{file_id}", get_file, needs("jobs:read"))
+    add_route(app, "GET", "/v1/files/{file_id}/content", download, needs("jobs:read"))
+    add_route(app, "DELETE", "/v1/files/{file_id}", delete_file,
+              needs("jobs:write", also="the file's uploader, or jobs:delete"))

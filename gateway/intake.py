@@ -23,6 +23,7 @@ from gateway.problems import Problem
 from gateway.publisher import Publisher
 from gateway.refs import JOBS, MODELS, PUBLISHER, SETTINGS, STORE
 from gateway.uploads import clean_filename, form_text, multipart_parts, object_key, spool_and_probe
+from gateway.validation import check_form
 from processors.asr.models import UnknownModel
 from repositories.db import MissingReference
 from repositories.jobs import NewJob
@@ -85,8 +86,10 @@ async def receive_upload(request: web.Request, accepted: Collection[str],
                 filename = clean_filename(part.filename)
                 content_type = part.headers.get("Content-Type")
                 key = object_key(f"uploads/{upload.job_id}", filename)
-                # an undecodable file is still stored: its job fails in ingest with the reason, as before
-                size, found = await spool_and_probe(part, request.app[STORE], key, settings, content_type)
+                # probed before it is kept, exactly as POST /v1/files does: no decodable audio (or a truncated
+                # recording) is a 422 and nothing is stored
+                size, found = await spool_and_probe(part, request.app[STORE], key, settings, content_type,
+                                                    refuse_undecodable=True)
                 upload.filename, upload.content_type, upload.object_key = filename, content_type, key
                 upload.size_bytes, upload.probe = size, found
             elif part.name is not None and part.name in accepted:
@@ -95,6 +98,7 @@ async def receive_upload(request: web.Request, accepted: Collection[str],
                     upload.parts.append((part.name, value))
             else:
                 await part.release()
+        check_form(request, upload.parts)
     except BaseException:
         await upload.discard(request)
         raise

@@ -32,9 +32,9 @@ from confluent_kafka import TopicPartition
 
 from foundation.logs import get_logger
 from foundation.settings import Settings
-from gateway.auth.middleware import require
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
 from gateway.auth.principal import Principal
-from gateway.params import text_param
 from gateway.refs import JOBS, SETTINGS
 from streams.kafka.clients import assign_at_end, reader_consumer
 from streams.kafka.schema_registry import make_registry
@@ -228,8 +228,8 @@ FEED = web.AppKey("job_feed", JobFeed)
 
 async def events(request: web.Request) -> web.StreamResponse:
     """GET /v1/events[?job_id=]: server-sent events of job progress (see the module's docstring)."""
-    principal = require(request, "jobs:read")
-    job_id = text_param(request.query.get("job_id"), "job_id") or None
+    principal = caller(request)
+    job_id = request.query.get("job_id") or None
     feed = request.app[FEED]
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                            "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -271,4 +271,4 @@ async def _stop(app: web.Application) -> None:
 def add_routes(app: web.Application) -> None:
     app.on_startup.append(_start)
     app.on_shutdown.append(_stop)
-    app.router.add_get("/v1/events", events)
+    add_route(app, "GET", "/v1/events", events, needs("jobs:read"))

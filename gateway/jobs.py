@@ -10,13 +10,15 @@ from aiohttp import web
 
 from gateway.access import visible_job
 from gateway.auth.audit import audit
-from gateway.auth.middleware import require
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
 from gateway.files import visible_file
 from gateway.intake import Upload, new_job_id, queue_revision, queue_upload, receive_upload
 from gateway.options import OPTION_FIELDS, parse_priority, parse_tags
-from gateway.params import decode_cursor, next_cursor, parse_limit, parse_time, text_param
-from gateway.problems import Problem, json_object
+from gateway.params import decode_cursor, next_cursor, parse_limit, parse_time
+from gateway.problems import Problem
 from gateway.refs import JOBS, PUBLISHER, SETTINGS
+from gateway.validation import json_object
 from repositories.jobs import STATUSES, JobFilter
 
 JOB_FIELDS = ("tags", "priority", "file_id")
@@ -26,7 +28,7 @@ ACCEPTED = (*OPTION_FIELDS, "model", *JOB_FIELDS)
 async def _job_request(request: web.Request) -> Upload:
     """What POST /v1/jobs names: a multipart upload (``file``) or an existing ``file_id``, with the accepted
     fields from the form and the query string (the form wins)."""
-    defaults = {k: text_param(v, k) or "" for k, v in request.query.items() if k in ACCEPTED}
+    defaults = {k: v for k, v in request.query.items() if k in ACCEPTED and v}
     if request.content_type.startswith("multipart/"):
         return await receive_upload(request, ACCEPTED, defaults, file_optional=True)
     parts = list(defaults.items())
@@ -35,8 +37,7 @@ async def _job_request(request: web.Request) -> Upload:
             form = await request.post()
         except ValueError:  # not valid form encoding (or not UTF-8)
             raise Problem(400, "Bad Request", "malformed application/x-www-form-urlencoded body") from None
-        parts += [(k, text_param(v.strip(), k) or "") for k, v in form.items()
-                  if k in ACCEPTED and isinstance(v, str) and v.strip()]
+        parts += [(k, v.strip()) for k, v in form.items() if k in ACCEPTED and isinstance(v, str) and v.strip()]
     elif not defaults.get("file_id"):
         raise Problem(415, "Unsupported Media Type",
                       "upload the recording as multipart/form-data, field 'file' (or name a stored file: file_id)")
@@ -64,12 +65,12 @@ async def _labels(request: web.Request, upload: Upload, fields: dict[str, str]) 
 async def create_job(request: web.Request) -> web.Response:
     """POST /v1/jobs: a job from an upload (multipart ``file``) or from a stored file (``file_id``), with options,
     ``tags`` (comma-separated) and a ``priority``."""
-    principal = require(request, "jobs:write")
+    principal = caller(request)
     upload = await _job_request(request)
     fields = upload.fields
     file_id, tags, priority = await _labels(request, upload, fields)
     if file_id:
-        _, found = await visible_file(request, file_id, "jobs:read")
+        _, found = await visible_file(request, file_id)
         if found["probe_error"]:
             raise Problem(422, "Unprocessable Content", f"file {file_id} has no decodable audio: "
                           f"{found['probe_error']}", reason=found["probe_error"])
@@ -84,14 +85,14 @@ async def create_job(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    _, job = await visible_job(request, request.match_info["job_id"], "jobs:read")
+    _, job = await visible_job(request, request.match_info["job_id"])
     return web.json_response(job)
 
 
 async def list_jobs(request: web.Request) -> web.Response:
     """GET /v1/jobs[?status=&source=&tag=&priority=&file_id=&model=&from=&to=&limit=&cursor=] newest first;
     ``next_cursor`` continues the list where it stopped, stable while new jobs arrive."""
-    principal = require(request, "jobs:read")
+    principal = caller(request)
     q = request.query
     limit = parse_limit(q)
     if q.get("status") and q["status"] not in STATUSES:
@@ -99,11 +100,11 @@ async def list_jobs(request: web.Request) -> web.Response:
     if q.get("priority"):
         parse_priority(q["priority"])
     after = decode_cursor(q["cursor"]) if q.get("cursor") else None
-    org = text_param(q.get("org_id"), "org_id") if principal.is_admin else principal.org_id
-    where = JobFilter(org_id=org, status=q.get("status") or None, source=text_param(q.get("source"), "source"),
-                      tag=text_param(q.get("tag"), "tag"), model=text_param(q.get("model"), "model"),
+    org = (q.get("org_id") or None) if principal.is_admin else principal.org_id
+    where = JobFilter(org_id=org, status=q.get("status") or None, source=q.get("source") or None,
+                      tag=q.get("tag") or None, model=q.get("model") or None,
                       since=parse_time(q.get("from"), "from"), until=parse_time(q.get("to"), "to"),
-                      priority=q.get("priority") or None, file_id=text_param(q.get("file_id"), "file_id"))
+                      priority=q.get("priority") or None, file_id=q.get("file_id") or None)
     jobs = await request.app[JOBS].page(where, after, limit + 1)
     return web.json_response({"jobs": jobs[:limit], "next_cursor": next_cursor(jobs, limit, "job_id")})
 
@@ -112,7 +113,7 @@ async def update(request: web.Request) -> web.Response:
     """PATCH /v1/jobs/{id} with ``{"tags": [...], "priority": "low|normal|high"}`` (either or both): the
     job's labels. A new priority applies to the job's next run (retry); audio already queued keeps its lane."""
     job_id = request.match_info["job_id"]
-    principal, job = await visible_job(request, job_id, "jobs:write")
+    principal, job = await visible_job(request, job_id)
     body = await json_object(request)
     unknown = sorted(set(body) - {"tags", "priority"})
     if unknown:
@@ -133,7 +134,7 @@ async def update(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.Response:
     """POST /v1/jobs/{id}/cancel: a queued or running job stops counting; later results are discarded."""
     job_id = request.match_info["job_id"]
-    principal, job = await visible_job(request, job_id, "jobs:write")
+    principal, job = await visible_job(request, job_id)
     if not await request.app[JOBS].cancel(job_id, job["revision"]):
         raise Problem(409, "Conflict", f"job {job_id} is {job['status']}; only queued or running jobs cancel")
     await audit(request, principal, "job.cancel", f"job:{job_id}", org_id=job["org_id"])
@@ -144,7 +145,7 @@ async def retry(request: web.Request) -> web.Response:
     """POST /v1/jobs/{id}/retry: a failed or cancelled job runs again from its stored audio, as a new
     revision with the same model and options."""
     job_id = request.match_info["job_id"]
-    principal, job = await visible_job(request, job_id, "jobs:write")
+    principal, job = await visible_job(request, job_id)
     if job["status"] not in ("failed", "cancelled"):
         raise Problem(409, "Conflict", f"job {job_id} is {job['status']}; only failed or cancelled jobs retry")
     if not job["audio_stored"]:
@@ -159,9 +160,9 @@ async def retry(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/jobs", create_job)
-    app.router.add_get("/v1/jobs", list_jobs)
-    app.router.add_get("/v1/jobs/{job_id}", get_job)
-    app.router.add_patch("/v1/jobs/{job_id}", update)
-    app.router.add_post("/v1/jobs/{job_id}/cancel", cancel)
-    app.router.add_post("/v1/jobs/{job_id}/retry", retry)
+    add_route(app, "POST", "/v1/jobs", create_job, needs("jobs:write"))
+    add_route(app, "GET", "/v1/jobs", list_jobs, needs("jobs:read"))
+    add_route(app, "GET", "/v1/jobs/{job_id}", get_job, needs("jobs:read"))
+    add_route(app, "PATCH", "/v1/jobs/{job_id}", update, needs("jobs:write"))
+    add_route(app, "POST", "/v1/jobs/{job_id}/cancel", cancel, needs("jobs:write"))
+    add_route(app, "POST", "/v1/jobs/{job_id}/retry", retry, needs("jobs:write"))

@@ -18,7 +18,8 @@ from aiohttp import WSMsgType, web
 
 from foundation.events import AUDIO_ENCODINGS, AudioEncoding
 from foundation.logs import get_logger
-from gateway.auth.middleware import require
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
 from gateway.auth.principal import Principal
 from gateway.live_audio import LiveAudio, archive_key
 from gateway.options import validate_options
@@ -26,6 +27,7 @@ from gateway.problems import Problem
 from gateway.refs import JOBS, MODELS, PUBLISHER, RESULTS, SETTINGS, STORE
 from gateway.results import ResultsFeed
 from gateway.uploads import spool_dir
+from gateway.validation import storable_json
 from processors.asr.models import UnknownModel
 from processors.diarization.labels import channel_speaker, speaker_names
 from repositories.jobs import NewJob
@@ -47,6 +49,10 @@ async def open_stream(app: web.Application, principal: Principal, *, stream_id: 
                       channels: int, encoding: AudioEncoding, options: dict[str, str], source: str,
                       filename: str | None = None) -> LiveAudio:
     """Create the job row of a live stream and the audio publisher for it."""
+    unstorable = storable_json({"stream_id": stream_id, "filename": filename, "options": options}, "start")
+    if unstorable:  # a WebSocket message never passes the request validation: the same rule, here
+        where, reason = unstorable[0]
+        raise LiveError("bad_option", f"{where} {reason}")
     settings = app[SETTINGS]
     model = options.get("model") or settings.asr.default_model
     try:
@@ -105,7 +111,7 @@ def segment_message(ev: dict[str, Any], names: list[str]) -> dict[str, Any]:
 
 
 async def live(request: web.Request) -> web.WebSocketResponse:
-    principal = require(request, "live")
+    principal = caller(request)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4 * 1024 * 1024)
     await ws.prepare(request)
     feed = request.app[RESULTS]
@@ -240,4 +246,4 @@ async def _wait_transcript(app: web.Application, job_id: str, timeout: float) ->
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/live", live)
+    add_route(app, "GET", "/v1/live", live, needs("live"))

@@ -20,6 +20,7 @@ from aiohttp.abc import AbstractStreamWriter
 from connectors.storage.base import ObjectNotFound
 from gateway.access import visible_job
 from gateway.auth.audit import audit
+from gateway.auth.permissions import add_route, needs
 from gateway.files import SAFE_MEDIA_TYPE
 from gateway.problems import Problem
 from gateway.refs import RECORDINGS, SETTINGS, STORE
@@ -50,7 +51,7 @@ def media_type(recording: Recording) -> str:
 
 async def audio(request: web.Request) -> web.StreamResponse:
     job_id = request.match_info["job_id"]
-    principal, job = await visible_job(request, job_id, "jobs:read")
+    principal, job = await visible_job(request, job_id)
     recording = await request.app[RECORDINGS].recording(job_id)
     if recording is None or not recording.object_key:
         raise Problem(404, "Not Found", f"job {job_id} has no stored recording")
@@ -66,6 +67,7 @@ async def audio(request: web.Request) -> web.StreamResponse:
         # If-Range keeps working although each request decrypts a fresh copy
         stamp = datetime.fromisoformat(job["created_at"]).timestamp() if job.get("created_at") else 0.0
         os.utime(tmp, (stamp, stamp))
+        _check_range(request, tmp.stat().st_size)
         if "Range" not in request.headers or request.headers["Range"].startswith("bytes=0-"):
             await audit(request, principal, "recording.play", f"job:{job_id}", org_id=job["org_id"])
         response = SentOnce(tmp, headers={"Content-Type": media_type(recording),
@@ -76,5 +78,24 @@ async def audio(request: web.Request) -> web.StreamResponse:
         tmp.unlink(missing_ok=True)
 
 
+def _check_range(request: web.Request, size: int) -> None:
+    """A range the recording cannot satisfy (it starts past the end, or ends before it starts) is a 416 problem
+    document with ``Content-Range``, decided as aiohttp's file response would decide it."""
+    if "Range" not in request.headers or "If-Range" in request.headers:
+        return  # no range, or one aiohttp may ignore (a changed recording)
+    try:
+        start = request.http_range.start
+        if start is not None and start < 0 and request.http_range.stop is None:  # the last N bytes
+            start = max(0, start + size)
+        satisfiable = start is None or start < size
+    except ValueError:
+        satisfiable = False
+    if not satisfiable:
+        problem = Problem(416, "Range Not Satisfiable", f"the range asked for is outside the recording's {size} "
+                                                        "bytes")
+        problem.headers["Content-Range"] = f"bytes */{size}"
+        raise problem
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/jobs/{job_id}/audio", audio)
+    add_route(app, "GET", "/v1/jobs/{job_id}/audio", audio, needs("jobs:read"))

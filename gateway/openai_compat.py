@@ -24,7 +24,9 @@ words, ``compression_ratio`` Whisper's (text length over its zlib-compressed len
 0.0 (segments are cut from detected speech; the per-window value is not kept after post-processing).
 
 Errors come as ``{"error": {"message", "type", "param", "code"}}`` (including 401/429 from authentication and
-the rate limit); a job that fails (a corrupt or silent file) answers 400 with the job's reason.
+the rate limit). A file without decodable audio, or a truncated one, is refused before anything is kept, by the
+same probe as ``POST /v1/files`` and ``POST /v1/jobs``, as OpenAI refuses a bad file: 400 ``invalid_file_format``
+with the reason; a job that fails (a silent file) answers 400 with the job's reason.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from aiohttp import web
 
 from foundation.logs import get_logger
 from gateway.auth.audit import audit
-from gateway.auth.middleware import Handler, require
+from gateway.auth.middleware import Handler, caller
+from gateway.auth.permissions import add_route, needs
 from gateway.intake import queue_upload, receive_upload
-from gateway.problems import PROBLEM_TYPE
+from gateway.problems import PROBLEM_TYPE, Problem
 from gateway.refs import JOBS, MODELS, SETTINGS, STORE
 from processors.asr.models import UnknownModel
 from processors.post.render import render
@@ -119,7 +122,7 @@ def _from_problem(status: int, text: str | None, headers: Any) -> web.Response:
         problem = {}
     message = str(problem.get("detail") or problem.get("title") or text or "error")
     code = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status)
-    kept = {k: headers[k] for k in ("WWW-Authenticate", "Retry-After") if k in headers}
+    kept = {k: headers[k] for k in ("WWW-Authenticate", "Retry-After", "Allow") if k in headers}
     return OpenAIError(status, message, code=code, headers=kept).response()
 
 
@@ -285,8 +288,14 @@ def answer(transcript: dict[str, Any], fmt: str, granularities: set[str]) -> web
 
 # -- the endpoint ----------------------------------------------------------------------------------------------
 async def _transcribe(request: web.Request) -> web.StreamResponse:
-    principal = require(request, "jobs:write")
-    upload = await receive_upload(request, FIELDS)
+    principal = caller(request)
+    try:
+        upload = await receive_upload(request, FIELDS)
+    except Problem as exc:
+        if exc.status != 422:
+            raise
+        raise OpenAIError(400, json.loads(exc.text or "{}").get("detail", "invalid file"), param="file",
+                          code="invalid_file_format") from None
     fields = upload.fields
     try:
         model = _model(request, fields.get("model"))
@@ -328,7 +337,8 @@ async def transcriptions(request: web.Request) -> web.StreamResponse:
         return exc.response()
 
 
-def _openapi_paths() -> dict[str, Any]:
+def openapi_paths(models: list[str]) -> dict[str, Any]:
+    """The operation for the gateway's OpenAPI document, with the installed models."""
     string, number = {"type": "string"}, {"type": "number"}
     error = {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["message", "type"],
@@ -343,16 +353,21 @@ def _openapi_paths() -> dict[str, Any]:
     verbose = {"type": "object", "required": ["task", "language", "duration", "text"], "properties": {
         "task": {"const": "transcribe"}, "language": string, "duration": number, "text": string,
         "segments": {"type": "array", "items": segment}, "words": {"type": "array", "items": word}, "usage": usage}}
+    granularity = {"type": "array", "items": {"enum": list(GRANULARITIES)}, "maxItems": 2}
     form = {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary"},
-        "model": {"type": "string", "description": f"an installed model, or {OPENAI_DEFAULT_MODEL} for the default"},
-        "language": {"type": "string", "description": "ISO-639-1 code"}, "prompt": string,
+        "model": {"enum": [OPENAI_DEFAULT_MODEL, *models],
+                  "description": f"an installed model, or {OPENAI_DEFAULT_MODEL} for the default"},
+        "language": {"enum": sorted({*LANGUAGES, *LANGUAGE_CODES}), "description": "ISO-639-1 code"},
+        "prompt": {"type": "string", "maxLength": 2000},
         "response_format": {"enum": list(RESPONSE_FORMATS)},
-        "timestamp_granularities[]": {"type": "array", "items": {"enum": list(GRANULARITIES)}},
+        "timestamp_granularities[]": granularity, "timestamp_granularities": granularity,
         "temperature": {"type": "number", "minimum": 0, "maximum": 1, "description": "accepted and ignored"},
+        "stream": {"enum": ["false", "0"], "description": "streaming is not supported"},
         "diarize": {"enum": ["auto", "channels", "acoustic", "off"], "description": "not OpenAI's; default off"}}}
     errors = {str(code): {"description": text, "content": {"application/json": {"schema": error}}}
-              for code, text in ((400, "Invalid request, or the audio could not be transcribed (the reason)"),
+              for code, text in ((400, "Invalid request, a file without decodable audio or truncated "
+                                       "(invalid_file_format), or audio that could not be transcribed (the reason)"),
                                  (401, "Invalid API key"), (403, "Not allowed for this role"),
                                  (404, "Unknown model (model_not_found)"), (413, "Too large"),
                                  (415, "Not multipart/form-data"), (429, "Rate limited (see Retry-After)"),
@@ -367,11 +382,8 @@ def _openapi_paths() -> dict[str, Any]:
             "text/plain": {"schema": string}}}, **errors}}}}
 
 
-# The operation for the gateway's OpenAPI document (``gateway.openapi.add_routes(app, OPENAPI_PATHS)``).
-OPENAPI_PATHS: dict[str, Any] = _openapi_paths()
-
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post(PATH, transcriptions)
+    add_route(app, "POST", PATH, transcriptions, needs("jobs:write"))
     # outermost, so that authentication and rate-limit refusals under /v1/audio/ come in OpenAI's shape too
     app.middlewares.insert(0, openai_errors)

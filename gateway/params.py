@@ -1,5 +1,6 @@
-"""Request parameters every feature reads the same way: text PostgreSQL can hold, ISO times, list limits and
-the opaque cursors of keyset-paginated lists."""
+"""Request parameters every feature reads the same way: ISO times, list limits and the opaque cursors of
+keyset-paginated lists. (What every parameter may be, text PostgreSQL can store included, is checked before
+handlers run: ``gateway.validation``.)"""
 
 from __future__ import annotations
 
@@ -10,32 +11,18 @@ from datetime import datetime
 from typing import Any
 
 from gateway.problems import Problem
-
-
-def text_param(value: str | None, name: str) -> str | None:
-    """A text filter as PostgreSQL can compare it: None when empty; 400 when it holds a NUL character or is
-    not valid Unicode (neither can be in a text column)."""
-    if not value:
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Problem(400, "Bad Request", f"{name} is not valid UTF-8") from None
-    if "\x00" in value:
-        raise Problem(400, "Bad Request", f"{name} must not contain NUL characters")
-    return value
+from gateway.validation import check_text, rfc3339
 
 
 def parse_time(value: Any, name: str) -> datetime | None:
-    """An ISO 8601 time with a time zone (query parameter or JSON field); empty is None; else a 400."""
-    if value in (None, ""):
+    """An RFC 3339 time with a time zone (query parameter or JSON field), as the document's ``date-time``
+    format says; absent is None; else a 400."""
+    if value is None:
         return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise Problem(400, "Bad Request", f"{name} must be an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise Problem(400, "Bad Request", f"{name} must carry a time zone (e.g. 2026-11-26T10:00:00Z)")
+    parsed = rfc3339(str(value))
+    if parsed is None:
+        raise Problem(400, "Bad Request", f"{name} must be an RFC 3339 time with a time zone, e.g. "
+                                          "2026-11-26T10:00:00Z")
     return parsed
 
 
@@ -63,6 +50,6 @@ def next_cursor(items: list[dict[str, Any]], limit: int, id_field: str) -> str |
 def decode_cursor(value: str) -> tuple[datetime, str]:
     try:
         at, item_id = json.loads(base64.urlsafe_b64decode(value.encode()))
-        return datetime.fromisoformat(at), text_param(str(item_id), "cursor") or ""
+        return datetime.fromisoformat(at), check_text(str(item_id), "query.cursor")
     except (ValueError, TypeError):
         raise Problem(400, "Bad Request", "cursor is not one this API returned") from None

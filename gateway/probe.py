@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from connectors.ingest.decode import DecodeError, decode_chunks, probe
+from connectors.ingest.decode import DecodeError, check_complete, decode_chunks, probe
 from foundation.logs import get_logger
 
 log = get_logger(__name__)
@@ -27,9 +27,10 @@ class Probe:
 
 
 def probe_path(path: Path) -> Probe:
-    """Read the container and audio stream headers, then decode the first moments of audio: a file that
-    claims an audio stream but holds nothing decodable is refused here, not later in the pipeline.
-    Blocking: call it in a thread."""
+    """Read the container and audio stream headers, decode the first moments of audio, and check that the
+    recording is whole (``check_complete``: its structure, and its last seconds against the duration it
+    declares): a file that claims an audio stream but holds nothing decodable, or whose end is missing, is refused
+    here, not later in the pipeline. Blocking: call it in a thread."""
     try:
         info = probe(path)
         chunks = cast(Generator[Any, None, None], decode_chunks(path, 0.25))  # a generator: close it
@@ -37,6 +38,7 @@ def probe_path(path: Path) -> Probe:
             next(chunks)
         finally:
             chunks.close()
+        check_complete(path)
     except DecodeError as exc:
         return Probe(error=str(exc))
     except Exception as exc:  # a decoder surprise is the file's problem, not a server error

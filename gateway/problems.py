@@ -1,4 +1,6 @@
-"""Errors as RFC 9457 ``application/problem+json``."""
+"""Errors as RFC 9457 ``application/problem+json``: raised problems, the router's and aiohttp's own errors, and
+failures nobody foresaw (a 500 whose detail names no internals; the log has the traceback under the request's
+id, which the response carries in ``X-Request-ID``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
+from foundation.logs import get_logger
+
+log = get_logger(__name__)
+
 PROBLEM_TYPE = "application/problem+json"
+STARTED = web.RequestKey("response_started", bool)
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
@@ -34,28 +41,21 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         raise
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != PROBLEM_TYPE:
-            return problem(exc.status, exc.reason, exc.text or exc.reason)
+            answer = problem(exc.status, exc.reason, exc.text or exc.reason)
+            for name, value in exc.headers.items():  # Allow on a 405, for one
+                if name not in ("Content-Type", "Content-Length"):
+                    answer.headers[name] = value
+            return answer
         raise
+    except Exception:
+        log.exception("request failed", method=request.method, path=request.path)
+        if request.get(STARTED):  # headers are sent already: aiohttp ends the connection
+            raise
+        return problem(500, "Internal Server Error", "the server could not answer this request; the id in "
+                                                     "X-Request-ID finds it in the gateway's log")
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object; anything else is a 400 problem."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise Problem(400, "Bad Request", "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "Bad Request", "the body must be a JSON object")
-    if _has_nul(body):  # PostgreSQL stores no NUL in text or jsonb: refuse it here, not with a server error
-        raise Problem(400, "Bad Request", "text in the body may not contain NUL characters")
-    return body
+async def mark_started(request: web.Request, _response: web.StreamResponse) -> None:
+    """Remember that a response has started (a stream, a WebSocket): an error after that cannot be answered."""
+    request[STARTED] = True
 
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False

@@ -11,13 +11,15 @@ from aiohttp import web
 from foundation.logs import get_logger
 from gateway.access import visible_job
 from gateway.auth.audit import audit
-from gateway.auth.middleware import require
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
 from gateway.auth.principal import Principal
 from gateway.intake import queue_revision
 from gateway.options import parse_priority, validate_options
 from gateway.params import parse_time
-from gateway.problems import Problem, json_object
+from gateway.problems import Problem
 from gateway.refs import JOBS, MODELS, PUBLISHER, SETTINGS
+from gateway.validation import json_object
 from processors.asr.models import UnknownModel
 from processors.post.compare import compare
 from repositories.jobs import JobStore
@@ -60,7 +62,7 @@ async def _selected(jobs: JobStore, body: dict[str, Any], principal: Principal) 
 async def replay(request: web.Request) -> web.Response:
     """POST /v1/replays {"job_ids": [...]} or {"since": ISO, "until": ISO}, with "model" and optional
     "language", "initial_prompt", "hotwords", "beam_size", "diarize", ... -> 202 and the revision per job."""
-    principal = require(request, "jobs:write")
+    principal = caller(request)
     body = await json_object(request)
     app = request.app
     jobs = app[JOBS]
@@ -94,7 +96,7 @@ async def replay(request: web.Request) -> web.Response:
 
 async def revisions(request: web.Request) -> web.Response:
     job_id = request.match_info["job_id"]
-    await visible_job(request, job_id, "jobs:read")
+    await visible_job(request, job_id)
     return web.json_response({"job_id": job_id, "revisions": await request.app[JOBS].revisions(job_id)})
 
 
@@ -105,7 +107,7 @@ async def compare_revisions(request: web.Request) -> web.Response:
     params = {**request.query, **{k: v for k, v in body.items() if v is not None}}
     job_id = request.match_info["job_id"]
     jobs = request.app[JOBS]
-    await visible_job(request, job_id, "jobs:read")
+    await visible_job(request, job_id)
     try:
         a, b = int(params.get("a", 1)), int(params["b"]) if "b" in params else None
     except (TypeError, ValueError):
@@ -131,7 +133,7 @@ async def compare_revisions(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/replays", replay)
-    app.router.add_get("/v1/jobs/{job_id}/revisions", revisions)
-    app.router.add_get("/v1/jobs/{job_id}/compare", compare_revisions)
-    app.router.add_post("/v1/jobs/{job_id}/compare", compare_revisions)
+    add_route(app, "POST", "/v1/replays", replay, needs("replay"))
+    add_route(app, "GET", "/v1/jobs/{job_id}/revisions", revisions, needs("jobs:read"))
+    add_route(app, "GET", "/v1/jobs/{job_id}/compare", compare_revisions, needs("jobs:read"))
+    add_route(app, "POST", "/v1/jobs/{job_id}/compare", compare_revisions, needs("jobs:read"))

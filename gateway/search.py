@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.auth.middleware import require
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
 from gateway.params import parse_time
 from gateway.problems import Problem
 from gateway.refs import SEARCH
@@ -17,7 +18,7 @@ MAX_LIMIT = 100
 
 async def search(request: web.Request) -> web.Response:
     """GET /v1/search?q=...[&from=&to=&speaker=&job_id=&tag=&limit=&offset=]"""
-    principal = require(request, "jobs:read")
+    principal = caller(request)
     q = request.query.get("q", "").strip()
     if not q or len(q) > 500:
         raise Problem(400, "Bad Request", "q must be 1 to 500 characters")
@@ -36,4 +37,4 @@ async def search(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/search", search)
+    add_route(app, "GET", "/v1/search", search, needs("jobs:read"))

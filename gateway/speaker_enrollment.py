@@ -24,10 +24,12 @@ from connectors.storage.base import ObjectNotFound
 from foundation.events import SpeakerEnrollment
 from gateway.access import visible_job
 from gateway.auth.audit import audit
-from gateway.auth.middleware import require
-from gateway.problems import Problem, json_object
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
+from gateway.problems import Problem
 from gateway.refs import JOBS, PROFILES, PUBLISHER, RECORDINGS, SETTINGS, STORE
 from gateway.uploads import spool_dir
+from gateway.validation import json_object
 from processors.audio.excerpts import cut, pick_spans
 from streams.kafka.topics import SPEAKER_ENROLLMENTS
 
@@ -69,8 +71,8 @@ def _options(body: dict[str, Any]) -> tuple[str | None, int | None, float]:
 async def enroll_speaker(request: web.Request) -> web.Response:
     """POST {"name"?, "revision"?, "max_seconds"?} -> 202 with the pending profile."""
     job_id, speaker_id = request.match_info["job_id"], request.match_info["speaker_id"]
-    principal = require(request, "speakers:write")
-    _, job = await visible_job(request, job_id, "jobs:read")
+    principal = caller(request)
+    _, job = await visible_job(request, job_id)
     name, revision, max_seconds = _options(await json_object(request))
     repo = request.app[JOBS]
     revision = revision or await repo.latest_completed_revision(job_id)
@@ -132,4 +134,5 @@ async def _store_excerpt(request: web.Request, source_key: str, key: str, spans:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/jobs/{job_id}/speakers/{speaker_id}/enroll", enroll_speaker)
+    add_route(app, "POST", "/v1/jobs/{job_id}/speakers/{speaker_id}/enroll", enroll_speaker,
+              needs("speakers:write", "jobs:read"))

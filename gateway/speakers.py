@@ -11,11 +11,13 @@ from aiohttp import web
 from foundation.events import SpeakerEnrollment
 from gateway.access import visible_job
 from gateway.auth.audit import audit
-from gateway.auth.middleware import require
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
 from gateway.auth.principal import Principal
-from gateway.problems import Problem, json_object
+from gateway.problems import Problem
 from gateway.refs import JOBS, PROFILES, PUBLISHER, SETTINGS, STORE
 from gateway.uploads import multipart_parts, spool_to_store
+from gateway.validation import json_object
 from streams.kafka.topics import SPEAKER_ENROLLMENTS
 
 MAX_NAME = 200
@@ -35,7 +37,7 @@ def _name(value: Any) -> str:
 
 async def enroll(request: web.Request) -> web.Response:
     """multipart: name, and one or more ``file`` parts with recordings of the person."""
-    p = require(request, "speakers:write")
+    p = caller(request)
     profile_id = uuid.uuid4().hex
     store = request.app[STORE]
     name: str | None = None
@@ -66,12 +68,12 @@ async def enroll(request: web.Request) -> web.Response:
 
 
 async def list_profiles(request: web.Request) -> web.Response:
-    p = require(request, "speakers:read")
+    p = caller(request)
     return web.json_response({"speakers": await request.app[PROFILES].profiles(_org(p))})
 
 
 async def get_profile(request: web.Request) -> web.Response:
-    p = require(request, "speakers:read")
+    p = caller(request)
     profile = await request.app[PROFILES].get(_org(p), request.match_info["profile_id"])
     if profile is None:
         raise Problem(404, "Not Found", f"no speaker profile {request.match_info['profile_id']!r}")
@@ -79,7 +81,7 @@ async def get_profile(request: web.Request) -> web.Response:
 
 
 async def rename_profile(request: web.Request) -> web.Response:
-    p = require(request, "speakers:write")
+    p = caller(request)
     name = _name((await json_object(request)).get("name"))
     pid = request.match_info["profile_id"]
     if not await request.app[PROFILES].rename(_org(p), pid, name):
@@ -88,7 +90,7 @@ async def rename_profile(request: web.Request) -> web.Response:
 
 
 async def delete_profile(request: web.Request) -> web.Response:
-    p = require(request, "speakers:write")
+    p = caller(request)
     pid = request.match_info["profile_id"]
     keys = await request.app[PROFILES].delete(_org(p), pid)
     if keys is None:
@@ -105,7 +107,7 @@ async def rename_transcript_speaker(request: web.Request) -> web.Response:
     name = None if body.get("name") is None else _name(body.get("name"))
     job_id, speaker_id = request.match_info["job_id"], request.match_info["speaker_id"]
     jobs = request.app[JOBS]
-    _, job = await visible_job(request, job_id, "jobs:write")
+    _, job = await visible_job(request, job_id)
     revision = int(request.query.get("revision") or job["revision"])
     if not await jobs.rename_speaker(job_id, revision, speaker_id, name):
         raise Problem(404, "Not Found", f"job {job_id} revision {revision} has no speaker {speaker_id!r}")
@@ -113,9 +115,9 @@ async def rename_transcript_speaker(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/speakers", enroll)
-    app.router.add_get("/v1/speakers", list_profiles)
-    app.router.add_get("/v1/speakers/{profile_id}", get_profile)
-    app.router.add_patch("/v1/speakers/{profile_id}", rename_profile)
-    app.router.add_delete("/v1/speakers/{profile_id}", delete_profile)
-    app.router.add_patch("/v1/jobs/{job_id}/speakers/{speaker_id}", rename_transcript_speaker)
+    add_route(app, "POST", "/v1/speakers", enroll, needs("speakers:write"))
+    add_route(app, "GET", "/v1/speakers", list_profiles, needs("speakers:read"))
+    add_route(app, "GET", "/v1/speakers/{profile_id}", get_profile, needs("speakers:read"))
+    add_route(app, "PATCH", "/v1/speakers/{profile_id}", rename_profile, needs("speakers:write"))
+    add_route(app, "DELETE", "/v1/speakers/{profile_id}", delete_profile, needs("speakers:write"))
+    add_route(app, "PATCH", "/v1/jobs/{job_id}/speakers/{speaker_id}", rename_transcript_speaker, needs("jobs:write"))

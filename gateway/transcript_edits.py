@@ -13,8 +13,10 @@ from aiohttp import web
 
 from gateway.access import visible_job
 from gateway.auth.audit import audit
-from gateway.problems import Problem, json_object
+from gateway.auth.permissions import add_route, needs
+from gateway.problems import Problem
 from gateway.refs import EDITS, JOBS
+from gateway.validation import json_object
 from repositories.edits import RevisionNotEditable
 
 MAX_EDITS = 5000
@@ -46,7 +48,7 @@ async def save_edits(request: web.Request) -> web.Response:
     """POST /v1/jobs/{job_id}/edits {"revision": N, "words": [{"segment_id", "index", "word"}]} -> 201 with the
     new revision."""
     job_id = request.match_info["job_id"]
-    principal, job = await visible_job(request, job_id, "jobs:write")
+    principal, job = await visible_job(request, job_id)
     body = await json_object(request)
     edits = parse_edits(body)
     base = body.get("revision")
@@ -74,4 +76,4 @@ async def save_edits(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/jobs/{job_id}/edits", save_edits)
+    add_route(app, "POST", "/v1/jobs/{job_id}/edits", save_edits, needs("jobs:write"))

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from gateway.access import visible_job
 from gateway.auth.audit import audit
+from gateway.auth.permissions import add_route, needs
 from gateway.problems import Problem
 from gateway.refs import JOBS
 from processors.post.render import FORMATS, MEDIA_TYPES, render, to_rttm
@@ -23,7 +24,7 @@ async def get_transcript(request: web.Request) -> web.Response:
     if revision is not None and not revision.isdigit():
         raise Problem(400, "Bad Request", "revision must be a positive integer")
     jobs = request.app[JOBS]
-    principal, job = await visible_job(request, job_id, "jobs:read")
+    principal, job = await visible_job(request, job_id)
     if job["status"] == "failed":
         raise Problem(409, "Job failed", job["error"] or "the job failed", job_id=job_id, job_status="failed")
     original = request.query.get("original") in ("1", "true")
@@ -45,4 +46,5 @@ async def get_transcript(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/jobs/{job_id}/transcript", get_transcript)
+    add_route(app, "GET", "/v1/jobs/{job_id}/transcript", get_transcript,
+              needs("jobs:read", also="original=true needs pii:read"))

@@ -15,7 +15,8 @@ from aiohttp import WSMsgType, web
 
 from connectors.telephony.twilio import TrackMixer, parse_start
 from foundation.logs import get_logger
-from gateway.auth.middleware import require
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
 from gateway.live import LIVE_OPTIONS, LiveError, open_stream
 from gateway.live_audio import LiveAudio
 
@@ -25,7 +26,7 @@ DEFAULT_NAMES = {"inbound": "caller", "outbound": "agent"}
 
 
 async def twilio_media_stream(request: web.Request) -> web.WebSocketResponse:
-    principal = require(request, "live")  # an API key in the stream URL: wss://host/v1/telephony/twilio?key=...
+    principal = caller(request)  # an API key in the stream URL: wss://host/v1/telephony/twilio?key=...
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     audio: LiveAudio | None = None
@@ -75,4 +76,4 @@ async def twilio_media_stream(request: web.Request) -> web.WebSocketResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/telephony/twilio", twilio_media_stream)
+    add_route(app, "GET", "/v1/telephony/twilio", twilio_media_stream, needs("live"))

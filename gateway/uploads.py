@@ -17,9 +17,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from connectors.storage.base import ObjectStore
 from connectors.storage.spool import process_dir
 from foundation.settings import Settings
-from gateway.params import text_param
 from gateway.probe import Probe, probe_path
 from gateway.problems import Problem
+from gateway.validation import check_text
 
 
 async def multipart_parts(request: web.Request, expected: str) -> AsyncIterator[aiohttp.BodyPartReader]:
@@ -96,7 +96,7 @@ async def form_text(part: aiohttp.BodyPartReader) -> str:
         value = (await part.text()).strip()
     except (UnicodeDecodeError, LookupError):
         raise Problem(400, "Bad Request", f"form field {part.name!r} is not valid text") from None
-    return text_param(value, f"form field {part.name!r}") or ""
+    return check_text(value, f"form.{part.name}")
 
 
 def clean_filename(raw: str | None) -> str:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.auth.middleware import require
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
 from gateway.params import parse_time
 from gateway.refs import USAGE
 
 
 async def usage(request: web.Request) -> web.Response:
     """GET /v1/usage[?from=&to=&org_id=] (org_id only for the platform admin)."""
-    principal = require(request, "usage:read")
+    principal = caller(request)
     org = request.query.get("org_id") if principal.is_admin else principal.org_id
     since, until = parse_time(request.query.get("from"), "from"), parse_time(request.query.get("to"), "to")
     seconds: dict[str, dict[str, float]] = {}  # org -> source -> completed audio seconds
@@ -29,4 +30,4 @@ async def usage(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/usage", usage)
+    add_route(app, "GET", "/v1/usage", usage, needs("usage:read"))

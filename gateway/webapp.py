@@ -16,6 +16,7 @@ from aiohttp import web
 
 from foundation.logs import get_logger
 from gateway.auth import ws_subprotocol
+from gateway.auth.permissions import PUBLIC, add_route, add_static
 from gateway.problems import Problem
 
 log = get_logger(__name__)
@@ -53,10 +54,9 @@ async def asset_headers(request: web.Request, response: web.StreamResponse) -> N
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/", index)
+    add_route(app, "GET", "/", index, PUBLIC)
     app.on_response_prepare.append(asset_headers)
     ws_subprotocol.install(app)  # the app's WebSockets authenticate without a token in the URL
-    if APP_DIR.is_dir():
-        app.router.add_static(PREFIX, APP_DIR, follow_symlinks=False)
-    else:
+    add_static(app, PREFIX, APP_DIR)
+    if not APP_DIR.is_dir():
         log.warning("the web app is not built; run make setup", directory=str(APP_DIR))

@@ -30,11 +30,13 @@ from connectors.webhooks.events import EVENT_TYPES, PING, ping
 from connectors.webhooks.sealing import generate_secret, hint, seal
 from connectors.webhooks.targets import TargetError, check_url
 from gateway.auth.audit import audit
-from gateway.auth.middleware import require
+from gateway.auth.middleware import caller
+from gateway.auth.permissions import add_route, needs
 from gateway.auth.principal import Principal
 from gateway.params import parse_limit
-from gateway.problems import Problem, json_object
+from gateway.problems import Problem
 from gateway.refs import SETTINGS, WEBHOOKS
+from gateway.validation import json_object
 from repositories.db import MissingReference
 from repositories.webhooks import WebhookStore
 
@@ -73,16 +75,9 @@ def _events(value: Any) -> list[str]:
 def _description(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION or "\x00" in value:
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
         raise Problem(400, "Bad Request", f"description must be a string of at most {MAX_DESCRIPTION} characters")
     return value.strip()
-
-
-def _param(request: web.Request, name: str, max_len: int = 200) -> str | None:
-    value = request.query.get(name)
-    if value is not None and (len(value) > max_len or "\x00" in value):
-        raise Problem(400, "Bad Request", f"{name} must be at most {max_len} characters")
-    return value
 
 
 def _secret(value: Any) -> str:
@@ -98,7 +93,7 @@ def _secret(value: Any) -> str:
 async def _visible(request: web.Request) -> tuple[Principal, dict[str, Any]]:
     """The caller and the subscription named in the path, if the caller may manage webhooks and the
     subscription is in its organization; else 403 or 404."""
-    principal = require(request, SCOPE)
+    principal = caller(request)
     sid = request.match_info["subscription_id"]
     sub = await _store(request).subscription(sid) if SUBSCRIPTION_ID.fullmatch(sid) else None
     if sub is None or not principal.sees(sub["org_id"]):
@@ -107,10 +102,10 @@ async def _visible(request: web.Request) -> tuple[Principal, dict[str, Any]]:
 
 
 async def create_subscription(request: web.Request) -> web.Response:
-    p = require(request, SCOPE)
+    p = caller(request)
     body = await json_object(request)
     org_id = body.get("org_id") or p.org_id
-    if not isinstance(org_id, str) or "\x00" in org_id or not p.sees(org_id):
+    if not isinstance(org_id, str) or not p.sees(org_id):
         raise Problem(403, "Forbidden", "you may only act within your own organization")
     url = _url(request, body.get("url"))
     events = _events(body.get("events"))
@@ -138,8 +133,8 @@ async def create_subscription(request: web.Request) -> web.Response:
 
 
 async def list_subscriptions(request: web.Request) -> web.Response:
-    p = require(request, SCOPE)
-    org = _param(request, "org_id") if p.is_admin else p.org_id
+    p = caller(request)
+    org = request.query.get("org_id") if p.is_admin else p.org_id
     return web.json_response({"webhooks": await _store(request).subscriptions(org)})
 
 
@@ -190,7 +185,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     if event_type is not None and event_type not in (*EVENT_TYPES, PING):
         raise Problem(400, "Bad Request", f"event_type must be one of {', '.join((*EVENT_TYPES, PING))}")
     deliveries = await _store(request).deliveries(sub["id"], limit=limit, status=status, event_type=event_type,
-                                                  job_id=_param(request, "job_id"))
+                                                  job_id=request.query.get("job_id"))
     return web.json_response({"subscription_id": sub["id"], "deliveries": deliveries})
 
 
@@ -208,8 +203,9 @@ async def send_test(request: web.Request) -> web.Response:
         raise Problem(409, "Conflict", "the subscription is inactive; activate it to send a test event")
     event_id, payload = ping(sub["id"], sub["org_id"])
     delivery_id = await _store(request).enqueue(sub["id"], sub["org_id"], event_id, PING, payload)
-    return web.json_response({"delivery_id": delivery_id, "event_id": event_id, "status": "pending",
-                              "links": {"deliveries": f"/v1/webhooks/{sub['id']}/deliveries"}}, status=202)
+    return web.json_response({"subscription_id": sub["id"], "delivery_id": delivery_id, "event_id": event_id,
+                              "status": "pending", "links": {"deliveries": f"/v1/webhooks/{sub['id']}/deliveries"}},
+                             status=202)
 
 
 # -- OpenAPI (merged into /openapi.json at startup, when the gateway serves one) -----------------------------
@@ -259,19 +255,23 @@ def openapi_paths() -> dict[str, Any]:
     def op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return {"summary": summary, "tags": ["webhooks"], "responses": responses, **extra}
 
-    editable = {"url": {"type": "string", "format": "uri"}, "events": types, "active": b, "description": s}
+    ident = {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,200}$"}
+    editable = {"url": {"type": "string", "format": "uri", "maxLength": 2048}, "events": types, "active": b,
+                "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION}}
+    secret = {"type": "string", "pattern": f"^[!-~]{{{MIN_SECRET},{MAX_SECRET}}}$",
+              "description": "printable ASCII without spaces; omitted: one is generated"}
     return {
         "/v1/webhooks": {
             "post": op("Subscribe an endpoint to job events (the secret is returned once; docs/webhooks.md)",
-                       _responses(201, created, 400, 403, 404, 409),
-                       requestBody=body({**editable, "secret": s, "org_id": s}, ["url", "events"])),
+                       _responses(201, created, 400, 403, 404, 409, 413),
+                       requestBody=body({**editable, "secret": secret, "org_id": ident}, ["url", "events"])),
             "get": op("The organization's webhook subscriptions", _responses(200, {"type": "object", "properties": {
-                "webhooks": {"type": "array", "items": sub}}}, 400, 403), parameters=[q("org_id", s)]),
+                "webhooks": {"type": "array", "items": sub}}}, 400, 403), parameters=[q("org_id", ident)]),
         },
         "/v1/webhooks/{subscription_id}": {
             "get": op("A webhook subscription", _responses(200, sub, 403, 404), parameters=[sid]),
             "patch": op("Change a webhook subscription's url, events, active flag or description",
-                        _responses(200, sub, 400, 403, 404), parameters=[sid], requestBody=body(editable)),
+                        _responses(200, sub, 400, 403, 404, 413), parameters=[sid], requestBody=body(editable)),
             "delete": op("Delete a webhook subscription and its delivery log", _responses(204, None, 403, 404),
                          parameters=[sid]),
         },
@@ -281,7 +281,7 @@ def openapi_paths() -> dict[str, Any]:
                                                        "deliveries": {"type": "array", "items": delivery}}},
                 400, 403, 404), parameters=[sid, q("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
                                             q("status", {"enum": list(STATUSES)}),
-                                            q("event_type", {"enum": [*EVENT_TYPES, PING]}), q("job_id", s)]),
+                                            q("event_type", {"enum": [*EVENT_TYPES, PING]}), q("job_id", ident)]),
         },
         "/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver": {
             "post": op("Send a delivery once more, now", _responses(202, {"type": "object"}, 403, 404),
@@ -296,11 +296,11 @@ def openapi_paths() -> dict[str, Any]:
 
 def add_routes(app: web.Application) -> None:
     app[KEYRING] = parse_keyring(*app[SETTINGS].storage_keys())
-    app.router.add_post("/v1/webhooks", create_subscription)
-    app.router.add_get("/v1/webhooks", list_subscriptions)
-    app.router.add_get("/v1/webhooks/{subscription_id}", get_subscription)
-    app.router.add_patch("/v1/webhooks/{subscription_id}", update_subscription)
-    app.router.add_delete("/v1/webhooks/{subscription_id}", delete_subscription)
-    app.router.add_get("/v1/webhooks/{subscription_id}/deliveries", list_deliveries)
-    app.router.add_post("/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver", redeliver)
-    app.router.add_post("/v1/webhooks/{subscription_id}/test", send_test)
+    add_route(app, "POST", "/v1/webhooks", create_subscription, needs(SCOPE))
+    add_route(app, "GET", "/v1/webhooks", list_subscriptions, needs(SCOPE))
+    add_route(app, "GET", "/v1/webhooks/{subscription_id}", get_subscription, needs(SCOPE))
+    add_route(app, "PATCH", "/v1/webhooks/{subscription_id}", update_subscription, needs(SCOPE))
+    add_route(app, "DELETE", "/v1/webhooks/{subscription_id}", delete_subscription, needs(SCOPE))
+    add_route(app, "GET", "/v1/webhooks/{subscription_id}/deliveries", list_deliveries, needs(SCOPE))
+    add_route(app, "POST", "/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/redeliver", redeliver, needs(SCOPE))
+    add_route(app, "POST", "/v1/webhooks/{subscription_id}/test", send_test, needs(SCOPE))

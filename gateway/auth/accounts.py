@@ -1,12 +1,24 @@
 """Accounts and credentials over the identity repository: principals for API keys, password logins, new
 users and keys with their secrets hashed, and refresh-token rotation. ``repositories.identity`` stores rows;
-this module is where secrets are minted, hashed and checked."""
+this module is where secrets are minted, hashed and checked.
+
+Password hashing (argon2, deliberately slow and memory-hard) never runs on the event loop: it runs on a small
+executor of its own, as many threads as the machine this was sized for has cores (two), so the gateway keeps
+answering while logins are checked, and other blocking work (probes, file reads) keeps its own threads. At most
+``MAX_WAITING`` checks wait for it; beyond that a login is refused at once (``HashingBusy``). A login for an
+email without an enabled account verifies the password against a dummy hash, the same work as for a real one,
+so the time an answer takes does not tell whether an account exists.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.auth.credentials import (
     KEY_PREFIX,
@@ -19,6 +31,38 @@ from gateway.auth.credentials import (
 )
 from gateway.auth.principal import Principal
 from repositories.identity import IdentityStore
+
+T = TypeVar("T")
+HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password-hashing")
+MAX_WAITING = 32
+_waiting = 0
+
+
+class HashingBusy(Exception):
+    """More password checks are waiting than the hashing threads can take soon."""
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on the password-hashing threads."""
+    global _waiting
+    if _waiting >= MAX_WAITING:
+        raise HashingBusy(f"{_waiting} password checks are waiting")
+    _waiting += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(HASHING, fn, *args)
+    finally:
+        _waiting -= 1
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash of a random password, made like every stored one: what unknown accounts are verified against."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+async def warm_up() -> None:
+    """Make the dummy hash on the hashing threads before the first login needs it."""
+    await off_loop(dummy_hash)
 
 
 async def principal_for_key(identity: IdentityStore, token: str) -> Principal | None:
@@ -38,16 +82,17 @@ def principal_for_user(user: dict[str, Any]) -> Principal:
 
 
 async def login(identity: IdentityStore, email: str, password: str) -> dict[str, Any] | None:
-    """The user, if the email belongs to an enabled account and the password is its password."""
+    """The user, if the email belongs to an enabled account and the password is its password. Without such an
+    account the password is checked all the same, against ``dummy_hash()``."""
     found = await identity.login_candidate(email)
-    if found is None or not verify_password(password, found[1]):
-        return None
-    return found[0]
+    stored = found[1] if found is not None else dummy_hash()  # made at start-up (warm_up), off the loop
+    matches = await off_loop(verify_password, password, stored)
+    return found[0] if found is not None and matches else None
 
 
 async def create_user(identity: IdentityStore, org_id: str, email: str, password: str,
                       role: str) -> dict[str, Any]:
-    return await identity.create_user(org_id, email, hash_password(password), role)
+    return await identity.create_user(org_id, email, await off_loop(hash_password, password), role)
 
 
 async def create_key(identity: IdentityStore, *, org_id: str, name: str, role: str, scopes: list[str],

@@ -1,4 +1,5 @@
-"""Authentication, rate limiting and security headers for every request."""
+"""Authentication, authorization (from the routes' declared access, ``gateway.auth.permissions``), rate
+limiting and security headers for every request."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from gateway.auth.accounts import principal_for_key, principal_for_user
 from gateway.auth.credentials import KEY_PREFIX, TokenError, decode_access
+from gateway.auth.permissions import access_for
 from gateway.auth.principal import Principal
 from gateway.auth.ratelimit import RateLimiter
 from gateway.problems import Problem
@@ -19,8 +21,6 @@ PRINCIPAL = "principal"
 LIMITER = web.AppKey("limiter", RateLimiter)
 JWT_SECRET = web.AppKey("jwt_secret", str)
 
-PUBLIC = ("/health", "/health/detailed", "/ready", "/metrics", "/openapi.json", "/docs", "/v1/auth/token",
-          "/v1/auth/refresh")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -58,8 +58,11 @@ async def resolve(request: web.Request, token: str) -> Principal:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    path = request.path
-    if request.method == "OPTIONS" or path == "/" or path.startswith(("/static/", "/docs/")) or path in PUBLIC:
+    """Who calls (401 without valid credentials), whether the route lets them (403, from its declared access),
+    and whether they are within their rate (429); public routes, CORS preflights and paths no route matches (the
+    router answers those 404 or 405) pass without credentials."""
+    access = access_for(request)
+    if request.method == "OPTIONS" or access is None or access.public:
         return await handler(request)
     token = _bearer(request)
     if token is None:
@@ -70,17 +73,25 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         problem = Problem(429, "Too Many Requests", f"rate limit exceeded; retry in {wait:.1f} s")
         problem.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         raise problem
+    missing = [scope for scope in access.scopes if not principal.can(scope)]
+    if missing:
+        what = "act as the platform administrator" if missing[0] == "*" else missing[0]
+        raise Problem(403, "Forbidden", f"{_who(principal)} may not {what}", missing_scopes=missing)
     request[PRINCIPAL] = principal
     # every log line of this request names who made it (cleared by the observability middleware)
     structlog.contextvars.bind_contextvars(org_id=principal.org_id, actor=principal.actor)
     return await handler(request)
 
 
-def require(request: web.Request, scope: str) -> Principal:
-    """The caller, if its role (and key scopes) allow ``scope``; else 403."""
+def _who(principal: Principal) -> str:
+    if principal.key_scopes:
+        return f"an API key with role {principal.role} and scopes {', '.join(sorted(principal.key_scopes))}"
+    return f"role {principal.role}"
+
+
+def caller(request: web.Request) -> Principal:
+    """The authenticated caller of a route that is not public."""
     principal: Principal = request[PRINCIPAL]
-    if not principal.can(scope):
-        raise Problem(403, "Forbidden", f"role {principal.role} may not {scope}")
     return principal
 
 

@@ -10,14 +10,24 @@ from aiohttp import web
 from gateway.auth import accounts
 from gateway.auth.audit import audit
 from gateway.auth.credentials import encode_access
-from gateway.auth.middleware import JWT_SECRET, PRINCIPAL, require
+from gateway.auth.middleware import JWT_SECRET, caller
+from gateway.auth.permissions import PLATFORM, PUBLIC, SIGNED_IN, Access, add_route, needs
 from gateway.auth.principal import ROLE_SCOPES, ROLES, Principal
-from gateway.problems import Problem, json_object
+from gateway.auth.throttle import LoginThrottle
+from gateway.problems import Problem
 from gateway.refs import AUDIT, IDENTITY, SETTINGS
+from gateway.validation import json_object
 from repositories.db import AlreadyExists, MissingReference
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ROLE_RANK = {"admin": 3, "org_admin": 2, "user": 1, "api_client": 0}
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+
+
+def _too_many(detail: str, retry_after: str) -> Problem:
+    problem = Problem(429, "Too Many Requests", detail)
+    problem.headers["Retry-After"] = retry_after
+    return problem
 
 
 def _str(body: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True) -> str | None:
@@ -38,14 +48,27 @@ async def _tokens(request: web.Request, user: dict[str, Any], family: str | None
 
 
 async def token(request: web.Request) -> web.Response:
-    """POST /v1/auth/token {"email", "password"} -> access and refresh tokens."""
+    """POST /v1/auth/token {"email", "password"} -> access and refresh tokens; failures are throttled per
+    account and per client address (429 with Retry-After)."""
     body = await json_object(request)
-    email, password = _str(body, "email"), _str(body, "password", max_len=500)
-    identity = request.app[IDENTITY]
-    user = await accounts.login(identity, email or "", password or "")
+    email, password = _str(body, "email") or "", _str(body, "password", max_len=500) or ""
+    throttle, address = request.app[THROTTLE], request.remote or "unknown"
+    wait = throttle.begin(email, address)
+    if wait > 0:
+        raise _too_many(f"too many failed logins; retry in {wait:.0f} s", throttle.retry_after(wait))
+    try:
+        user = await accounts.login(request.app[IDENTITY], email, password)
+    except accounts.HashingBusy:
+        throttle.abandoned(email, address)
+        raise _too_many("too many logins are being checked; retry in a moment", "1") from None
+    except BaseException:
+        throttle.abandoned(email, address)
+        raise
     if user is None:
+        throttle.failed(email, address)
         await audit(request, None, "auth.failed", f"user:{email}")
         raise Problem(401, "Unauthorized", "wrong email or password")
+    throttle.succeeded(email, address)
     return web.json_response(await _tokens(request, user))
 
 
@@ -69,7 +92,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
-    p: Principal = request[PRINCIPAL]
+    p = caller(request)
     scopes = sorted(p.key_scopes or ROLE_SCOPES.get(p.role, frozenset()))
     return web.json_response({"org_id": p.org_id, "role": p.role, "user_id": p.user_id, "key_id": p.key_id,
                               "scopes": scopes})
@@ -77,7 +100,7 @@ async def me(request: web.Request) -> web.Response:
 
 # -- organisations ---------------------------------------------------------------------------------
 async def create_org(request: web.Request) -> web.Response:
-    p = require(request, "*")
+    p = caller(request)
     body = await json_object(request)
     retention = body.get("retention_days")
     if retention is not None and (not isinstance(retention, int) or retention < 1):
@@ -88,14 +111,14 @@ async def create_org(request: web.Request) -> web.Response:
 
 
 async def list_orgs(request: web.Request) -> web.Response:
-    p: Principal = request[PRINCIPAL]
+    p = caller(request)
     identity = request.app[IDENTITY]
     orgs = await identity.orgs() if p.is_admin else [o for o in [await identity.org(p.org_id)] if o]
     return web.json_response({"organizations": orgs})
 
 
 async def update_org(request: web.Request) -> web.Response:
-    p = require(request, "org:manage")
+    p = caller(request)
     org_id = request.match_info["org_id"]
     if not p.sees(org_id) or await request.app[IDENTITY].org(org_id) is None:
         raise Problem(404, "Not Found", f"no organization {org_id!r}")
@@ -124,7 +147,7 @@ def _grantable(p: Principal, role: str) -> None:
 
 # -- users -----------------------------------------------------------------------------------------
 async def create_user(request: web.Request) -> web.Response:
-    p = require(request, "users:manage")
+    p = caller(request)
     body = await json_object(request)
     org_id = _target_org(p, body)
     email = _str(body, "email") or ""
@@ -139,6 +162,8 @@ async def create_user(request: web.Request) -> web.Response:
     _grantable(p, role)
     try:
         user = await accounts.create_user(request.app[IDENTITY], org_id, email, password, role)
+    except accounts.HashingBusy:
+        raise _too_many("too many passwords are being hashed; retry in a moment", "1") from None
     except AlreadyExists:
         raise Problem(409, "Conflict", f"a user with email {email} exists") from None
     except MissingReference:
@@ -148,12 +173,12 @@ async def create_user(request: web.Request) -> web.Response:
 
 
 async def list_users(request: web.Request) -> web.Response:
-    p = require(request, "users:manage")
+    p = caller(request)
     return web.json_response({"users": await request.app[IDENTITY].users(None if p.is_admin else p.org_id)})
 
 
 async def delete_user(request: web.Request) -> web.Response:
-    p = require(request, "users:manage")
+    p = caller(request)
     user = await request.app[IDENTITY].user(request.match_info["user_id"])
     if user is None or not p.sees(user["org_id"]):
         raise Problem(404, "Not Found", "no such user")
@@ -167,7 +192,7 @@ async def delete_user(request: web.Request) -> web.Response:
 # -- API keys --------------------------------------------------------------------------------------
 async def create_key(request: web.Request) -> web.Response:
     """POST /v1/keys {"name", "role" (default api_client), "scopes": [...], "org_id"} -> the key, shown once."""
-    p = require(request, "keys:manage")
+    p = caller(request)
     body = await json_object(request)
     org_id = _target_org(p, body)
     role = str(body.get("role") or "api_client")
@@ -189,12 +214,12 @@ async def create_key(request: web.Request) -> web.Response:
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    p = require(request, "keys:manage")
+    p = caller(request)
     return web.json_response({"keys": await request.app[IDENTITY].keys(None if p.is_admin else p.org_id)})
 
 
 async def revoke_key(request: web.Request) -> web.Response:
-    p = require(request, "keys:manage")
+    p = caller(request)
     key = await request.app[IDENTITY].key(request.match_info["key_id"])
     if key is None or not p.sees(key["org_id"]):
         raise Problem(404, "Not Found", "no such key")
@@ -204,7 +229,7 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 
 async def audit_log(request: web.Request) -> web.Response:
-    p = require(request, "audit:read")
+    p = caller(request)
     try:
         limit = min(1000, max(1, int(request.query.get("limit", "100"))))
     except ValueError:
@@ -213,18 +238,29 @@ async def audit_log(request: web.Request) -> web.Response:
     return web.json_response({"entries": entries})
 
 
+async def _warm_up(_app: web.Application) -> None:
+    await accounts.warm_up()
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/auth/token", token)
-    app.router.add_post("/v1/auth/refresh", refresh)
-    app.router.add_post("/v1/auth/logout", logout)
-    app.router.add_get("/v1/me", me)
-    app.router.add_post("/v1/organizations", create_org)
-    app.router.add_get("/v1/organizations", list_orgs)
-    app.router.add_patch("/v1/organizations/{org_id}", update_org)
-    app.router.add_post("/v1/users", create_user)
-    app.router.add_get("/v1/users", list_users)
-    app.router.add_delete("/v1/users/{user_id}", delete_user)
-    app.router.add_post("/v1/keys", create_key)
-    app.router.add_get("/v1/keys", list_keys)
-    app.router.add_delete("/v1/keys/{key_id}", revoke_key)
-    app.router.add_get("/v1/audit", audit_log)
+    auth = app[SETTINGS].auth
+    app[THROTTLE] = LoginThrottle(free_per_account=auth.login_free_per_account,
+                                  free_per_address=auth.login_free_per_address, backoff_s=auth.login_backoff_s,
+                                  max_backoff_s=auth.login_max_backoff_s)
+    app.on_startup.append(_warm_up)
+    add_route(app, "POST", "/v1/auth/token", token, PUBLIC)
+    add_route(app, "POST", "/v1/auth/refresh", refresh, PUBLIC)
+    add_route(app, "POST", "/v1/auth/logout", logout, SIGNED_IN)
+    add_route(app, "GET", "/v1/me", me, SIGNED_IN)
+    add_route(app, "POST", "/v1/organizations", create_org, needs(PLATFORM))
+    add_route(app, "GET", "/v1/organizations", list_orgs, Access(also="the caller's own organization; every one "
+                                                                     "for the platform administrator"))
+    add_route(app, "PATCH", "/v1/organizations/{org_id}", update_org, needs("org:manage"))
+    add_route(app, "POST", "/v1/users", create_user, needs("users:manage", also="nobody grants a role above "
+                                                                                 "their own"))
+    add_route(app, "GET", "/v1/users", list_users, needs("users:manage"))
+    add_route(app, "DELETE", "/v1/users/{user_id}", delete_user, needs("users:manage"))
+    add_route(app, "POST", "/v1/keys", create_key, needs("keys:manage", also="nobody grants a role above their own"))
+    add_route(app, "GET", "/v1/keys", list_keys, needs("keys:manage"))
+    add_route(app, "DELETE", "/v1/keys/{key_id}", revoke_key, needs("keys:manage"))
+    add_route(app, "GET", "/v1/audit", audit_log, needs("audit:read"))

@@ -339,17 +339,19 @@ async def test_every_job_upload_is_a_file_and_jobs_carry_tags_and_priority(
     finally:
         await conn.close()
 
-    # an upload without audio still makes a job that fails with the reason; its file records why
+    # an upload without audio is refused exactly as POST /v1/files refuses it: 422 with the reason, nothing kept
     text = tmp_path / "notes.txt"
     text.write_text("not a recording\n" * 50)
-    status, created, _ = await _call(stack, user, "POST", "/v1/jobs", data=_form(text, "text/plain"))
-    assert status == 202, created
-    failed = await _wait(stack, user, created["job_id"])
-    assert failed["status"] == "failed" and "no audio stream" in failed["error"]
-    status, f, _ = await _call(stack, user, "GET", f"/v1/files/{created['file_id']}")
-    assert status == 200 and "no audio stream" in f["probe_error"] and f["codec"] is None
-    status, body, _ = await _call(stack, user, "POST", "/v1/jobs", data={"file_id": created["file_id"]})
-    assert status == 422 and "no audio stream" in body["detail"]
+    conn = await stack.db()
+    try:
+        before = await conn.fetchval("SELECT count(*) FROM files WHERE org_id = $1", orgs["org_a"])
+        uploads = _objects(stack, "uploads")
+        status, body, _ = await _call(stack, user, "POST", "/v1/jobs", data=_form(text, "text/plain"))
+        assert status == 422 and "no audio stream" in body["detail"], body
+        assert await conn.fetchval("SELECT count(*) FROM files WHERE org_id = $1", orgs["org_a"]) == before
+        assert _objects(stack, "uploads") <= uploads
+    finally:
+        await conn.close()
 
 
 async def test_an_uploaded_recording_stays_while_another_job_uses_it(stack: Stack, orgs: dict[str, str],

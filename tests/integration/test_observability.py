@@ -1,10 +1,11 @@
-"""Observability on the real stack: health, detailed health and readiness; Prometheus metrics of the gateway
-and of every worker, moved by a real transcription and by a poison event; JSON logs that name the job, the
-stream and the organization."""
+"""Observability on the real stack: health, detailed health and readiness (answered within their timeout even
+with PostgreSQL frozen); Prometheus metrics of the gateway and of every worker, moved by a real transcription and
+by a poison event; JSON logs that name the job, the stream and the organization."""
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -12,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -127,3 +129,42 @@ def test_dead_letters_are_counted(stack: Stack) -> None:
     while _value(_worker_metrics(stack, "asr"), "streamscribe_dead_letters_total", topic=AUDIO_SPEECH) < before + 1:
         assert time.monotonic() < deadline, "the asr worker never counted the dead letter"
         time.sleep(0.5)
+
+
+def _postgres_processes(stack: Stack) -> list[psutil.Process]:
+    """The stack's PostgreSQL: its postmaster and every backend and helper process under it."""
+    postmaster = psutil.Process(int(stack.info["infra"]["postgres"]["pid"]))
+    return [postmaster, *postmaster.children(recursive=True)]
+
+
+def test_health_checks_answer_within_their_timeout_while_postgres_is_frozen(stack: Stack) -> None:
+    """With PostgreSQL frozen (SIGSTOP of the postmaster and its backends: connections stay open and nothing
+    answers), /ready and /health/detailed still answer within their stated timeout: database down, "no answer
+    within 3 s"; Kafka and liveness are unaffected. (They took 20 s before: the ping held a pool connection whose
+    cancellation waited on the frozen server.) Runs last in this module: the stack recovers after SIGCONT."""
+    status, body = _get(stack.url + "/ready")
+    assert status == 200, body
+    stated = float(json.loads(body)["timeout_s"])
+    frozen = _postgres_processes(stack)
+    for proc in frozen:
+        proc.send_signal(signal.SIGSTOP)
+    try:
+        for path in ("/ready", "/health/detailed", "/ready"):  # the second /ready: a check still stuck is reused
+            try:
+                with urllib.request.urlopen(stack.url + path, timeout=stated + 7) as resp:
+                    answered = resp.status, resp.read().decode()
+            except urllib.error.HTTPError as exc:
+                answered = exc.code, exc.read().decode()
+            # a client timeout (TimeoutError) here is the defect: the answer did not come within the timeout
+            assert answered[0] == 503, answered
+            components = json.loads(answered[1])["components"]
+            assert components["database"] == {"status": "down", "error": f"no answer within {stated:g} s"}, path
+            assert components["kafka"]["status"] == "ok", components
+        assert _get(stack.url + "/health")[0] == 200
+    finally:
+        for proc in frozen:
+            proc.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + 120
+    while _get(stack.url + "/ready")[0] != 200:
+        assert time.monotonic() < deadline, "the gateway did not become ready again after PostgreSQL resumed"
+        time.sleep(1)

@@ -176,7 +176,8 @@ def test_corrupt_file_is_a_400_with_the_reason(stack: Stack, tmp_path: Path) -> 
     with open(garbage, "rb") as fh, pytest.raises(openai.BadRequestError) as err:
         _client(stack).audio.transcriptions.create(model="whisper-1", file=fh)
     assert err.value.status_code == 400
-    assert err.value.code == "transcription_failed" and err.value.param == "file"
+    # refused by the same probe as POST /v1/files and /v1/jobs, before anything is kept, in OpenAI's terms
+    assert err.value.code == "invalid_file_format" and err.value.param == "file"
     assert "unsupported or corrupt" in err.value.message, err.value.message
 
 

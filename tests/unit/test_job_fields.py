@@ -91,10 +91,10 @@ def test_uploaded_names_become_safe_names_and_keys() -> None:
 
 
 def test_text_parameters_postgresql_can_hold() -> None:
-    from gateway.params import text_param
+    from gateway.validation import check_text
 
-    assert text_param(None, "tag") is None and text_param("", "tag") is None and text_param("ok", "tag") == "ok"
+    assert check_text("", "query.tag") == "" and check_text("ok", "query.tag") == "ok"
     for bad in ("a\x00b", "\udcff"):
         with pytest.raises(Problem) as exc:
-            text_param(bad, "tag")
-        assert "tag" in _detail(exc)
+            check_text(bad, "query.tag")
+        assert "query.tag" in _detail(exc)
