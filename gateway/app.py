@@ -21,6 +21,7 @@ from connectors.storage.factory import store_from_settings
 from foundation.logs import configure, get_logger
 from foundation.settings import Settings
 from gateway import (
+    analytics,
     files,
     job_feed,
     jobs,
@@ -48,6 +49,7 @@ from gateway.auth.ratelimit import RateLimiter
 from gateway.problems import problem_middleware
 from gateway.publisher import Publisher
 from gateway.refs import (
+    ANALYTICS,
     AUDIT,
     DATABASE,
     EDITS,
@@ -69,6 +71,7 @@ from gateway.refs import (
 )
 from gateway.results import ResultsFeed
 from processors.asr.models import ModelRegistry
+from repositories.analytics import AnalyticsStore
 from repositories.audit import AuditLog
 from repositories.db import Database, create_pool
 from repositories.edits import EditStore
@@ -86,7 +89,8 @@ log = get_logger(__name__)
 
 # the feature modules, each registering its routes with ``add_routes(app)``
 FEATURES = (webapp, models, jobs, job_feed, transcripts, transcript_edits, media, files, observability, speakers,
-            speaker_enrollment, live, replays, privacy, search, usage, webhooks, openai_compat, twilio, auth_routes)
+            speaker_enrollment, live, replays, privacy, search, usage, webhooks, analytics, openai_compat, twilio,
+            auth_routes)
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
@@ -104,6 +108,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     app[ERASURE] = ErasureStore(pool)
     app[EDITS] = EditStore(pool)
     app[RECORDINGS] = RecordingStore(pool)
+    app[ANALYTICS] = AnalyticsStore(pool)
     yield
     await pool.close()
 
@@ -167,7 +172,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([database, object_store, publisher, http_session, results_feed, background_tasks])
     for feature in FEATURES:
         feature.add_routes(app)
-    openapi.add_routes(app, {**openai_compat.OPENAPI_PATHS, **webhooks.openapi_paths()})
+    openapi.add_routes(app, {**openai_compat.OPENAPI_PATHS, **webhooks.openapi_paths(), **analytics.openapi_paths()})
     if settings.auth.cors_origins:
         _allow_cors(app, list(settings.auth.cors_origins))
     return app
