@@ -15,6 +15,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,14 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
 
 from foundation.events import Event, SpeakerTurns, TranscriptEvent
-from streams.kafka.clients import publisher_producer
+from foundation.settings import Settings
+from streams.kafka.clients import end_offsets, publisher_producer, reader_consumer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
-from streams.kafka.topics import SPEAKER_TURNS, TRANSCRIPTS
+from streams.kafka.topics import ANALYTICS_CALLS, ANALYTICS_WINDOWS, SPEAKER_TURNS, TRANSCRIPTS
 from streamscribe.client import Client
+from tests.integration.apache_kafka import ApacheKafka
 from tests.integration.conftest import Stack
 from tests.integration.test_webhooks import Receiver, call, receiver, subscribe, wait_for  # noqa: F401
 from tests.unit.test_analytics_metrics import (
@@ -52,9 +58,11 @@ DURATION = 30.0  # every AMI excerpt
 class Kafka:
     producer: Producer
     serde: AvroSerde
+    prefix: str = ""
 
     def send(self, topic: str, key: str, event: Event) -> None:
-        self.producer.produce(topic, key=key.encode(), value=self.serde.serialize(topic, event))
+        full = self.prefix + topic
+        self.producer.produce(full, key=key.encode(), value=self.serde.serialize(full, event))
 
 
 @pytest.fixture(scope="module")
@@ -277,3 +285,114 @@ async def test_stereo_call_through_the_pipeline(stack: Stack, speech: Path, rece
     assert whole["calls"] == 1 and whole["required_missing_calls"] == 1
     assert whole["phrase_hits"] == {phrases["horizon seems extremely distant"]: 1,
                                     phrases["confused complaint"]: 1}
+
+
+def _read_all(settings: Settings, topic: str, serde: AvroSerde, timeout: float = 30) -> list[dict[str, Any]]:
+    """Every event of ``topic`` from the beginning to its current end."""
+    consumer = reader_consumer(settings.kafka, f"test-read-{uuid.uuid4().hex[:8]}")
+    try:
+        full = settings.kafka.topic_prefix + topic
+        parts = [TopicPartition(full, p) for p in consumer.list_topics(full, timeout=10).topics[full].partitions]
+        ends = end_offsets(consumer, parts, timeout)
+        consumer.assign([TopicPartition(full, tp.partition, 0) for tp in parts])
+        got: list[dict[str, Any]] = []
+        seen = {tp.partition: 0 for tp in parts}
+        deadline = time.monotonic() + timeout
+        while any(seen[p] < ends.get((full, p), 0) for p in seen) and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.5):
+                if msg.error() is None:
+                    seen[msg.partition() or 0] = (msg.offset() or 0) + 1
+                    got.append(serde.deserialize(full, msg.value()))
+        return got
+    finally:
+        consumer.close()
+
+
+def test_the_stage_on_apache_kafka_over_sasl_ssl_recovers_its_tables(
+        stack: Stack, apache_kafka: ApacheKafka, speech: Path, tmp_path: Path) -> None:
+    """The same stage on the 3-broker Apache Kafka cluster (SASL_SSL, replication 3, faust's batching on): exact
+    metrics, and after a kill -9 and a restart its tables come back from their changelogs with faust's
+    recovery: the aggregates count every call once."""
+    env = {"STREAMSCRIBE_HOME": str(tmp_path), "STREAMSCRIBE_DATABASE_URL": stack.info["database_url"],
+           "STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS": apache_kafka.cluster.sasl_bootstrap_servers,
+           "STREAMSCRIBE_KAFKA__SECURITY_PROTOCOL": "SASL_SSL", "STREAMSCRIBE_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+           "STREAMSCRIBE_KAFKA__SASL_USERNAME": apache_kafka.username,
+           "STREAMSCRIBE_KAFKA__SASL_PASSWORD": apache_kafka.password,
+           "STREAMSCRIBE_KAFKA__SSL_CA_LOCATION": str(apache_kafka.cluster.ca_file),
+           "STREAMSCRIBE_KAFKA__TOPIC_PREFIX": f"an{uuid.uuid4().hex[:6]}.", "STREAMSCRIBE_KAFKA__PARTITIONS": "2",
+           "STREAMSCRIBE_KAFKA__REPLICATION_FACTOR": "3", "STREAMSCRIBE_KAFKA__FAUST_PRODUCER_MAX_BATCH_SIZE": "16384"}
+    full_env = {**os.environ, **env}
+    provision = subprocess.run([sys.executable, "-m", "streamscribe.provision", "--timeout", "60"], env=full_env,
+                               capture_output=True, text=True, timeout=180)
+    assert provision.returncode == 0, provision.stderr[-3000:]
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        settings = Settings()
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    serde = AvroSerde(make_registry("", settings.schema_registry_file), settings.kafka.topic_prefix)
+    kafka = Kafka(publisher_producer(settings.kafka, "test-analytics-apache"), serde, settings.kafka.topic_prefix)
+    log = open(tmp_path / "analytics.log", "ab")  # noqa: SIM115 - the worker's log, closed below
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "streamscribe.cli", "worker", "analytics"], env=full_env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+    def logs() -> str:
+        return (tmp_path / "analytics.log").read_text(errors="replace")[-4000:]
+
+    reference = rttm(speech)
+    org = f"org-apache-{uuid.uuid4().hex[:6]}"
+    streams = {f"an-apache-{rec}-{uuid.uuid4().hex[:6]}": rec for rec in RECORDINGS[:4]}
+    worker = start()
+    try:
+        first = list(streams)
+        for stream_id in first[:2]:
+            publish_call(kafka, stream_id, org, reference[streams[stream_id]])
+
+        def calls() -> dict[str, dict[str, Any]]:
+            return {c["stream_id"]: c for c in _read_all(settings, ANALYTICS_CALLS, serde) if c["org_id"] == org}
+
+        deadline = time.monotonic() + 240
+        while len(calls()) < 2:
+            assert time.monotonic() < deadline and worker.poll() is None, logs()
+            time.sleep(1)
+        worker.kill()  # kill -9: faust committed what it committed, the changelogs hold what they hold
+        worker.wait(30)
+        for stream_id in first[2:]:
+            publish_call(kafka, stream_id, org, reference[streams[stream_id]])
+        worker = start()
+        deadline = time.monotonic() + 240
+        while len(calls()) < len(streams):
+            assert time.monotonic() < deadline and worker.poll() is None, logs()
+            time.sleep(1)
+        for stream_id, result in calls().items():
+            check(result, expected_from_grid(reference[streams[stream_id]]))
+        want = expected_totals([expected_from_grid(reference[rec]) for rec in streams.values()])
+
+        def day_totals() -> dict[str, Any]:
+            latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for w in _read_all(settings, ANALYTICS_WINDOWS, serde):
+                key = (w["org_id"], w["speaker"], w["granularity"], w["window_start"])
+                if w["org_id"] == org and w["speaker"] == "" and w["granularity"] == "DAY" and (
+                        key not in latest or w["version"] >= latest[key]["version"]):
+                    latest[key] = w
+            ws = list(latest.values())
+            return {"calls": sum(w["calls"] for w in ws), "audio_minutes": ms_to_min(sum(w["audio_ms"] for w in ws)),
+                    "talk_minutes": ms_to_min(sum(w["talk_ms"] for w in ws)),
+                    "interruptions": sum(w["interruptions"] for w in ws),
+                    "overlap_seconds": round(sum(w["overlap_ms"] for w in ws) / 1000, 3),
+                    "silence_seconds": round(sum(w["silence_ms"] for w in ws) / 1000, 3)}
+
+        deadline = time.monotonic() + 60
+        while day_totals() != want:
+            assert time.monotonic() < deadline, (day_totals(), want, logs())
+            time.sleep(1)
+        assert "tables recovered" in logs()
+    finally:
+        worker.kill()
+        worker.wait(30)
+        log.close()
+        assert kafka.producer.flush(30) == 0
