@@ -91,7 +91,7 @@ def publish_call(kafka: Kafka, stream_id: str, org: str, turns: list[Turn], revi
     kafka.send(TRANSCRIPTS, stream_id, TranscriptEvent(
         **common, kind="COMPLETED", model="reference", pipeline_version="test", language="en",
         duration=DURATION, segment_count=len(segments), speakers=speakers, options=options))
-    assert kafka.producer.flush(30) == 0
+    assert kafka.producer.flush(120) == 0, "the broker did not acknowledge the call's events"
 
 
 async def new_org(stack: Stack, name: str) -> str:
