@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,11 +31,14 @@ from confluent_kafka import Producer, TopicPartition
 
 from foundation.events import Event, SpeakerTurns, TranscriptEvent
 from foundation.settings import Settings
+from repositories.migrate import apply_migrations
 from streams.kafka.clients import end_offsets, publisher_producer, reader_consumer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import ANALYTICS_CALLS, ANALYTICS_WINDOWS, SPEAKER_TURNS, TRANSCRIPTS
 from streamscribe.client import Client
+from streamscribe.stack import postgres
+from streamscribe.stack.ports import free_port
 from tests.integration.apache_kafka import ApacheKafka
 from tests.integration.conftest import Stack
 from tests.integration.test_webhooks import Receiver, call, receiver, subscribe, wait_for  # noqa: F401
@@ -308,12 +312,29 @@ def _read_all(settings: Settings, topic: str, serde: AvroSerde, timeout: float =
         consumer.close()
 
 
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL of its own (the stage reads phrase lists from it), migrated: the Apache Kafka test needs no
+    embedded stack."""
+    home = tmp_path_factory.mktemp("pg")
+    port = free_port(16432)
+    postgres.prepare(home / "pgdata")
+    server = postgres.start(home / "pgdata", port, home / "postgres.log")
+    try:
+        postgres.wait_ready_and_create_db(port, 120)
+        apply_migrations(postgres.url(port))
+        yield postgres.url(port)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)
+
+
 def test_the_stage_on_apache_kafka_over_sasl_ssl_recovers_its_tables(
-        stack: Stack, apache_kafka: ApacheKafka, speech: Path, tmp_path: Path) -> None:
+        database: str, apache_kafka: ApacheKafka, speech: Path, tmp_path: Path) -> None:
     """The same stage on the 3-broker Apache Kafka cluster (SASL_SSL, replication 3, faust's batching on): exact
     metrics, and after a kill -9 and a restart its tables come back from their changelogs with faust's
     recovery: the aggregates count every call once."""
-    env = {"STREAMSCRIBE_HOME": str(tmp_path), "STREAMSCRIBE_DATABASE_URL": stack.info["database_url"],
+    env = {"STREAMSCRIBE_HOME": str(tmp_path), "STREAMSCRIBE_DATABASE_URL": database,
            "STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS": apache_kafka.cluster.sasl_bootstrap_servers,
            "STREAMSCRIBE_KAFKA__SECURITY_PROTOCOL": "SASL_SSL", "STREAMSCRIBE_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
            "STREAMSCRIBE_KAFKA__SASL_USERNAME": apache_kafka.username,
