@@ -13,6 +13,7 @@ below (same name, same place), then to the readers that need it.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, TypedDict
@@ -38,10 +39,12 @@ class Turn(TypedDict):
 
 # Nested records that processors build as plain dicts (see their .avsc for the fields): a speaker
 # (id, label, channel, talk_time, identified_as, name, similarity), a transcript segment (id, index, start,
-# end, text, speaker, channel, confidence, words) and a redaction (type, start, end).
+# end, text, speaker, channel, confidence, words) and a redaction (type, start, end); and the parts of a call's
+# analytics (processors.analytics.call: gaps, monologues, interruptions, speaker metrics, phrase hits...).
 Speaker = dict[str, Any]
 TranscriptSegment = dict[str, Any]
 Redaction = dict[str, Any]
+AnalyticsPart = dict[str, Any]
 AudioEncoding = Literal["PCM_S16LE", "MULAW"]
 TranscriptKind = Literal["SEGMENT", "COMPLETED", "FAILED"]
 AUDIO_ENCODINGS: dict[str, AudioEncoding] = {"pcm_s16le": "PCM_S16LE", "mulaw": "MULAW"}
@@ -197,6 +200,7 @@ class TranscriptEvent(Event):
     speakers: list[Speaker] = field(default_factory=list)
     original: TranscriptSegment | None = None
     redactions: list[Redaction] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)
 
 
 JobState = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED"]
@@ -272,7 +276,77 @@ class DeadLetter(Event):
     def partition_key(self) -> str | None:
         return self.key.decode(errors="replace") if self.key else None
 
+@dataclass(frozen=True, kw_only=True)
+class AnalyticsCall(Event):
+    """The conversation analytics of one revision of a call (``analytics.calls``, keyed by stream; the same
+    record goes to ``analytics.calls.by-org`` keyed by organization)."""
+
+    SCHEMA: ClassVar[str] = "analytics_call"
+    stream_id: str
+    job_id: str | None = None
+    revision: int = 1
+    org_id: str = "default"
+    model: str = ""
+    pipeline_version: str = ""
+    source: str = "producer"
+    language: str | None = None
+    completed_at: int
+    duration: float
+    timing: str = "segments"
+    speech_time: float = 0.0
+    overlap_time: float = 0.0
+    silence_total: float = 0.0
+    longest_silence: AnalyticsPart | None = None
+    silences: list[AnalyticsPart] = field(default_factory=list)
+    silence_threshold: float = 3.0
+    turns: int = 0
+    longest_monologue: AnalyticsPart | None = None
+    interruptions: list[AnalyticsPart] = field(default_factory=list)
+    words: int = 0
+    words_per_minute: float | None = None
+    sentiment: float | None = None
+    speakers: list[AnalyticsPart] = field(default_factory=list)
+    phrase_hits: list[AnalyticsPart] = field(default_factory=list)
+    required_missing: list[AnalyticsPart] = field(default_factory=list)
+    segments: list[AnalyticsPart] = field(default_factory=list)
+    produced_at: int = field(default_factory=now_ms)
+
+
+Granularity = Literal["HOUR", "DAY"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalyticsWindow(Event):
+    """The latest totals of one window of the live aggregates (``analytics.windows``, compacted), keyed by the
+    window: organization, speaker, granularity and start."""
+
+    SCHEMA: ClassVar[str] = "analytics_window"
+    org_id: str
+    speaker: str = ""
+    granularity: Granularity
+    window_start: int
+    window_end: int
+    calls: int = 0
+    audio_ms: int = 0
+    speech_ms: int = 0
+    talk_ms: int = 0
+    talk_share_bp: int = 0
+    interruptions: int = 0
+    interrupted: int = 0
+    overlap_ms: int = 0
+    silence_ms: int = 0
+    words: int = 0
+    required_missing: int = 0
+    phrase_hits: dict[str, int] = field(default_factory=dict)
+    version: int
+    produced_at: int = field(default_factory=now_ms)
+
+    @property
+    def partition_key(self) -> str | None:
+        return json.dumps([self.org_id, self.speaker, self.granularity, self.window_start])
+
+
 # every builder by its contract's name
 BUILDERS: dict[str, type[Event]] = {cls.SCHEMA: cls for cls in (
     IngestRequest, AudioChunk, SpeechSegment, AsrSegment, SpeakerTurns, TranscriptEvent, JobEvent,
-    SpeakerEnrollment, SpeakerProfile, DeadLetter)}
+    SpeakerEnrollment, SpeakerProfile, DeadLetter, AnalyticsCall, AnalyticsWindow)}

@@ -86,6 +86,10 @@ class KafkaSettings(BaseModel):
     # How often clients refresh topic metadata: a consumer notices partitions added to its topics this late.
     metadata_refresh_ms: int = Field(default=300_000, ge=1000)
     max_message_bytes: int = 8 * 1024 * 1024
+    # Largest record batch the producer of a faust-hosted stage (aiokafka) sends, in bytes. 1 (one record per
+    # batch) is the embedded default: faust's table recovery on Tansu misses records otherwise (DESIGN.md);
+    # production on Apache Kafka sets aiokafka's 16384.
+    faust_producer_max_batch_size: int = 1
     # Extra librdkafka properties as a JSON object in the environment, for what the typed fields above do not
     # cover (e.g. {"ssl.cipher.suites": "..."}); the connection properties above cannot be set here.
     client_config: dict[str, str] = Field(default_factory=dict)
@@ -218,6 +222,21 @@ class DiarizationSettings(BaseModel):
     identify_threshold: float = 0.7
 
 
+class AnalyticsSettings(BaseModel):
+    """Conversation analytics (docs/analytics.md): how calls are measured and how long live aggregates stay."""
+
+    # a speaker's pause longer than this ends their turn
+    turn_pause_s: float = Field(default=2.0, ge=0)
+    # silences at least this long are listed with their times
+    silence_threshold_s: float = Field(default=3.0, gt=0)
+    # how long the hourly and daily windows of the live aggregates are kept in the stage's tables; a replay of
+    # a call older than that corrects the call's own analytics, not the aggregates
+    hourly_retention_days: float = Field(default=14.0, gt=0)
+    daily_retention_days: float = Field(default=400.0, gt=0)
+    # how long the stage reuses an organization's phrase lists before reading them again
+    phrase_cache_s: float = Field(default=10.0, ge=0)
+
+
 class AuthSettings(BaseModel):
     # HS256 key for access tokens; empty means a random one kept in <home>/secrets/jwt.key (embedded).
     jwt_secret: str = ""
@@ -312,6 +331,7 @@ class Settings(BaseSettings):
     asr: AsrSettings = Field(default_factory=AsrSettings)
     vad: VadSettings = Field(default_factory=VadSettings)
     diarization: DiarizationSettings = Field(default_factory=DiarizationSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

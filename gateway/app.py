@@ -21,6 +21,7 @@ from connectors.storage.factory import store_from_settings
 from foundation.logs import configure, get_logger
 from foundation.settings import Settings
 from gateway import (
+    analytics,
     files,
     job_feed,
     jobs,
@@ -49,6 +50,7 @@ from gateway.auth.ratelimit import RateLimiter
 from gateway.problems import mark_started, problem_middleware
 from gateway.publisher import Publisher
 from gateway.refs import (
+    ANALYTICS,
     AUDIT,
     DATABASE,
     EDITS,
@@ -71,6 +73,7 @@ from gateway.refs import (
 from gateway.results import ResultsFeed
 from gateway.validation import OPERATIONS, compile_operations, refuse_unstorable_text, validate_request
 from processors.asr.models import ModelRegistry
+from repositories.analytics import AnalyticsStore
 from repositories.audit import AuditLog
 from repositories.db import Database, create_pool
 from repositories.edits import EditStore
@@ -88,7 +91,8 @@ log = get_logger(__name__)
 
 # the feature modules, each registering its routes with ``add_routes(app)``
 FEATURES = (webapp, models, jobs, job_feed, transcripts, transcript_edits, media, files, observability, speakers,
-            speaker_enrollment, live, replays, privacy, search, usage, webhooks, openai_compat, twilio, auth_routes)
+            speaker_enrollment, live, replays, privacy, search, usage, webhooks, analytics, openai_compat, twilio,
+            auth_routes)
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
@@ -106,6 +110,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     app[ERASURE] = ErasureStore(pool)
     app[EDITS] = EditStore(pool)
     app[RECORDINGS] = RecordingStore(pool)
+    app[ANALYTICS] = AnalyticsStore(pool)
     yield
     await pool.close()
 
@@ -172,7 +177,8 @@ def create_app(settings: Settings) -> web.Application:
         feature.add_routes(app)
     openapi.add_routes(app)
     check_complete(app)
-    document = openapi.publish(app, {**openai_compat.openapi_paths(app[MODELS].names()), **webhooks.openapi_paths()})
+    document = openapi.publish(app, {**openai_compat.openapi_paths(app[MODELS].names()), **webhooks.openapi_paths(),
+                                     **analytics.openapi_paths()})
     app[OPERATIONS] = compile_operations(document)
     if settings.auth.cors_origins:
         _allow_cors(app, list(settings.auth.cors_origins))

@@ -12,6 +12,7 @@ from foundation.settings import Settings
 from gateway.publisher import Publisher
 from gateway.results import ResultsFeed
 from processors.asr.models import ModelRegistry
+from repositories.analytics import AnalyticsStore
 from repositories.audit import AuditLog
 from repositories.db import Database
 from repositories.edits import EditStore
@@ -45,3 +46,4 @@ PROFILES = web.AppKey("speaker_profiles", SpeakerProfiles)
 ERASURE = web.AppKey("erasure", ErasureStore)
 EDITS = web.AppKey("edits", EditStore)
 RECORDINGS = web.AppKey("recordings", RecordingStore)
+ANALYTICS = web.AppKey("analytics", AnalyticsStore)

@@ -14,6 +14,8 @@ from typing import Any
 
 import asyncpg
 
+from repositories import analytics
+
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.exceptions.InterfaceError,
@@ -38,9 +40,10 @@ class Projection:
 
     async def apply(self, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Apply (kind, event) pairs in order, in one transaction.
-        kind is 'job', 'transcript', 'turns' or 'profile'."""
+        kind is 'job', 'transcript', 'turns', 'profile', 'analytics_call' or 'analytics_window'."""
         handlers = {"job": self._job_event, "transcript": self._transcript_event, "turns": self._turns_event,
-                    "profile": self._profile_event}
+                    "profile": self._profile_event, "analytics_call": self._analytics_call,
+                    "analytics_window": analytics.project_window}
         async with self.pool.acquire() as conn, conn.transaction():
             for kind, event in events:
                 await handlers[kind](conn, event)
@@ -67,6 +70,11 @@ class Projection:
             ev["profile_id"], "failed" if ev.get("error") else "ready", ev["embedding"] or None,
             ev["voiced_seconds"], ev["backend"], ev.get("error"),
         )
+
+    # -- analytics.calls (analytics.windows: repositories.analytics.project_window) ---------------------------
+    async def _analytics_call(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> None:
+        await self._ensure_job(conn, ev)
+        await analytics.project_call(conn, ev)
 
     # -- jobs.events ---------------------------------------------------------------------------------
     async def _ensure_job(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> str:

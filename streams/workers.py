@@ -1,21 +1,37 @@
-"""Run one pipeline stage of the registry as its own process and consumer group, with /health and /metrics."""
+"""Run one pipeline stage of the registry as its own process and consumer group, with /health and /metrics: a
+``StageSpec`` under ``StageRunner``, a ``FaustStageSpec`` under ``FaustWorker``."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Set
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from foundation.logs import configure, get_logger
 from foundation.settings import Settings
 from streams.kafka.clients import check_connection, describe
+from streams.runtime.faust_stage import FaustStageSpec, FaustWorker
 from streams.runtime.runner import StageRunner
 from streams.stages.registry import spec_of
 
 
-def serve_health(port: int, stage: str, runner: StageRunner, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+class Worker(Protocol):
+    """What /health reports on: ``StageRunner`` or ``FaustWorker``."""
+
+    @property
+    def ready(self) -> threading.Event: ...
+
+    @property
+    def partitions(self) -> Set[tuple[str, int]]: ...
+
+    def run(self) -> None: ...
+
+
+def serve_health(port: int, stage: str, runner: Worker, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     """/health (ready once the worker holds its group membership) and /metrics (Prometheus), on ``host``
     (settings: ``worker.health_host``; 0.0.0.0 where probes come from outside, e.g. a pod's kubelet)."""
 
@@ -53,9 +69,12 @@ def run_worker(name: str, settings: Settings, metrics_port: int | None = None) -
     log = get_logger(__name__)
     brokers = check_connection(settings.kafka)
     log.info("kafka reachable", brokers=brokers, **describe(settings.kafka))
-    stage = spec.build(settings)
-    runner = StageRunner.connect(spec, stage, settings)
+    runner: Worker
+    if isinstance(spec, FaustStageSpec):
+        runner = FaustWorker(spec, spec.build(settings), settings)
+    else:
+        runner = StageRunner.connect(spec, spec.build(settings), settings)
     if metrics_port:
         serve_health(metrics_port, name, runner, settings.worker.health_host)
-    log.info("worker starting", stage=name, group=spec.group, batch=runner.max_batch)
+    log.info("worker starting", stage=name, group=spec.group, batch=spec.batch_size(settings))
     runner.run()

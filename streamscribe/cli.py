@@ -775,7 +775,7 @@ def stages(markdown: bool) -> None:
     for spec in STAGES:
         click.echo(f"{spec.name:<13} group {spec.group:<27} reads {', '.join(spec.inputs)}")
         click.echo(f"{'':<13} writes {', '.join(spec.outputs) or '-'}"
-                   + (f"; state in {spec.changelog}" if spec.changelog else ""))
+                   + (f"; state in {', '.join(spec.changelogs)}" if spec.changelogs else ""))
 
 
 @main.command()

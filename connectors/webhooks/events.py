@@ -8,7 +8,10 @@ Webhook event types:
 - ``job.failed``: a run failed (a stage's FAILED on ``jobs.events`` or the ``transcripts`` FAILED event,
   whichever comes first: both map to the same event id, so a subscriber hears it once);
 - ``job.running``: a stage started, or finished, its part of a run (stage progress from ``jobs.events``;
-  at most two per stage and run, however many progress reports the stage makes).
+  at most two per stage and run, however many progress reports the stage makes);
+- ``analytics.required_phrase_missing``: the analytics of a run (``analytics.calls``) found that a phrase the
+  organization lists as required was not said (or not by the speaker it names); the payload names the
+  phrases (the organization's own list, not what the recording said).
 
 Event ids are deterministic (a hash of the type, the job, the revision and, for ``job.running``, the stage
 and its state), so a pipeline event Kafka delivers twice maps to the same webhook event, and the delivery
@@ -31,8 +34,9 @@ JOB_COMPLETED = "job.completed"
 JOB_FAILED = "job.failed"
 JOB_RUNNING = "job.running"
 TRANSCRIPT_COMPLETED = "transcript.completed"
+REQUIRED_PHRASE_MISSING = "analytics.required_phrase_missing"
 PING = "ping"
-EVENT_TYPES: tuple[str, ...] = (JOB_COMPLETED, JOB_FAILED, JOB_RUNNING, TRANSCRIPT_COMPLETED)
+EVENT_TYPES: tuple[str, ...] = (JOB_COMPLETED, JOB_FAILED, JOB_RUNNING, TRANSCRIPT_COMPLETED, REQUIRED_PHRASE_MISSING)
 MAX_ERROR = 1000
 
 
@@ -123,6 +127,21 @@ def from_job_event(ev: dict[str, Any]) -> list[WebhookEvent]:
                                     "progress": None if progress is None else round(float(progress), 3)},
                              **common)]
     return []
+
+
+def from_analytics_call(ev: dict[str, Any]) -> list[WebhookEvent]:
+    """An ``analytics.calls`` event (decoded): required phrases missing -> analytics.required_phrase_missing."""
+    missing = ev.get("required_missing") or []
+    if not missing:
+        return []
+    job_id = str(ev.get("job_id") or ev["stream_id"])
+    revision = int(ev.get("revision") or 1)
+    phrases = [{"phrase_id": m["phrase_id"], "phrase": m["phrase"], "speaker": m.get("speaker")} for m in missing]
+    return [WebhookEvent(id=event_id(REQUIRED_PHRASE_MISSING, job_id, revision), type=REQUIRED_PHRASE_MISSING,
+                         job_id=job_id, stream_id=ev["stream_id"], revision=revision, status="completed",
+                         occurred_at=from_millis(ev["produced_at"]),
+                         extra={"missing_phrases": phrases,
+                                "analytics": f"/v1/jobs/{quote(job_id, safe='')}/analytics"})]
 
 
 def ping(subscription_id: str, org_id: str, at: datetime | None = None) -> tuple[str, dict[str, Any]]:

@@ -11,9 +11,10 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "admin": frozenset({"*"}),
     "org_admin": frozenset({"jobs:read", "jobs:write", "jobs:delete", "speakers:read", "speakers:write", "live",
                             "keys:manage", "users:manage", "org:manage", "audit:read", "pii:read", "usage:read",
-                            "webhooks:manage", "replay"}),
-    "user": frozenset({"jobs:read", "jobs:write", "speakers:read", "speakers:write", "live", "usage:read"}),
-    "api_client": frozenset({"jobs:read", "jobs:write", "speakers:read", "live"}),
+                            "webhooks:manage", "replay", "analytics:read", "analytics:manage"}),
+    "user": frozenset({"jobs:read", "jobs:write", "speakers:read", "speakers:write", "live", "usage:read",
+                       "analytics:read"}),
+    "api_client": frozenset({"jobs:read", "jobs:write", "speakers:read", "live", "analytics:read"}),
 }
 
 

@@ -13,7 +13,8 @@ wires the error callback and librdkafka's own log lines into the structured log 
   live results, subscribers, tests);
 - ``publisher_producer``: events produced outside the stages (the gateway's asyncio publisher, the audio
   producer library and CLI, tests);
-- ``admin_client``: topic creation, metadata and group offsets.
+- ``admin_client``: topic creation, metadata and group offsets;
+- ``faust_app``: a faust-streaming app (its aiokafka consumer and producer) for a faust-hosted stage.
 
 Every consumer reads with ``isolation.level=read_committed``: what an aborted transaction wrote is never seen, and
 what an open one is writing only once it commits (on a broker without transactions in use, this changes nothing).
@@ -24,10 +25,13 @@ password or an unreachable bootstrap server stops at once with a clear error ins
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import faust
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -285,3 +289,55 @@ def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout:
     ends = end_offsets(consumer, partitions, timeout)
     consumer.assign([TopicPartition(tp.topic, tp.partition, ends.get((tp.topic, tp.partition), 0))
                      for tp in partitions])
+
+
+def _faust_credentials(kafka: KafkaSettings) -> faust.types.auth.CredentialsT | None:
+    """The TLS and SASL settings as faust (aiokafka) takes them."""
+    context: ssl.SSLContext | None = None
+    if kafka.uses_tls:
+        context = ssl.create_default_context(cafile=kafka.ssl_ca_location or None)
+        if kafka.ssl_endpoint_identification == "none":
+            context.check_hostname = False
+        if kafka.ssl_certificate_location:
+            context.load_cert_chain(kafka.ssl_certificate_location, kafka.ssl_key_location,
+                                    kafka.ssl_key_password.get_secret_value() or None)
+    if kafka.uses_sasl:
+        return faust.SASLCredentials(username=kafka.sasl_username, password=kafka.sasl_password.get_secret_value(),
+                                     mechanism=str(kafka.sasl_mechanism), ssl_context=context)
+    return faust.SSLCredentials(context) if context is not None else None
+
+
+def faust_app(kafka: KafkaSettings, group: str, client_id: str, datadir: Path, *, max_poll_records: int) -> faust.App:
+    """A faust-streaming app for a faust-hosted stage: its consumer group is ``topic_prefix + group`` (the app
+    id), it connects with the typed connection settings (bootstrap servers, TLS, SASL; librdkafka's
+    ``client_config`` does not apply to aiokafka) and it creates no topic: every topic, table changelogs
+    included, is created from the catalogue (``streams.kafka.admin.ensure_topics``). Tables live in memory and
+    are rebuilt from their changelogs when partitions are assigned. The producer sends batches of at most
+    ``faust_producer_max_batch_size`` bytes (the embedded broker needs single-record batches for faust's table
+    recovery) and is not idempotent: aiokafka cannot start an idempotent producer against the embedded broker,
+    so a faust-hosted stage makes its own writes idempotent (docs/analytics.md)."""
+    return faust.App(
+        kafka.topic_prefix + group,
+        broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=_faust_credentials(kafka),
+        broker_client_id=client_id,
+        broker_session_timeout=kafka.session_timeout_ms / 1000,
+        broker_heartbeat_interval=max(0.5, kafka.session_timeout_ms / 6000),
+        broker_max_poll_records=max_poll_records,
+        broker_max_poll_interval=600.0,
+        consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=kafka.max_message_bytes,
+        producer_acks=-1,
+        producer_max_request_size=kafka.max_message_bytes,
+        producer_max_batch_size=kafka.faust_producer_max_batch_size,
+        producer_linger=0.005,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        table_standby_replicas=0,
+        store="memory://",
+        web_enabled=False,
+        datadir=str(datadir),
+        processing_guarantee="at_least_once",
+    )

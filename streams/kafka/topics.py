@@ -6,6 +6,8 @@ three priority lanes, and so does raw audio (``audio.chunks.high``, ``audio.chun
 ``streams.kafka.lanes``), so that live calls and urgent jobs pass a backlog of batch work at every stage after
 decoding;
 every stage reports on jobs.events, and each consumed topic has a ``.dlq`` sibling for poison events.
+Transcripts feed the analytics stage: analytics.calls per call, repartitioned by organization into
+analytics.calls.by-org for the live aggregates it publishes on analytics.windows.
 Topics are created explicitly at start (``streams.kafka.admin.ensure_topics``); nothing relies on auto-creation.
 """
 
@@ -42,6 +44,9 @@ JOBS_EVENTS = "jobs.events"
 SPEAKER_TURNS = "speaker.turns"
 SPEAKER_ENROLLMENTS = "speakers.enrollments"
 SPEAKER_PROFILES = "speakers.profiles"
+ANALYTICS_CALLS = "analytics.calls"
+ANALYTICS_CALLS_BY_ORG = "analytics.calls.by-org"
+ANALYTICS_WINDOWS = "analytics.windows"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(INGEST_REQUESTS, "ingest_request", "stored recordings to decode (claim checks)",
@@ -70,6 +75,12 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               {"retention.ms": "-1"}, has_dlq=True),
     TopicSpec(JOBS_EVENTS, "job_event", "progress and failure reports from every stage",
               {"retention.ms": str(4 * WEEK_MS)}, has_dlq=True),
+    TopicSpec(ANALYTICS_CALLS, "analytics_call", "conversation analytics of each call revision (key stream id)",
+              {"retention.ms": "-1"}, has_dlq=True),
+    TopicSpec(ANALYTICS_CALLS_BY_ORG, "analytics_call", "the same, keyed by organization: the analytics stage's "
+              "repartition feeding its aggregates", {"retention.ms": str(4 * WEEK_MS)}, has_dlq=True),
+    TopicSpec(ANALYTICS_WINDOWS, "analytics_window", "live aggregates: each hourly and daily window's latest totals "
+              "(key organization/speaker/granularity/start)", {"cleanup.policy": "compact"}, has_dlq=True),
 )
 
 DLQ_SUFFIX = ".dlq"
@@ -89,7 +100,8 @@ def stage_group(stage: str) -> str:
 
 
 def state_topic(group: str) -> str:
-    """Changelog of a consumer group's per-stream state, partitioned like the group's input."""
+    """Changelog of a consumer group's per-stream state, partitioned like the group's input. A faust-hosted
+    stage has one per table, named for ``<group>.<table>``."""
     return group + STATE_SUFFIX
 
 
@@ -104,7 +116,8 @@ def schema_of(topic: str) -> str:
 
 
 def all_topics(kafka: KafkaSettings, state_groups: tuple[str, ...]) -> list[tuple[str, dict[str, str]]]:
-    """(full name, config) for every topic the platform needs, DLQs and state changelogs included."""
+    """(full name, config) for every topic the platform needs, DLQs and state changelogs included
+    (``state_groups``: what owns a changelog, ``state_topic`` of each)."""
     big = {"max.message.bytes": str(kafka.max_message_bytes)}
     out: list[tuple[str, dict[str, str]]] = []
     for spec in CATALOGUE:

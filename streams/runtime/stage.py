@@ -148,6 +148,15 @@ class StageSpec:
         return state_topic(self.group) if self.stateful else None
 
     @property
+    def state_owners(self) -> tuple[str, ...]:
+        """What owns a state changelog topic: the stage's group, if it keeps state."""
+        return (self.group,) if self.stateful else ()
+
+    @property
+    def changelogs(self) -> tuple[str, ...]:
+        return (self.changelog,) if self.changelog else ()
+
+    @property
     def emits(self) -> frozenset[str]:
         """Every topic the stage may write: its outputs, job events, and the dead letters of its inputs."""
         return frozenset((*self.outputs, JOBS_EVENTS, *(dlq_name(t) for t in self.inputs)))

@@ -1,5 +1,5 @@
-"""Materializer stage: transcripts, jobs.events, speaker.turns and speakers.profiles -> PostgreSQL
-(``processors.materializer.Projection``).
+"""Materializer stage: transcripts, jobs.events, speaker.turns, speakers.profiles, analytics.calls and
+analytics.windows -> PostgreSQL (``repositories.projection.Projection``).
 
 A consumed batch is applied in one database transaction before its offsets are committed; every write is an
 upsert, so a batch replayed after a crash changes nothing. A lost database connection is transient: the
@@ -16,10 +16,18 @@ import asyncpg
 
 from foundation.settings import Settings
 from repositories.projection import TRANSIENT_DB_ERRORS, Projection
-from streams.kafka.topics import JOBS_EVENTS, SPEAKER_PROFILES, SPEAKER_TURNS, TRANSCRIPTS
+from streams.kafka.topics import (
+    ANALYTICS_CALLS,
+    ANALYTICS_WINDOWS,
+    JOBS_EVENTS,
+    SPEAKER_PROFILES,
+    SPEAKER_TURNS,
+    TRANSCRIPTS,
+)
 from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 
-KINDS = {JOBS_EVENTS: "job", TRANSCRIPTS: "transcript", SPEAKER_TURNS: "turns", SPEAKER_PROFILES: "profile"}
+KINDS = {JOBS_EVENTS: "job", TRANSCRIPTS: "transcript", SPEAKER_TURNS: "turns", SPEAKER_PROFILES: "profile",
+         ANALYTICS_CALLS: "analytics_call", ANALYTICS_WINDOWS: "analytics_window"}
 
 
 class MaterializerStage(BaseStage):
@@ -53,6 +61,6 @@ def build(settings: Settings) -> MaterializerStage:
     return MaterializerStage(settings.database_url)
 
 
-SPEC = StageSpec(name="materializer", doc="projects transcripts, job events, speakers and profiles into PostgreSQL",
-                 inputs=(TRANSCRIPTS, JOBS_EVENTS, SPEAKER_TURNS, SPEAKER_PROFILES), outputs=(), build=build,
-                 batch=500)
+SPEC = StageSpec(name="materializer", doc="projects transcripts, job events, speakers, profiles and analytics into "
+                 "PostgreSQL", inputs=(TRANSCRIPTS, JOBS_EVENTS, SPEAKER_TURNS, SPEAKER_PROFILES, ANALYTICS_CALLS,
+                                       ANALYTICS_WINDOWS), outputs=(), build=build, batch=500)

@@ -134,7 +134,8 @@ class PostStage(BaseStage):
             stream_id=src["stream_id"], job_id=src["job_id"], revision=src["revision"], kind=kind, segment=segment,
             model=src["model"], pipeline_version=src["pipeline_version"], language=language or src.get("language"),
             duration=src.get("duration"), segment_count=segment_count, source=src["source"], error=error,
-            speakers=speakers or [], original=original, redactions=redactions or []))
+            speakers=speakers or [], original=original, redactions=redactions or [],
+            options=src.get("options") or {}))
 
 
 def build(_settings: Settings) -> PostStage:

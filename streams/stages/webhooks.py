@@ -1,12 +1,13 @@
-"""Webhooks stage: jobs.events and transcripts -> the webhook delivery log, and a delivery loop that sends it.
+"""Webhooks stage: jobs.events, transcripts and analytics.calls -> the webhook delivery log, and a delivery loop
+that sends it.
 
-For each pipeline event of interest (``connectors.webhooks.events``: a run completed or failed, a stage
-started or finished) the stage finds the job's organization (the ``jobs`` row; a stream produced straight to
-Kafka may have none yet, and belongs to ``default``) and records a pending delivery for every active
-subscription of that organization that wants the event's type. Event ids are deterministic and the log is
-unique on (subscription, event id), so a batch Kafka delivers again records nothing new. A batch is recorded
-in one transaction before its offsets are committed; a lost database connection is transient (the worker
-exits without committing and is restarted).
+For each pipeline event of interest (``connectors.webhooks.events``: a run completed or failed, a stage started
+or finished, a required phrase missing from a call) the stage finds the job's organization (the ``jobs`` row; a
+stream produced straight to Kafka may have none yet, and belongs to ``default``) and records a pending delivery
+for every active subscription of that organization that wants the event's type. Event ids are deterministic and
+the log is unique on (subscription, event id), so a batch Kafka delivers again records nothing new. A batch is
+recorded in one transaction before its offsets are committed; a lost database connection is transient (the
+worker exits without committing and is restarted).
 
 Sending is not done here: ``connectors.webhooks.dispatch.Dispatcher`` runs in a thread of this worker with
 its own event loop, and the stage only wakes it after recording, so slow receivers never hold up the
@@ -25,13 +26,13 @@ from prometheus_client import Counter
 from connectors.storage.crypto import Keyring
 from connectors.storage.factory import parse_keyring
 from connectors.webhooks.dispatch import DispatchConfig, Dispatcher
-from connectors.webhooks.events import WebhookEvent, from_job_event, from_transcript_event
+from connectors.webhooks.events import WebhookEvent, from_analytics_call, from_job_event, from_transcript_event
 from foundation.logs import get_logger
 from foundation.settings import Settings, WebhookSettings
 from foundation.version import __version__
 from repositories.projection import TRANSIENT_DB_ERRORS
 from repositories.webhooks import WebhookStore
-from streams.kafka.topics import JOBS_EVENTS, TRANSCRIPTS
+from streams.kafka.topics import ANALYTICS_CALLS, JOBS_EVENTS, TRANSCRIPTS
 from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 
 DEFAULT_ORG = "default"
@@ -58,6 +59,8 @@ def webhook_events(record: Record) -> list[WebhookEvent]:
         return from_transcript_event(record.value)
     if record.topic == JOBS_EVENTS:
         return from_job_event(record.value)
+    if record.topic == ANALYTICS_CALLS:
+        return from_analytics_call(record.value)
     return []
 
 
@@ -154,4 +157,5 @@ class WebhookStage(BaseStage):
 
 
 SPEC = StageSpec(name="webhooks", doc="records webhook deliveries for pipeline events and sends them",
-                 inputs=(TRANSCRIPTS, JOBS_EVENTS), outputs=(), build=WebhookStage.from_settings, batch=500)
+                 inputs=(TRANSCRIPTS, JOBS_EVENTS, ANALYTICS_CALLS), outputs=(), build=WebhookStage.from_settings,
+                 batch=500)

@@ -383,6 +383,49 @@ def test_settings_and_admin_pages(page: Page, web: WebStack) -> None:
     assert not page.errors, page.errors  # type: ignore[attr-defined]
 
 
+def wait_analytics(web: WebStack, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body, _ = web.call("GET", f"/v1/jobs/{job_id}/analytics")
+        if status == 200:
+            return dict(body)
+        time.sleep(0.5)
+    raise AssertionError(f"no analytics for {job_id} within {timeout} s")
+
+
+def test_call_analytics_beside_the_transcript_and_the_aggregates(page: Page, web: WebStack,
+                                                                  uploaded: dict[str, Any]) -> None:
+    job = uploaded["jobs"][STEREO.name]
+    analytics = wait_analytics(web, job["job_id"])
+    open_transcript(page, web, job["job_id"])
+    card = page.get_by_test_id("call-analytics")
+    expect(card.locator("tr[data-speaker-id]")).to_have_count(len(analytics["speakers"]))
+    for s in analytics["speakers"]:
+        cells = card.locator(f'tr[data-speaker-id="{s["id"]}"] td')
+        expect(cells.nth(1)).to_have_text(f"{round(s['talk_share'] * 100)}%")
+        expect(cells.nth(2)).to_have_text(str(s["turns"]))
+    # the customer talks over the agent: the interruption is listed, and its time seeks the recording there
+    assert len(analytics["interruptions"]) == 1, analytics["interruptions"]
+    interruption = card.get_by_test_id("interruptions").locator("li")
+    expect(interruption).to_have_count(1)
+    expect(interruption).to_contain_text("interrupted")
+    interruption.get_by_role("button").click()
+    assert audio_time(page) == pytest.approx(analytics["interruptions"][0]["at"], abs=0.05)
+    card.scroll_into_view_if_needed()
+    screenshot(page, "transcript-analytics")
+    # the organization's aggregates: the page's totals are the API's
+    page.get_by_role("link", name="Analytics").click()
+    page.get_by_role("heading", name="Analytics", exact=True).wait_for()
+    status, body, _ = web.call("GET", "/v1/analytics?granularity=hour")
+    assert status == 200 and body["totals"]["calls"] >= 2, body
+    totals = page.get_by_test_id("analytics-totals")
+    calls = totals.locator("div").filter(has=page.get_by_text("Calls", exact=True)).locator("dd")
+    expect(calls).to_have_text(str(body["totals"]["calls"]))
+    assert page.get_by_test_id("chart-calls").locator("rect.bar").count() == len(body["windows"])
+    screenshot(page, "analytics")
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
 def test_audio_is_served_with_ranges(web: WebStack, uploaded: dict[str, Any]) -> None:
     job_id = uploaded["jobs"][STEREO.name]["job_id"]
     original = STEREO.read_bytes()

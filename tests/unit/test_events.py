@@ -35,7 +35,8 @@ def _minimal(builder: type[Event]) -> Event:
     """The builder filled with a plausible value for every required field."""
     samples: dict[str, Any] = {"str": "x", "int": 1, "float": 1.5, "bytes": b"\x00\x01", "list[str]": ["k"]}
     kinds = {"kind": {"speech_segment": "FINAL", "asr_segment": "FINAL", "speaker_turns": "FINAL",
-                      "transcript_event": "SEGMENT"}, "state": {"job_event": "RUNNING"}}
+                      "transcript_event": "SEGMENT"}, "state": {"job_event": "RUNNING"},
+             "granularity": {"analytics_window": "HOUR"}}
     values = {}
     for f in fields(builder):
         if f.default is not MISSING or f.default_factory is not MISSING:

@@ -8,6 +8,8 @@ import pytest
 
 from foundation.settings import KafkaSettings, Settings
 from streams.kafka.topics import CATALOGUE, all_topics, state_topic
+from streams.runtime.faust_stage import FaustStageSpec
+from streams.runtime.stage import StageSpec
 from streams.stages.registry import STAGES, UnknownStage, markdown, names, spec_of, state_groups
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "stages.md"
@@ -18,7 +20,7 @@ def test_docs_list_every_stage_as_the_registry_declares_it() -> None:
 
 
 def test_every_stage_has_one_name_and_one_group() -> None:
-    assert names() == ("ingest", "vad", "asr", "diarization", "post", "materializer", "webhooks")
+    assert names() == ("ingest", "vad", "asr", "diarization", "post", "analytics", "materializer", "webhooks")
     assert [s.group for s in STAGES] == [f"streamscribe-{n}" for n in names()]
     assert spec_of("vad").group == "streamscribe-vad"
     with pytest.raises(UnknownStage, match="stages: ingest, vad"):
@@ -35,13 +37,25 @@ def test_stages_read_and_write_catalogued_topics() -> None:
 
 def test_every_stateful_stage_gets_its_changelog_topic() -> None:
     stateful = [s for s in STAGES if s.stateful]
-    assert [s.name for s in stateful] == ["vad", "diarization", "post"]
-    assert state_groups() == tuple(s.group for s in stateful)
+    assert [s.name for s in stateful] == ["vad", "diarization", "post", "analytics"]
+    assert state_groups() == tuple(owner for s in stateful for owner in s.state_owners)
     created = dict(all_topics(KafkaSettings(topic_prefix="p."), state_groups()))
     for spec in stateful:
-        assert spec.changelog == state_topic(spec.group)
-        assert created["p." + spec.changelog]["cleanup.policy"] == "compact"
-    assert all(s.changelog is None for s in STAGES if not s.stateful)
+        if isinstance(spec, StageSpec):
+            assert spec.changelogs == (state_topic(spec.group),)
+        for changelog in spec.changelogs:
+            assert created["p." + changelog]["cleanup.policy"] == "compact"
+    assert all(s.changelogs == () for s in STAGES if not s.stateful)
+
+
+def test_a_faust_stage_has_one_changelog_per_table() -> None:
+    spec = spec_of("analytics")
+    assert isinstance(spec, FaustStageSpec)
+    assert spec.changelogs == tuple(f"streamscribe-analytics.{t}.state" for t in ("streams", "jobs", "hourly", "daily"))
+    assert spec.table_topic("hourly") == "streamscribe-analytics.hourly.state"
+    with pytest.raises(KeyError, match="no table 'weekly'"):
+        spec.table_topic("weekly")
+    assert spec.lanes == () and spec.batch_size(Settings()) == spec.batch
 
 
 def test_lanes_are_inputs_in_priority_order() -> None:

@@ -12,11 +12,13 @@ import { Live } from "./views/Live.jsx";
 import { Speakers } from "./views/Speakers.jsx";
 import { Settings } from "./views/Settings.jsx";
 import { Admin } from "./views/Admin.jsx";
+import { Analytics } from "./views/Analytics.jsx";
 
 function navItems() {
   const items = [
     { path: "/jobs", label: "Jobs", show: can("jobs:read") },
     { path: "/search", label: "Search", show: can("jobs:read") },
+    { path: "/analytics", label: "Analytics", show: can("analytics:read") },
     { path: "/live", label: "Live", show: can("live") },
     { path: "/speakers", label: "Speakers", show: can("speakers:read") },
     {
@@ -35,6 +37,7 @@ function View({ route }) {
   if (first === "jobs" && second && third === "compare") return <Compare jobId={second} query={route.query} />;
   if (first === "jobs" && second) return <Transcript jobId={second} query={route.query} />;
   if (first === "search") return <Search query={route.query} />;
+  if (first === "analytics") return <Analytics query={route.query} />;
   if (first === "live") return <Live />;
   if (first === "speakers") return <Speakers />;
   if (first === "settings") return <Settings tab={second} />;

@@ -1,7 +1,7 @@
 // A transcript synced to its recording: the word being spoken is highlighted, a click on a word seeks there;
 // speakers in colours with a who-spoke-when timeline; rename a speaker; playback speed; keyboard shortcuts;
 // low-confidence words marked; words corrected inline and saved as a new revision; revisions, compare and
-// downloads.
+// downloads; the call's analytics beside it (views/CallAnalytics.jsx).
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import WaveSurfer from "wavesurfer.js";
 import { api, can, saveBlob } from "../api.js";
@@ -9,6 +9,7 @@ import { Notice, PageHeader, StageProgress, StatusBadge } from "../components.js
 import { subscribeJobs, mergeStage } from "../feed.js";
 import { clock, percent, speakerColor, when } from "../format.js";
 import { go, href } from "../router.js";
+import { CallAnalytics } from "./CallAnalytics.jsx";
 
 const LOW_CONFIDENCE = 0.6;
 const SPEEDS = [0.5, 0.75, 1, 1.25, 1.5, 2];
@@ -513,6 +514,7 @@ function Editor({ job, transcript, revisions, query, reload }) {
         </section>
         <aside class="side">
           <Speakers transcript={transcript} colors={colors} jobId={jobId} revision={revision} onChanged={reload} />
+          <CallAnalytics jobId={jobId} revision={revision} colors={colors} seek={seek} />
           <Revisions jobId={jobId} revision={revision} revisions={revisions} />
           <section class="card" aria-label="Downloads"><Downloads jobId={jobId} revision={revision} name={name} /></section>
         </aside>
