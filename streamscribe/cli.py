@@ -307,11 +307,14 @@ def status(home: str | None, server: str | None) -> None:
 
 
 def _stack_settings(home: str | None) -> Settings:
-    """Settings pointed at the local stack's broker when one is running from this home."""
+    """Settings pointed at the local stack's broker and database when one is running from this home (unless the
+    environment names them)."""
     from streamscribe.stack.supervisor import read_stack
 
     settings = _settings(home)
     stack = read_stack(settings.home)
+    if stack and not settings.database_url:
+        settings.database_url = stack["database_url"]
     if stack and not os.environ.get("STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS"):
         settings.kafka.bootstrap_servers = stack["kafka_bootstrap"]
     return settings
@@ -628,26 +631,43 @@ def groups_reset(group: str, topic: str, to_datetime: str | None, to_offset: int
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="One sweep, then exit (print what was erased).")
+@click.option("--once", is_flag=True, help="One reconciler pass and one sweep, then exit (print what was erased).")
 @click.option("--interval", type=float, default=3600, show_default=True, help="Seconds between sweeps.")
 @home_option
 def maintenance(once: bool, interval: float, home: str | None) -> None:
-    """Housekeeping: erase jobs and files past their organization's retention period."""
+    """Housekeeping: the reconciler (stuck jobs run again, or fail with the reason; every
+    STREAMSCRIBE_RECOVERY__INTERVAL_S) and the retention sweep (jobs and files past their organization's
+    retention period are erased)."""
     import json
 
     from foundation.logs import configure
-    from streamscribe.maintenance import run_forever, run_once
-    from streamscribe.stack.supervisor import read_stack
+    from streamscribe.maintenance import reconcile_once, run_forever, run_once
 
-    settings = _settings(home)
-    stack = read_stack(settings.home)
-    if stack and not settings.database_url:
-        settings.database_url = stack["database_url"]
+    settings = _stack_settings(home)
     configure(settings.log_level, settings.log_format, component="maintenance")
     if once:
+        asyncio.run(reconcile_once(settings))
         click.echo(json.dumps(asyncio.run(run_once(settings)), indent=1))
     else:
         run_forever(settings, interval)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Print what the pass would do, and do nothing.")
+@home_option
+def reconcile(dry_run: bool, home: str | None) -> None:
+    """One pass of the reconciler now: jobs in flight that nothing will move on any more run again from their
+    stored recording, cut live sessions are closed, the rest fail with the reason (docs/recovery.md). Prints
+    one JSON line per job acted on."""
+    import json
+
+    from foundation.logs import configure
+    from streamscribe.maintenance import reconcile_once
+
+    settings = _stack_settings(home)
+    configure(settings.log_level, settings.log_format, component="reconciler")
+    for outcome in asyncio.run(reconcile_once(settings, dry_run=dry_run)):
+        click.echo(json.dumps(outcome))
 
 
 @main.command()

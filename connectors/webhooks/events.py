@@ -8,7 +8,9 @@ Webhook event types:
 - ``job.failed``: a run failed (a stage's FAILED on ``jobs.events`` or the ``transcripts`` FAILED event,
   whichever comes first: both map to the same event id, so a subscriber hears it once);
 - ``job.running``: a stage started, or finished, its part of a run (stage progress from ``jobs.events``;
-  at most two per stage and run, however many progress reports the stage makes).
+  at most two per stage and run, however many progress reports the stage makes);
+- ``job.requeued``: a run was queued again as a new revision because the previous one stopped making progress
+  (the reconciler's ``QUEUED`` on ``jobs.events``, with the reason, the revision given up and the attempt).
 
 Event ids are deterministic (a hash of the type, the job, the revision and, for ``job.running``, the stage
 and its state), so a pipeline event Kafka delivers twice maps to the same webhook event, and the delivery
@@ -30,9 +32,10 @@ from urllib.parse import quote
 JOB_COMPLETED = "job.completed"
 JOB_FAILED = "job.failed"
 JOB_RUNNING = "job.running"
+JOB_REQUEUED = "job.requeued"
 TRANSCRIPT_COMPLETED = "transcript.completed"
 PING = "ping"
-EVENT_TYPES: tuple[str, ...] = (JOB_COMPLETED, JOB_FAILED, JOB_RUNNING, TRANSCRIPT_COMPLETED)
+EVENT_TYPES: tuple[str, ...] = (JOB_COMPLETED, JOB_FAILED, JOB_RUNNING, JOB_REQUEUED, TRANSCRIPT_COMPLETED)
 MAX_ERROR = 1000
 
 
@@ -61,7 +64,7 @@ class WebhookEvent:
     job_id: str
     stream_id: str
     revision: int
-    status: str  # of the job run: running, completed, failed
+    status: str  # of the job run: queued, running, completed, failed
     occurred_at: datetime
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +78,10 @@ class WebhookEvent:
 
 def _error(value: Any) -> str | None:
     return str(value)[:MAX_ERROR] if value else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 def from_transcript_event(ev: dict[str, Any]) -> list[WebhookEvent]:
@@ -104,7 +111,8 @@ def from_transcript_event(ev: dict[str, Any]) -> list[WebhookEvent]:
 
 def from_job_event(ev: dict[str, Any]) -> list[WebhookEvent]:
     """A ``jobs.events`` event (decoded): a stage's FAILED -> job.failed; a stage's RUNNING or COMPLETED ->
-    job.running (one event id per stage and state, so repeated progress reports collapse into one)."""
+    job.running (one event id per stage and state, so repeated progress reports collapse into one); QUEUED (a
+    run queued again by the reconciler) -> job.requeued."""
     state = ev["state"]
     stage = str(ev.get("stage") or "").removeprefix("streamscribe-")  # as GET /v1/jobs/{id} names stages
     job_id = str(ev["job_id"])
@@ -114,6 +122,12 @@ def from_job_event(ev: dict[str, Any]) -> list[WebhookEvent]:
     if state == "FAILED":
         return [WebhookEvent(id=event_id(JOB_FAILED, job_id, revision), type=JOB_FAILED, status="failed",
                              error=_error(ev.get("error")), extra={"stage": stage}, **common)]
+    if state == "QUEUED":
+        details = ev.get("details") or {}
+        return [WebhookEvent(id=event_id(JOB_REQUEUED, job_id, revision), type=JOB_REQUEUED, status="queued",
+                             extra={"stage": stage, "reason": _error(details.get("reason") or ev.get("message")),
+                                    "previous_revision": _int(details.get("previous_revision")),
+                                    "attempt": _int(details.get("attempt"))}, **common)]
     if state in ("RUNNING", "COMPLETED"):
         stage_state = state.lower()
         progress = ev.get("progress")

@@ -44,6 +44,8 @@ class Child:
     next_start: float = 0.0
     backoff: float = 0.5
     started_at: float = 0.0
+    started_wall: float = 0.0  # the same moment as seconds since the epoch (stack.json; the reconciler reads the
+    # gateway's: live sessions older than it were cut)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -51,6 +53,7 @@ class Child:
             self.proc = subprocess.Popen(self.argv, env=self.env, stdout=logf, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         self.started_at = time.monotonic()
+        self.started_wall = time.time()
         log.info("started", child=self.name, pid=self.proc.pid)
 
     @property
@@ -246,7 +249,8 @@ class Supervisor:
 
     def _write_state(self) -> None:
         data = {**self.info, "infra": {k: s.state() for k, s in self.infra.items()},
-                "children": {c.name: {"pid": c.pid, "restarts": c.restarts, **c.extra} for c in self.children}}
+                "children": {c.name: {"pid": c.pid, "restarts": c.restarts, "started_at": c.started_wall, **c.extra}
+                             for c in self.children}}
         tmp = stack_file(self.home).with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         os.replace(tmp, stack_file(self.home))
