@@ -226,6 +226,9 @@ class EmbeddedSettings(BaseModel):
     # Longest wait between two restarts of a process of the stack that keeps dying (the backoff doubles from
     # 0.5 s up to this).
     max_restart_backoff_s: float = Field(default=10.0, gt=0)
+    # A worker (or the gateway) that is alive but has not answered its health checks for this long (stopped,
+    # wedged) is killed and restarted like one that crashed (streamscribe.stack.liveness); 0 turns this off.
+    liveness_timeout_s: float = Field(default=60.0, ge=0)
 
 
 class RecoverySettings(BaseModel):

@@ -23,6 +23,7 @@ from connectors.storage import spool
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from streamscribe.stack import broker, postgres, retention, seaweed
+from streamscribe.stack.liveness import Watchdog
 from streamscribe.stack.ports import free_port, wait_for_port
 from streamscribe.stack.seaweed import Seaweed
 from streamscribe.stack.services import Service, tend
@@ -125,6 +126,7 @@ class Supervisor:
         self.seaweed: Seaweed | None = None
         self.stopping = False
         self.retention: retention.Sweeper | None = None
+        self.watchdog: Watchdog | None = None
         self.info: dict[str, Any] = {}
 
     # -- start ---------------------------------------------------------------------------------------
@@ -198,6 +200,20 @@ class Supervisor:
         self._write_state()
         if self.retention:
             self.retention.start()
+        if self.settings.embedded.liveness_timeout_s > 0:
+            self.watchdog = Watchdog(self._health_targets, self.settings.embedded.liveness_timeout_s)
+            self.watchdog.start()
+
+    def _health_targets(self) -> dict[str, tuple[int, str]]:
+        """The running workers and the gateway, with the URL that answers while they run."""
+        out = {}
+        for child in self.children:
+            if child.proc is None or child.proc.poll() is not None:
+                continue
+            port = child.extra.get("metrics_port") or (self.gateway_port if child.name == "gateway" else None)
+            if port:
+                out[child.name] = (child.proc.pid, f"http://127.0.0.1:{port}/health")
+        return out
 
     def _service(self, service: Service) -> None:
         service.max_backoff = self.settings.embedded.max_restart_backoff_s
@@ -291,6 +307,8 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stopping = True
+        if self.watchdog:  # a worker shutting down may stop answering: that is not a hang
+            self.watchdog.stop()
         order = [c for c in self.children if c.name == "gateway"] + [c for c in self.children if c.name != "gateway"]
         for child in order:
             if child.proc and child.proc.poll() is None:

@@ -1,6 +1,7 @@
 """Chaos on the real embedded stack: while a batch of four real recordings is being transcribed, every worker is
-killed with ``kill -9``, or the broker, or PostgreSQL, or the database freezes (its processes stopped with
-SIGSTOP, then continued), or the stack is stopped and started again. Each time every job must end completed with
+killed with ``kill -9``, or a worker freezes (SIGSTOP), or the broker, PostgreSQL or object storage is killed, or
+the database freezes (its processes stopped with SIGSTOP, then continued), or the stack is stopped and started
+again. Each time every job must end completed with
 exactly the segments of a clean run of the same recording (same ids, speakers and texts, no duplicate row); where
 the broker lost its history, the reconciler runs the jobs again from their stored recordings, and a job whose
 recording was deleted meanwhile fails with the reason.
@@ -61,6 +62,19 @@ async def test_kill9_of_every_worker_at_once(chaos_stack: Stack, recordings: lis
     killed = {name: chaos_stack.kill9(name) for name in WORKERS}
     for name, pid in killed.items():
         chaos_stack.wait_restarted(name, pid, timeout=120)
+    await assert_batch_intact(chaos_stack, jobs, references)
+
+
+async def test_a_frozen_worker_is_killed_and_restarted(chaos_stack: Stack, recordings: list[Path],
+                                                      references: dict[Path, list[Shape]]) -> None:
+    """ASR stopped with SIGSTOP mid-batch: alive but answering nothing, it would hold its partitions and the
+    batch forever. The supervisor's liveness check kills it once it has been silent for the timeout (20 s on
+    this stack) and restarts it; the batch completes, and the reconciler left it alone (its events were unread)."""
+    jobs = await _batch_in_flight(chaos_stack, recordings)
+    pid = chaos_stack.pid("asr")
+    os.kill(pid, signal.SIGSTOP)
+    chaos_stack.wait_restarted("asr", pid, timeout=180)
+    assert not pid_alive(pid)
     await assert_batch_intact(chaos_stack, jobs, references)
 
 
