@@ -75,6 +75,7 @@ def up(detach: bool, home: str | None, port: int | None, timeout: float) -> None
         click.echo(f"stopped {len(orphans)} process(es) left by a supervisor that died", err=True)
     stack_file(settings.home).unlink(missing_ok=True)
     gateway_port = port or settings.gateway.port
+    handed_off = _handoff(settings.home)  # read now: the reconciler takes it as soon as the stack runs
     if not detach:
         configure(settings.log_level, "console", component="supervisor")
         from streamscribe.stack.supervisor import run_foreground
@@ -98,18 +99,21 @@ def up(detach: bool, home: str | None, port: int | None, timeout: float) -> None
         last = asyncio.run(_health(url))
         if last.get("status") == "ok":
             click.echo(f"streamscribe is up at {url} (home {settings.home})")
-            _mention_handoff(settings.home)
+            if handed_off:
+                click.echo(handed_off, err=True)
             return
         time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     raise click.ClickException(f"the stack was not healthy after {timeout:.0f} s: {last}")
 
 
-def _mention_handoff(home: Path) -> None:
+def _handoff(home: Path) -> str:
     from streamscribe.stack.inflight import inflight_file, read_handoff
 
     if jobs := read_handoff(home):
-        click.echo(f"{len(jobs)} job(s) were in flight when the stack last stopped: {inflight_file(home)}", err=True)
+        return (f"{len(jobs)} job(s) were in flight when the stack last stopped ({inflight_file(home)}): they "
+                "resume, or the reconciler runs them again")
+    return ""
 
 
 async def _health(url: str) -> dict[str, Any]:
