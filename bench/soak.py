@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import psutil
 
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import SPEECH, write_long_recording
 from connectors.ingest.decode import decode_chunks
-from streamscribe.client import Client
+from streamscribe.client import ApiError, Client
 from streamscribe.stack.ports import free_port
 from streamscribe.stack.supervisor import read_stack
 
@@ -130,10 +131,20 @@ def verdict(values: list[float]) -> dict[str, Any]:
             "flat": growth < max(25.0, 0.05 * first)}
 
 
-async def _load(url: str, files: list[Path], concurrency: int, until: float, sampler: Sampler) -> list[float]:
-    """Keep ``concurrency`` jobs in flight until ``until``; returns each job's seconds."""
-    took: list[float] = []
+async def _load(url: str, files: list[Path], concurrency: int, until: float, sampler: Sampler,
+                took: list[float]) -> None:
+    """Keep ``concurrency`` jobs in flight until ``until``, each job's seconds into ``took``. A gateway that does
+    not answer for a moment (a loaded machine: 504) is asked again; a job that does not complete stops the run."""
     turn = 0
+
+    async def wait(client: Client, job_id: str) -> dict[str, Any]:
+        while True:
+            try:
+                return await client.wait(job_id, interval=1.0, timeout=3600)
+            except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
+                if isinstance(exc, ApiError) and exc.status < 500:
+                    raise
+                await asyncio.sleep(5)
 
     async def worker() -> None:
         nonlocal turn
@@ -143,14 +154,13 @@ async def _load(url: str, files: list[Path], concurrency: int, until: float, sam
                 turn += 1
                 t0 = time.monotonic()
                 job = await client.submit(path)
-                final = await client.wait(job["job_id"], interval=1.0, timeout=3600)
+                final = await wait(client, job["job_id"])
                 if final["status"] != "completed":
                     raise RuntimeError(f"job {job['job_id']} ended {final['status']}: {final.get('error')}")
                 took.append(time.monotonic() - t0)
                 sampler.jobs_done += 1
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return took
 
 
 def main() -> None:
@@ -173,13 +183,14 @@ def main() -> None:
         sampler = Sampler(home, args.interval)
         thread = threading.Thread(target=sampler.run, daemon=True)
         thread.start()
+        took: list[float] = []
         try:
-            took = asyncio.run(_load(url, files, args.concurrency, time.monotonic() + args.minutes * 60, sampler))
-        finally:
+            asyncio.run(_load(url, files, args.concurrency, time.monotonic() + args.minutes * 60, sampler, took))
+        finally:  # the samples are reported whatever ended the run
             sampler.stop.set()
             thread.join()
             subprocess.run([*CLI, "down", "--home", tmp], env=env, capture_output=True)
-    report(sampler.samples, took, args)
+            report(sampler.samples, took, args)
 
 
 def report(samples: list[dict[str, Any]], took: list[float], args: argparse.Namespace) -> None:

@@ -119,10 +119,11 @@ async def finish(stack: Stack, jobs: dict[Path, str], timeout: float = 600) -> d
 
 
 async def running(stack: Stack, jobs: dict[Path, str]) -> bool:
-    """Some job of the batch is being recognised and none has finished yet (a fault now hits work in flight)."""
-    seen = [await job(stack, j) for j in jobs.values()]
-    return any(s and s["stages"].get("asr", {}).get("state") == "running" for s in seen) and not any(
-        s and s["status"] in ("completed", "failed") for s in seen)
+    """Some job of the batch is being worked on and none has ended yet (a fault now hits work in flight). The
+    jobs are read at once, so a poll is short even on a loaded machine."""
+    seen = await asyncio.gather(*(job(stack, j) for j in jobs.values()))
+    return any(s and s["status"] == "running" for s in seen) and not any(
+        s and s["status"] in ("completed", "failed", "cancelled") for s in seen)
 
 
 async def assert_batch_intact(stack: Stack, jobs: dict[Path, str], references: dict[Path, list[Shape]],
