@@ -3,7 +3,7 @@ real speech windows are embedded (CAM++), then a series of streams of 10 to 60 m
 the way the stage does, each from those windows laid again and again along the stream (small noise on each
 embedding, so no two are equal).
 
-    .venv/bin/python bench/diarization_memory.py [--streams 8] [--windows 12] [--no-release]
+    .venv/bin/python bench/diarization_memory.py [--streams 8] [--windows 12] [--minutes 10 60] [--no-release]
 
 Prints the process's RSS after loading the model, after embedding, and after each stream's end. ``--no-release``
 skips ``release_memory()`` after each stream (what the worker did before the fix): glibc keeps the freed heap
@@ -47,6 +47,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--streams", type=int, default=8)
     parser.add_argument("--windows", type=int, default=12, help="real speech windows embedded (28 s each)")
+    parser.add_argument("--minutes", type=float, nargs=2, default=(10.0, 60.0), metavar=("MIN", "MAX"),
+                        help="length of each stream, drawn between these")
     parser.add_argument("--no-release", action="store_true")
     args = parser.parse_args()
     audio = to_float(mono_pcm(long_sources()))
@@ -62,7 +64,7 @@ def main() -> None:
     rss = [proc.memory_info().rss / MB]
     print(f"{len(windows)} windows embedded: {rss[0]:.0f} MB ({time.monotonic() - t0:.0f} s)", flush=True)
     for n in range(args.streams):
-        minutes = float(rng.uniform(10, 60))
+        minutes = float(rng.uniform(*args.minutes))
         stream = _stream(windows, minutes, rng)
         result = backend.cluster(stream, None, None)
         del stream, result

@@ -177,7 +177,8 @@ def main() -> None:
         write_long_recording(files[0])
         _stereo_call(files[1])
         env = {**os.environ, "STREAMSCRIBE_HOME": tmp}
-        subprocess.run([*CLI, "up", "--detach", "--home", tmp, "--port", str(port)], check=True, env=env)
+        subprocess.run([*CLI, "up", "--detach", "--home", tmp, "--port", str(port), "--timeout", "900"], check=True,
+                       env=env)
         url = f"http://127.0.0.1:{port}"
         os.environ["STREAMSCRIBE_API_KEY"] = json.loads((home / "secrets" / "credentials.json").read_text())["api_key"]
         sampler = Sampler(home, args.interval)

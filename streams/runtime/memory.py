@@ -3,9 +3,9 @@
 glibc's allocator keeps the heap a process freed for reuse, and raises its mmap threshold after each large block
 is freed (up to 32 MB), so the next large arrays come from the heap too. A worker that now and then builds large
 temporary arrays (the diarization stage clusters a whole stream at its end: affinity matrices that grow with the
-square of the stream's length) therefore keeps, as resident memory, the largest working set it ever had, plus the
-fragmentation of every one after it. ``release_memory()`` after such a step returns the free heap to the system
-(``malloc_trim``), so the worker's RSS goes back to what it holds (bench/diarization_memory.py measures it).
+square of the stream's length) can keep, as resident memory, much of the largest working set it ever had.
+``release_memory()`` after such a step returns the free heap to the system (``malloc_trim``), so the worker's RSS
+goes back towards what it holds (bench/diarization_memory.py measures it).
 """
 
 from __future__ import annotations

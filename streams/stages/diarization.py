@@ -121,8 +121,8 @@ class DiarizationStage(BaseStage):
                           message=f"{len(speakers)} speakers, {len(turns)} turns ({mode})")
         meta["windows"] = []
         meta["seen"] = []
-        # Clustering a stream builds matrices that grow with the square of its length; glibc would keep their heap
-        # (the worker's RSS climbed with every long stream: streams.runtime.memory, bench/diarization_memory.py)
+        # Clustering a stream builds matrices that grow with the square of its length; glibc keeps the freed heap
+        # unless told (streams.runtime.memory; bench/diarization_memory.py measures it)
         release_memory()
 
     def _channels(self, meta: dict[str, Any], windows: dict[int, WindowEmbeddings],

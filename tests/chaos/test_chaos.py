@@ -122,9 +122,11 @@ async def test_down_and_up_with_jobs_in_flight(chaos_stack: Stack, recordings: l
                                                references: dict[Path, list[Shape]]) -> None:
     """The broker's log and offsets are kept: the pipeline resumes every job (no run again needed)."""
     jobs = await _batch_in_flight(chaos_stack, recordings)
-    stopped = _down(chaos_stack)
+    try:
+        stopped = _down(chaos_stack)
+    finally:  # whatever happens, the next tests find the stack up
+        _up(chaos_stack)
     assert any(j in stopped for j in jobs.values()), stopped
-    _up(chaos_stack)
     await assert_batch_intact(chaos_stack, jobs, references)
 
 
@@ -134,18 +136,20 @@ async def test_down_broker_history_lost_up_the_reconciler_runs_them_again(
     left for the jobs in flight. The reconciler runs each again from its stored recording as revision 2, with the
     clean run's segments; a job whose recording was also deleted meanwhile fails with the reason."""
     jobs = await _batch_in_flight(chaos_stack, recordings)
-    _down(chaos_stack)
-    handed = {j["job_id"] for j in json.loads((chaos_stack.home / "inflight.json").read_text())["jobs"]}
-    in_flight = [p for p, j in jobs.items() if j in handed]
-    assert len(in_flight) >= 2, f"only {len(in_flight)} jobs were in flight at the stop: the test would prove little"
-    lost = in_flight[0]
-    shutil.rmtree(chaos_stack.home / "seaweed" / "data")  # topics, offsets and state changelogs: all gone
-    store = store_from_settings(chaos_stack.settings())
     try:
-        await store.delete(await _object_key(chaos_stack, jobs[lost]))
-    finally:
-        await store.close()
-    _up(chaos_stack)
+        _down(chaos_stack)
+        handed = {j["job_id"] for j in json.loads((chaos_stack.home / "inflight.json").read_text())["jobs"]}
+        in_flight = [p for p, j in jobs.items() if j in handed]
+        assert len(in_flight) >= 2, f"only {len(in_flight)} jobs were in flight at the stop: it would prove little"
+        lost = in_flight[0]
+        shutil.rmtree(chaos_stack.home / "seaweed" / "data")  # topics, offsets and state changelogs: all gone
+        store = store_from_settings(chaos_stack.settings())
+        try:
+            await store.delete(await _object_key(chaos_stack, jobs[lost]))
+        finally:
+            await store.close()
+    finally:  # whatever happens, the next tests find the stack up
+        _up(chaos_stack)
 
     done = await finish(chaos_stack, jobs)
     failed = done.pop(lost)
