@@ -14,7 +14,7 @@ WEB_DEPS := web/node_modules/.package-lock.json
 WEB_SRC := web/index.html web/build.mjs web/icon.svg $(wildcard web/src/*.js web/src/*.jsx web/src/*.css web/src/views/*.jsx)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup kafka apt-java demo test test-apache test-embedded test-unit test-e2e test-image lint bench clean
+.PHONY: setup kafka apt-java demo test test-apache test-embedded test-unit test-e2e test-chaos test-image lint bench clean
 
 setup: $(STAMP) $(KAFKA_STAMP) $(WEB_BUILT) $(CHROMIUM)
 
@@ -98,6 +98,10 @@ test-unit: $(STAMP)
 
 test-e2e: setup
 	$(PY) -m pytest -q tests/e2e
+
+# Kills, freezes and restarts under a batch of jobs (docs/recovery.md); part of `make test` too.
+test-chaos: setup
+	$(PY) -m pytest -q tests/chaos
 
 lint: $(STAMP) $(WEB_DEPS)
 	$(VENV)/bin/ruff check .

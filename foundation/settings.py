@@ -313,6 +313,25 @@ class EmbeddedSettings(BaseModel):
     # Worker processes per stage (stage name -> count, 1 when not named), all in the stage's consumer group:
     # e.g. {"asr": 2, "vad": 2} on a machine with cores to spare. The second is named "asr-2" and so on.
     workers: dict[str, int] = Field(default_factory=dict)
+    # A worker (or the gateway) that is alive but has not answered its health checks for this long (stopped,
+    # wedged) is killed and restarted like one that crashed (streamscribe.stack.liveness); 0 turns this off.
+    liveness_timeout_s: float = Field(default=60.0, ge=0)
+
+
+class RecoverySettings(BaseModel):
+    """The reconciler (``streamscribe.recovery``, docs/recovery.md): jobs in flight whose progress stopped are run
+    again from their stored audio, or failed with the reason."""
+
+    # How often the reconciler looks at the jobs in flight (it also looks once when it starts).
+    interval_s: float = Field(default=30.0, gt=0)
+    # A job is stuck when nothing has been heard from it (no stage report) for this long and no stage has anything
+    # left to read for it on Kafka (so nothing will move it on).
+    stall_after_s: float = Field(default=180.0, gt=0)
+    # Runs of one request (the first included) before a job that keeps getting stuck is failed.
+    max_attempts: int = Field(default=3, ge=1)
+    # A live session with no progress for this long counts as cut even where no supervisor says when its gateway
+    # stopped (production); the embedded stack knows the gateway's start time and closes cut sessions at once.
+    live_idle_s: float = Field(default=4 * 3600.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -337,6 +356,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
+    recovery: RecoverySettings = Field(default_factory=RecoverySettings)
     # Chunk length for audio.chunks produced by ingest (the design caps it at one second).
     chunk_seconds: float = 1.0
     # Health endpoints of the pipeline workers (stage -> URL), checked by the gateway's /health.

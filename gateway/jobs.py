@@ -142,17 +142,29 @@ async def cancel(request: web.Request) -> web.Response:
 
 
 async def retry(request: web.Request) -> web.Response:
-    """POST /v1/jobs/{id}/retry: a failed or cancelled job runs again from its stored audio, as a new
-    revision with the same model and options."""
+    """POST /v1/jobs/{id}/retry: any job that has not completed runs again from its stored audio, as a new
+    revision with the same model and options. A queued or running job's current run is given up (its revision
+    fails as superseded; results it still produces stay under that revision); a completed job is replayed
+    instead (POST /v1/replays)."""
     job_id = request.match_info["job_id"]
     principal, job = await visible_job(request, job_id)
-    if job["status"] not in ("failed", "cancelled"):
-        raise Problem(409, "Conflict", f"job {job_id} is {job['status']}; only failed or cancelled jobs retry")
+    if job["status"] == "completed":
+        raise Problem(409, "Conflict", f"job {job_id} is completed; replay it (POST /v1/replays) for a new revision")
     if not job["audio_stored"]:
         raise Problem(409, "Conflict", "the job has no stored audio to retry from")
     options: dict[str, Any] = {**job["options"], "priority": job["priority"]}  # as it is now (PATCH)
     model = str(options.get("model") or job["model"])
-    revision, created, row = await request.app[JOBS].start_revision(job_id, model, options, uuid.uuid4().hex)
+    jobs = request.app[JOBS]
+    if job["status"] in ("queued", "running"):
+        row = await jobs.rerun(job_id, job["revision"], model, options,
+                               f"superseded by a retry (revision {job['revision']} was {job['status']})",
+                               next_attempt=False)
+        if row is None:
+            raise Problem(409, "Conflict", f"job {job_id} finished or moved on while the retry was asked; "
+                          "read it again")
+        revision, created = int(row["revision"]), True
+    else:
+        revision, created, row = await jobs.start_revision(job_id, model, options, uuid.uuid4().hex)
     if created:
         await queue_revision(request.app[PUBLISHER], row, revision, options)
     await audit(request, principal, "job.retry", f"job:{job_id}", {"revision": revision}, org_id=job["org_id"])

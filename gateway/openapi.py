@@ -253,7 +253,7 @@ def build_paths(models: list[str]) -> dict[str, Any]:
             errors=(404, 409))},
         "/v1/jobs/{job_id}/cancel": {"post": _op("Cancel a queued or running job", _json(_ref("Job")), tag="jobs",
                                                  params=job, errors=(404, 409))},
-        "/v1/jobs/{job_id}/retry": {"post": _op("Run a failed or cancelled job again", _json(_obj({
+        "/v1/jobs/{job_id}/retry": {"post": _op("Run a job that has not completed again", _json(_obj({
             "job_id": S, "revision": I, "created": B}), 202), tag="jobs", params=job, errors=(404, 409))},
         "/v1/jobs/{job_id}/revisions": {"get": _op("Revisions of a job", _json(_obj({"job_id": S, "revisions": {
             "type": "array", "items": _ref("Revision")}})), tag="replay", params=job)},

@@ -64,6 +64,29 @@ class JobFilter:
     file_id: str | None = None
 
 
+@dataclass(frozen=True)
+class InFlightJob:
+    """A job queued or running, as the reconciler sees it: its current revision (the request being run, with the
+    model and options of that revision), how many runs of that request there were, and how long nothing has been
+    heard from it (seconds since its last stage report, or since the revision was made or last recovered)."""
+
+    job_id: str
+    stream_id: str
+    revision: int
+    status: str
+    source: str
+    object_key: str | None
+    filename: str | None
+    content_type: str | None
+    size_bytes: int
+    model: str
+    options: dict[str, str]
+    attempt: int
+    idle_s: float
+    started_epoch: float  # when the revision was made (or last recovered), seconds since the epoch
+    recovered: bool  # the reconciler already acted on this revision (a live session it closed)
+
+
 def job_json(row: asyncpg.Record | dict[str, Any], stages: list[asyncpg.Record]) -> dict[str, Any]:
     """A job as the API shows it, with its stages' progress and the weighted overall progress."""
     stage_map = {
@@ -173,7 +196,8 @@ class JobStore:
     async def revisions(self, job_id: str) -> list[dict[str, Any]]:
         rows = await self._pool.fetch("SELECT * FROM revisions WHERE job_id = $1 ORDER BY revision", job_id)
         return [{"revision": r["revision"], "status": r["status"], "model": r["model"],
-                 "options": json.loads(r["options"]), "replay_id": r["replay_id"], "error": r["error"],
+                 "options": json.loads(r["options"]), "replay_id": r["replay_id"], "attempt": r["attempt"],
+                 "error": r["error"],
                  "created_at": iso(r["created_at"]), "completed_at": iso(r["completed_at"])} for r in rows]
 
     async def jobs_created_between(self, since: datetime | None, until: datetime | None,
@@ -212,6 +236,94 @@ class JobStore:
         value = await self._pool.fetchval(
             "SELECT max(revision) FROM transcripts WHERE job_id = $1 AND status = 'completed'", job_id)
         return int(value) if value is not None else None
+
+    # -- recovery (streamscribe.recovery, and retries of jobs in flight) -------------------------------
+    async def in_flight(self, limit: int = 5000) -> list[InFlightJob]:
+        """Jobs queued or running, oldest first, with how long nothing has been heard from their revision."""
+        rows = await self._pool.fetch(
+            """
+            SELECT j.job_id, j.stream_id, j.revision, j.status, j.source, j.object_key, j.filename, j.content_type,
+                   COALESCE(j.size_bytes, 0) AS size_bytes, COALESCE(r.model, j.model, '') AS model,
+                   COALESCE(r.options, j.options) AS options, COALESCE(r.attempt, 1) AS attempt,
+                   r.recovered_at IS NOT NULL AS recovered,
+                   EXTRACT(EPOCH FROM GREATEST(j.created_at, r.created_at, r.recovered_at)) AS started_epoch,
+                   EXTRACT(EPOCH FROM now() - GREATEST(j.created_at, r.created_at, r.recovered_at, s.last)) AS idle_s
+            FROM jobs j
+            LEFT JOIN revisions r ON r.job_id = j.job_id AND r.revision = j.revision
+            LEFT JOIN LATERAL (SELECT max(updated_at) AS last FROM job_stages st
+                               WHERE st.job_id = j.job_id AND st.revision = j.revision) s ON true
+            WHERE j.status IN ('queued', 'running')
+            ORDER BY j.created_at LIMIT $1
+            """, limit)
+        return [InFlightJob(
+            job_id=r["job_id"], stream_id=r["stream_id"], revision=r["revision"], status=r["status"],
+            source=r["source"], object_key=r["object_key"] or None, filename=r["filename"],
+            content_type=r["content_type"], size_bytes=int(r["size_bytes"]), model=r["model"],
+            options={k: str(v) for k, v in json.loads(r["options"]).items()}, attempt=int(r["attempt"]),
+            idle_s=float(r["idle_s"]), started_epoch=float(r["started_epoch"]), recovered=bool(r["recovered"]))
+            for r in rows]
+
+    async def rerun(self, job_id: str, revision: int, model: str, options: dict[str, str], reason: str, *,
+                    next_attempt: bool) -> dict[str, Any] | None:
+        """Run a job that is still in flight at ``revision`` again, as a new revision with ``model`` and
+        ``options``: the old revision fails with ``reason`` (its late results stay apart, under its own number),
+        the job is queued at the new one. ``next_attempt`` counts the new run as another attempt of the same
+        request (the reconciler); otherwise it starts the count again (a retry someone asked for). Returns the job
+        row with the new ``revision`` and ``attempt``, or None when the job has finished or moved on meanwhile."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            job = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1 AND revision = $2 "
+                                      "AND status IN ('queued', 'running') FOR UPDATE", job_id, revision)
+            if job is None:
+                return None
+            attempt = int(await conn.fetchval(
+                "SELECT COALESCE(max(attempt), 1) FROM revisions WHERE job_id = $1 AND revision = $2",
+                job_id, revision)) + 1 if next_attempt else 1
+            new = int(await conn.fetchval(
+                "SELECT COALESCE(max(revision), 0) + 1 FROM revisions WHERE job_id = $1", job_id))
+            await conn.execute(
+                "UPDATE revisions SET status = 'failed', error = COALESCE(error, $3), "
+                "completed_at = COALESCE(completed_at, now()) WHERE job_id = $1 AND revision = $2 "
+                "AND status NOT IN ('completed', 'failed')", job_id, revision, reason)
+            await conn.execute(
+                "INSERT INTO revisions (job_id, revision, model, options, request_key, attempt) "
+                "VALUES ($1, $2, $3, $4::jsonb, $5, $6)",
+                job_id, new, model, json.dumps(options), request_key(model, options), attempt)
+            await conn.execute(
+                "UPDATE jobs SET revision = $2, status = 'queued', error = NULL, error_stage = NULL, "
+                "completed_at = NULL, model = $3, updated_at = now() WHERE job_id = $1", job_id, new, model)
+            return {**dict(job), "revision": new, "attempt": attempt}
+
+    async def fail_in_flight(self, job_id: str, revision: int, reason: str, stage: str) -> bool:
+        """Fail a job still in flight at ``revision`` (and that revision) with ``reason``; False when it has
+        finished or moved on meanwhile."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            done = await conn.fetchval(
+                "UPDATE jobs SET status = 'failed', error = $3, error_stage = $4, updated_at = now(), "
+                "completed_at = now() WHERE job_id = $1 AND revision = $2 AND status IN ('queued', 'running') "
+                "RETURNING true", job_id, revision, reason, stage)
+            if not done:
+                return False
+            await conn.execute(
+                "UPDATE revisions SET status = 'failed', error = COALESCE(error, $3), "
+                "completed_at = COALESCE(completed_at, now()) WHERE job_id = $1 AND revision = $2 "
+                "AND status NOT IN ('completed', 'failed')", job_id, revision, reason)
+            return True
+
+    async def mark_recovered(self, job_id: str, revision: int, *, audio_gone: bool) -> bool:
+        """Record that the reconciler acted on a revision in place (a cut live session it closed): one more
+        attempt, and the revision's time starts again. ``audio_gone``: the job has no stored recording after all
+        (a live session's archive is written when it ends), so it no longer offers one to retry or replay from.
+        False when the job has finished or moved on meanwhile."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            done = await conn.fetchval(
+                "UPDATE jobs SET object_key = CASE WHEN $3 THEN NULL ELSE object_key END, updated_at = now() "
+                "WHERE job_id = $1 AND revision = $2 AND status IN ('queued', 'running') RETURNING true",
+                job_id, revision, audio_gone)
+            if not done:
+                return False
+            await conn.execute("UPDATE revisions SET attempt = attempt + 1, recovered_at = now() "
+                               "WHERE job_id = $1 AND revision = $2", job_id, revision)
+            return True
 
     async def fail_job(self, job_id: str, error: str, stage: str) -> None:
         await self._pool.execute(

@@ -85,6 +85,7 @@ def up(detach: bool, home: str | None, port: int | None, timeout: float, kafka: 
         click.echo(f"stopped {len(orphans)} process(es) left by a supervisor that died", err=True)
     stack_file(settings.home).unlink(missing_ok=True)
     gateway_port = port or settings.gateway.port
+    handed_off = _handoff(settings.home)  # read now: the reconciler takes it as soon as the stack runs
     if not detach:
         configure(settings.log_level, "console", component="supervisor")
         from streamscribe.stack.supervisor import run_foreground
@@ -109,18 +110,21 @@ def up(detach: bool, home: str | None, port: int | None, timeout: float, kafka: 
         last = asyncio.run(_health(url))
         if last.get("status") == "ok":
             click.echo(f"streamscribe is up at {url} (home {settings.home})")
-            _mention_handoff(settings.home)
+            if handed_off:
+                click.echo(handed_off, err=True)
             return
         time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     raise click.ClickException(f"the stack was not healthy after {timeout:.0f} s: {last}")
 
 
-def _mention_handoff(home: Path) -> None:
+def _handoff(home: Path) -> str:
     from streamscribe.stack.inflight import inflight_file, read_handoff
 
     if jobs := read_handoff(home):
-        click.echo(f"{len(jobs)} job(s) were in flight when the stack last stopped: {inflight_file(home)}", err=True)
+        return (f"{len(jobs)} job(s) were in flight when the stack last stopped ({inflight_file(home)}): they "
+                "resume, or the reconciler runs them again")
+    return ""
 
 
 async def _health(url: str) -> dict[str, Any]:
@@ -335,8 +339,8 @@ def _echo_stack(stack: dict[str, Any], settings: Settings) -> None:
 
 
 def _stack_settings(home: str | None) -> Settings:
-    """Settings pointed at the local stack's broker, with the client settings of its kind, when one is running
-    from this home (the environment wins where it names a cluster)."""
+    """Settings pointed at the local stack's broker (with the client settings of its kind) and database when one
+    is running from this home (the environment wins where it names them)."""
     from streamscribe.stack.supervisor import read_stack, stack_client_environment
 
     settings = _settings(home)
@@ -344,7 +348,9 @@ def _stack_settings(home: str | None) -> Settings:
     if stack and not os.environ.get("STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS"):
         for key, value in stack_client_environment(stack).items():
             os.environ.setdefault(key, value)
-        settings = Settings()
+        settings = _settings(home)
+    if stack and not settings.database_url:
+        settings.database_url = stack["database_url"]
     return settings
 
 
@@ -723,26 +729,43 @@ def groups_reset(group: str, topic: str, to_datetime: str | None, to_offset: int
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="One sweep, then exit (print what was erased).")
+@click.option("--once", is_flag=True, help="One reconciler pass and one sweep, then exit (print what was erased).")
 @click.option("--interval", type=float, default=3600, show_default=True, help="Seconds between sweeps.")
 @home_option
 def maintenance(once: bool, interval: float, home: str | None) -> None:
-    """Housekeeping: erase jobs and files past their organization's retention period."""
+    """Housekeeping: the reconciler (stuck jobs run again, or fail with the reason; every
+    STREAMSCRIBE_RECOVERY__INTERVAL_S) and the retention sweep (jobs and files past their organization's
+    retention period are erased)."""
     import json
 
     from foundation.logs import configure
-    from streamscribe.maintenance import run_forever, run_once
-    from streamscribe.stack.supervisor import read_stack
+    from streamscribe.maintenance import reconcile_once, run_forever, run_once
 
-    settings = _settings(home)
-    stack = read_stack(settings.home)
-    if stack and not settings.database_url:
-        settings.database_url = stack["database_url"]
+    settings = _stack_settings(home)
     configure(settings.log_level, settings.log_format, component="maintenance")
     if once:
+        asyncio.run(reconcile_once(settings))
         click.echo(json.dumps(asyncio.run(run_once(settings)), indent=1))
     else:
         run_forever(settings, interval)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Print what the pass would do, and do nothing.")
+@home_option
+def reconcile(dry_run: bool, home: str | None) -> None:
+    """One pass of the reconciler now: jobs in flight that nothing will move on any more run again from their
+    stored recording, cut live sessions are closed, the rest fail with the reason (docs/recovery.md). Prints
+    one JSON line per job acted on."""
+    import json
+
+    from foundation.logs import configure
+    from streamscribe.maintenance import reconcile_once
+
+    settings = _stack_settings(home)
+    configure(settings.log_level, settings.log_format, component="reconciler")
+    for outcome in asyncio.run(reconcile_once(settings, dry_run=dry_run)):
+        click.echo(json.dumps(outcome))
 
 
 @main.command()

@@ -12,6 +12,8 @@ Webhook event types:
 - ``analytics.required_phrase_missing``: the analytics of a run (``analytics.calls``) found that a phrase the
   organization lists as required was not said (or not by the speaker it names); the payload names the
   phrases (the organization's own list, not what the recording said).
+- ``job.requeued``: a run was queued again as a new revision because the previous one stopped making progress
+  (the reconciler's ``QUEUED`` on ``jobs.events``, with the reason, the revision given up and the attempt).
 
 Event ids are deterministic (a hash of the type, the job, the revision and, for ``job.running``, the stage
 and its state), so a pipeline event Kafka delivers twice maps to the same webhook event, and the delivery
@@ -33,10 +35,12 @@ from urllib.parse import quote
 JOB_COMPLETED = "job.completed"
 JOB_FAILED = "job.failed"
 JOB_RUNNING = "job.running"
+JOB_REQUEUED = "job.requeued"
 TRANSCRIPT_COMPLETED = "transcript.completed"
 REQUIRED_PHRASE_MISSING = "analytics.required_phrase_missing"
 PING = "ping"
-EVENT_TYPES: tuple[str, ...] = (JOB_COMPLETED, JOB_FAILED, JOB_RUNNING, TRANSCRIPT_COMPLETED, REQUIRED_PHRASE_MISSING)
+EVENT_TYPES: tuple[str, ...] = (JOB_COMPLETED, JOB_FAILED, JOB_RUNNING, JOB_REQUEUED, TRANSCRIPT_COMPLETED,
+                                 REQUIRED_PHRASE_MISSING)
 MAX_ERROR = 1000
 
 
@@ -65,7 +69,7 @@ class WebhookEvent:
     job_id: str
     stream_id: str
     revision: int
-    status: str  # of the job run: running, completed, failed
+    status: str  # of the job run: queued, running, completed, failed
     occurred_at: datetime
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +83,10 @@ class WebhookEvent:
 
 def _error(value: Any) -> str | None:
     return str(value)[:MAX_ERROR] if value else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 def from_transcript_event(ev: dict[str, Any]) -> list[WebhookEvent]:
@@ -108,7 +116,8 @@ def from_transcript_event(ev: dict[str, Any]) -> list[WebhookEvent]:
 
 def from_job_event(ev: dict[str, Any]) -> list[WebhookEvent]:
     """A ``jobs.events`` event (decoded): a stage's FAILED -> job.failed; a stage's RUNNING or COMPLETED ->
-    job.running (one event id per stage and state, so repeated progress reports collapse into one)."""
+    job.running (one event id per stage and state, so repeated progress reports collapse into one); QUEUED (a
+    run queued again by the reconciler) -> job.requeued."""
     state = ev["state"]
     stage = str(ev.get("stage") or "").removeprefix("streamscribe-")  # as GET /v1/jobs/{id} names stages
     job_id = str(ev["job_id"])
@@ -118,6 +127,12 @@ def from_job_event(ev: dict[str, Any]) -> list[WebhookEvent]:
     if state == "FAILED":
         return [WebhookEvent(id=event_id(JOB_FAILED, job_id, revision), type=JOB_FAILED, status="failed",
                              error=_error(ev.get("error")), extra={"stage": stage}, **common)]
+    if state == "QUEUED":
+        details = ev.get("details") or {}
+        return [WebhookEvent(id=event_id(JOB_REQUEUED, job_id, revision), type=JOB_REQUEUED, status="queued",
+                             extra={"stage": stage, "reason": _error(details.get("reason") or ev.get("message")),
+                                    "previous_revision": _int(details.get("previous_revision")),
+                                    "attempt": _int(details.get("attempt"))}, **common)]
     if state in ("RUNNING", "COMPLETED"):
         stage_state = state.lower()
         progress = ev.get("progress")

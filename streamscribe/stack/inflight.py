@@ -3,7 +3,8 @@
 ``streamscribe down`` asks the gateway for the jobs that are ``queued`` or ``running`` (as the stack's
 bootstrap admin, every organization). With ``--drain`` it waits for them to finish; whatever is still in
 flight when it stops is written to ``<home>/inflight.json`` (merged with what an earlier stop left there and
-nobody has taken yet), which the reconciler reads at the next ``up`` to resume those jobs.
+nobody has taken yet), which the reconciler takes at the next ``up``: those jobs resume from the broker's log by
+themselves; the ones nothing is left for on Kafka are run again at its first pass (``streamscribe.recovery``).
 """
 
 from __future__ import annotations
@@ -72,3 +73,10 @@ def write_handoff(home: Path, jobs: list[dict[str, Any]]) -> Path | None:
     tmp.write_text(json.dumps(body, indent=1))
     os.replace(tmp, path)
     return path
+
+
+def take_handoff(home: Path) -> list[dict[str, Any]]:
+    """The jobs the last stop handed over, removing the hand-off (the reconciler takes them once)."""
+    jobs = read_handoff(home)
+    inflight_file(home).unlink(missing_ok=True)
+    return jobs

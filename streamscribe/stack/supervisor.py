@@ -30,6 +30,7 @@ from foundation.logs import get_logger
 from foundation.settings import Settings
 from streamscribe.stack import broker, postgres, retention, seaweed
 from streamscribe.stack.kafka_cluster import ClusterSpec, KafkaCluster
+from streamscribe.stack.liveness import Watchdog
 from streamscribe.stack.ports import free_port, wait_for_port
 from streamscribe.stack.seaweed import Seaweed
 from streamscribe.stack.services import Service, tend
@@ -51,6 +52,8 @@ class Child:
     next_start: float = 0.0
     backoff: float = 0.5
     started_at: float = 0.0
+    started_wall: float = 0.0  # the same moment as seconds since the epoch (stack.json; the reconciler reads the
+    # gateway's: live sessions older than it were cut)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -58,6 +61,7 @@ class Child:
             self.proc = subprocess.Popen(self.argv, env=self.env, stdout=logf, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         self.started_at = time.monotonic()
+        self.started_wall = time.time()
         log.info("started", child=self.name, pid=self.proc.pid)
 
     @property
@@ -148,6 +152,7 @@ class Supervisor:
         self.seaweed: Seaweed | None = None
         self.stopping = False
         self.retention: retention.Sweeper | None = None
+        self.watchdog: Watchdog | None = None
         self.info: dict[str, Any] = {}
 
     # -- start ---------------------------------------------------------------------------------------
@@ -224,6 +229,20 @@ class Supervisor:
         self._write_state()
         if self.retention:
             self.retention.start()
+        if self.settings.embedded.liveness_timeout_s > 0:
+            self.watchdog = Watchdog(self._health_targets, self.settings.embedded.liveness_timeout_s)
+            self.watchdog.start()
+
+    def _health_targets(self) -> dict[str, tuple[int, str]]:
+        """The running workers and the gateway, with the URL that answers while they run."""
+        out = {}
+        for child in self.children:
+            if child.proc is None or child.proc.poll() is not None:
+                continue
+            port = child.extra.get("metrics_port") or (self.gateway_port if child.name == "gateway" else None)
+            if port:
+                out[child.name] = (child.proc.pid, f"http://127.0.0.1:{port}/health")
+        return out
 
     def _service(self, service: Service, *, running: subprocess.Popen[bytes] | None = None) -> None:
         """Supervise ``service``: start it now, or adopt the process ``running`` already started for it."""
@@ -301,7 +320,8 @@ class Supervisor:
                 {**self.cluster.describe_node(n), "restarts": self.infra[f"kafka-{n}"].restarts}
                 for n in self.cluster.nodes]
         data = {**self.info, "infra": {k: s.state() for k, s in self.infra.items()},
-                "children": {c.name: {"pid": c.pid, "restarts": c.restarts, **c.extra} for c in self.children}}
+                "children": {c.name: {"pid": c.pid, "restarts": c.restarts, "started_at": c.started_wall, **c.extra}
+                             for c in self.children}}
         tmp = stack_file(self.home).with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         os.replace(tmp, stack_file(self.home))
@@ -342,6 +362,8 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stopping = True
+        if self.watchdog:  # a worker shutting down may stop answering: that is not a hang
+            self.watchdog.stop()
         order = [c for c in self.children if c.name == "gateway"] + [c for c in self.children if c.name != "gateway"]
         for child in order:
             if child.proc and child.proc.poll() is None:

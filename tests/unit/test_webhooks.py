@@ -204,7 +204,22 @@ def test_stage_progress_collapses_to_one_event_per_stage_and_state() -> None:
     assert done[0].payload("o")["data"]["stage_status"] == "completed"
     prefixed = events.from_job_event(_job("RUNNING", stage="streamscribe-asr"))[0]
     assert prefixed.id == first[0].id and prefixed.payload("o")["data"]["stage"] == "asr"
-    assert events.from_job_event(_job("QUEUED")) == []
+
+
+def test_a_run_queued_again_by_the_reconciler_is_job_requeued_with_its_reason() -> None:
+    reason = "stuck: no progress for 200 s, and no stage has anything left to read for it"
+    ev = _job("QUEUED", stage="streamscribe-reconciler", progress=None, message=f"run again: {reason}",
+              details={"previous_revision": "1", "attempt": "2", "reason": reason})
+    out = events.from_job_event(ev)
+    assert [e.type for e in out] == ["job.requeued"]
+    assert "job.requeued" in events.EVENT_TYPES
+    data = out[0].payload("o")["data"]
+    assert data["status"] == "queued" and data["revision"] == 2 and data["stage"] == "reconciler"
+    assert data["reason"] == reason and data["previous_revision"] == 1 and data["attempt"] == 2
+    assert out[0].id == events.from_job_event(ev)[0].id  # redelivered: the same event
+    assert out[0].id != events.from_job_event({**ev, "revision": 3})[0].id
+    failed = events.from_job_event(_job("FAILED", stage="streamscribe-reconciler", error=reason))[0]
+    assert failed.type == "job.failed" and failed.payload("o")["data"]["stage"] == "reconciler"
 
 
 def test_producer_streams_without_job_id_use_the_stream_id_and_links_are_escaped() -> None:

@@ -1,0 +1,1 @@
+"""The reconciler: no job in flight stays stuck (docs/recovery.md)."""
