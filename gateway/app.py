@@ -31,6 +31,7 @@ from gateway import (
     openai_compat,
     openapi,
     privacy,
+    rediarize,
     replays,
     search,
     speaker_enrollment,
@@ -86,7 +87,8 @@ log = get_logger(__name__)
 
 # the feature modules, each registering its routes with ``add_routes(app)``
 FEATURES = (webapp, models, jobs, job_feed, transcripts, transcript_edits, media, files, observability, speakers,
-            speaker_enrollment, live, replays, privacy, search, usage, webhooks, openai_compat, twilio, auth_routes)
+            speaker_enrollment, live, replays, rediarize, privacy, search, usage, webhooks, openai_compat, twilio,
+            auth_routes)
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
@@ -167,7 +169,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([database, object_store, publisher, http_session, results_feed, background_tasks])
     for feature in FEATURES:
         feature.add_routes(app)
-    openapi.add_routes(app, {**openai_compat.OPENAPI_PATHS, **webhooks.openapi_paths()})
+    openapi.add_routes(app, {**openai_compat.OPENAPI_PATHS, **webhooks.openapi_paths(),
+                             **rediarize.openapi_paths()})
     if settings.auth.cors_origins:
         _allow_cors(app, list(settings.auth.cors_origins))
     return app

@@ -85,7 +85,12 @@ def _body(schema: dict[str, Any], media: str = J, required: bool = True) -> dict
 JOB_OPTIONS: dict[str, dict[str, Any]] = {
     "model": S, "language": S, "initial_prompt": S, "hotwords": S,
     "beam_size": {"type": "string", "pattern": "^[0-9]+$"},
-    "diarize": {"enum": ["auto", "channels", "acoustic", "off"]}, "min_speakers": S, "max_speakers": S,
+    "diarize": {"enum": ["auto", "channels", "acoustic", "off"]},
+    "speakers": {"type": "string", "pattern": "^[0-9]+$", "description": "the exact number of speakers (1-20); "
+                 "or bound it with min_speakers/max_speakers"},
+    "min_speakers": S, "max_speakers": S,
+    "diarization_backend": {"enum": ["overlap", "senko"], "description": "acoustic diarization backend; default "
+                            "overlap (overlap-aware, the more accurate, see BENCHMARKS.md)"},
     "speaker_names": S, "speaker_threshold": S, "redact": S, "channel_mode": {"enum": ["mix", "split"]},
     "segmentation": {"enum": ["merge", "utterance"]},
     "tags": {"type": "string", "description": "comma-separated, at most 20, each 1-64 characters of "
@@ -99,8 +104,14 @@ PRIORITY = {"enum": ["low", "normal", "high"]}
 
 SCHEMAS: dict[str, Any] = {
     "Problem": _obj({"type": S, "title": S, "status": I, "detail": S}, ["title", "status", "detail"]),
-    "Word": _obj({"start": N, "end": N, "word": S, "probability": N}, ["start", "end", "word", "probability"]),
+    "Word": _obj({"start": N, "end": N, "word": S, "probability": N,
+                  "speaker": {"type": ["string", "null"], "description": "who was talking (the dominant speaker "
+                              "where several were)"},
+                  "overlap": {"type": "array", "items": S, "description": "the other speakers heard during the "
+                              "word"}}, ["start", "end", "word", "probability"]),
     "Segment": _obj({"id": S, "start": N, "end": N, "text": S, "speaker": NULL_S, "speaker_id": NULL_S,
+                     "overlap": {"type": "array", "items": S, "description": "the other speakers heard during the "
+                                 "segment (overlapped speech)"},
                      "channel": NULL_I, "confidence": NULL_N, "words": {"type": "array", "items": _ref("Word")}},
                     ["id", "start", "end", "text", "words"]),
     "Speaker": _obj({"id": S, "label": S, "name": NULL_S, "channel": NULL_I, "talk_time": N,
@@ -238,6 +249,10 @@ def build_paths() -> dict[str, Any]:
             "type": "array"}}), 202), tag="replay", body=_body(_obj({
                 "job_ids": {"type": "array", "items": S}, "since": S, "until": S, "model": S, "language": S,
                 "options": {"type": "object"},
+                "stages": {"oneOf": [{"const": "all"}, {"type": "array", "items": {
+                    "enum": ["asr", "diarization", "post"]}}], "description": "the stages to run (post always "
+                    "runs); the others' results are the latest completed revision's, e.g. [\"diarization\", "
+                    "\"post\"] re-diarizes without re-transcribing"},
                 "priority": {**PRIORITY, "description": "speech lane of the replay; default low"}})),
                 errors=(400, 401, 403, 429))},
         "/v1/speakers": {
