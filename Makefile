@@ -88,6 +88,7 @@ test-e2e: setup
 lint: $(STAMP) $(WEB_DEPS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	cd web && npx --no-install eslint .
 
 BENCH_STAMP := $(VENV)/.bench-installed

@@ -8,6 +8,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 from connectors.ingest.decode import TARGET_RATE, decode_chunks
 
@@ -21,11 +22,19 @@ def long_sources(speech: Path = SPEECH) -> list[Path]:
             + [speech / "calls" / "call_center_phone_call.mp3"])
 
 
-def write_long_recording(out: Path, speech: Path = SPEECH) -> float:
-    """Write the sources as one 16 kHz mono WAV; returns its duration in seconds."""
-    pieces = [chunk.frames.astype(np.int32).mean(axis=1).astype(np.int16)
-              for src in long_sources(speech) for chunk in decode_chunks(src)]
-    audio = np.concatenate(pieces)
+def read_sources(speech: Path = SPEECH) -> list[Path]:
+    """The LJ Speech reads and jfk.flac, which have reference transcripts (about two minutes)."""
+    return [*sorted((speech / "read").glob("LJ*.wav")), speech / "read" / "jfk.flac"]
+
+
+def mono_pcm(sources: list[Path]) -> np.ndarray:
+    """The sources decoded as the ingest stage does (16 kHz, channels mixed), laid end to end; int16."""
+    return np.concatenate([chunk.frames.astype(np.int32).mean(axis=1).astype(np.int16)
+                           for src in sources for chunk in decode_chunks(src)])
+
+
+def write_wav(out: Path, audio: np.ndarray) -> float:
+    """Write int16 mono PCM as a 16 kHz WAV; returns its duration in seconds."""
     with wave.open(str(out), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -34,13 +43,18 @@ def write_long_recording(out: Path, speech: Path = SPEECH) -> float:
     return len(audio) / TARGET_RATE
 
 
+def write_long_recording(out: Path, speech: Path = SPEECH) -> float:
+    """Write the sources as one 16 kHz mono WAV; returns its duration in seconds."""
+    return write_wav(out, mono_pcm(long_sources(speech)))
+
+
 def read_mono(path: Path) -> np.ndarray:
-    """A recording as 16 kHz mono int16."""
-    return np.concatenate([c.frames.astype(np.int32).mean(axis=1).astype(np.int16) for c in decode_chunks(path)])
+    """One recording as 16 kHz mono int16."""
+    return mono_pcm([path])
 
 
-def write_wav(out: Path, audio: np.ndarray, rate: int = TARGET_RATE) -> Path:
-    """int16 audio, (samples,) or (samples, channels), as a WAV."""
+def write_pcm(out: Path, audio: np.ndarray, rate: int = TARGET_RATE) -> Path:
+    """int16 audio at ``rate``, (samples,) or (samples, channels), as a WAV; returns its path."""
     frames = audio if audio.ndim == 2 else audio[:, None]
     with wave.open(str(out), "wb") as w:
         w.setnchannels(frames.shape[1])
@@ -52,16 +66,14 @@ def write_wav(out: Path, audio: np.ndarray, rate: int = TARGET_RATE) -> Path:
 
 def write_meeting(out: Path, seconds: float = 120.0, speech: Path = SPEECH) -> Path:
     """AMI meeting excerpts end to end (several speakers, overlaps), cut to ``seconds``."""
-    audio = np.concatenate([read_mono(f) for f in sorted((speech / "meetings").glob("ami_*.flac"))])
-    return write_wav(out, audio[: int(seconds * TARGET_RATE)])
+    audio = mono_pcm(sorted((speech / "meetings").glob("ami_*.flac")))
+    return write_pcm(out, audio[: int(seconds * TARGET_RATE)])
 
 
 def write_two_party_call(out: Path, seconds: float = 180.0, rate: int = 8000, speech: Path = SPEECH) -> Path:
     """A stereo call at ``rate`` (8 kHz: telephone), one party per channel taking turns with 0.4 s gaps: the LJ
     Speech reader on the left, the customer-service call (itself telephone audio, cut into 6 s turns) on the
     right."""
-    import soxr
-
     left = [read_mono(f) for f in sorted((speech / "read").glob("LJ*.wav"))]
     call = read_mono(speech / "calls" / "call_center_phone_call.mp3")
     turn = 6 * TARGET_RATE
@@ -79,7 +91,7 @@ def write_two_party_call(out: Path, seconds: float = 180.0, rate: int = 8000, sp
         i += 1
     stereo = np.stack([np.concatenate(c)[: int(seconds * TARGET_RATE)] for c in channels], axis=1)
     resampled = soxr.resample(stereo.astype(np.float32) / 32768.0, TARGET_RATE, rate)
-    return write_wav(out, np.clip(resampled * 32768.0, -32768, 32767).astype(np.int16), rate)
+    return write_pcm(out, np.clip(resampled * 32768.0, -32768, 32767).astype(np.int16), rate)
 
 
 Turns = list[tuple[float, float, str]]

@@ -32,7 +32,7 @@ from pyannote.core import Annotation, Segment
 from pyannote.database.util import load_rttm
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from bench.corpus import SPEECH, write_wav
+from bench.corpus import SPEECH, write_pcm
 from bench.diarization_der import annotation, channel_turns, decode, demo_sample, machine
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
@@ -58,7 +58,7 @@ def references(work: Path) -> dict[str, tuple[Path, str, Annotation]]:
     call = SPEECH / "calls" / "stereo_two_party.wav"
     out["stereo_two_party"] = (call, "stereo call", annotation(channel_turns(decode(call))))
     mono = decode(call).astype("int32").mean(axis=1).astype("int16")
-    out["stereo_two_party (mono mix)"] = (write_wav(work / "call_mono.wav", mono), "stereo call, mixed", out[
+    out["stereo_two_party (mono mix)"] = (write_pcm(work / "call_mono.wav", mono), "stereo call, mixed", out[
         "stereo_two_party"][2])
     return out
 

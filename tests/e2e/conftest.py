@@ -66,7 +66,7 @@ class WebStack:
             return status, raw, got
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
     if not (REPO / "gateway" / "static" / "app" / "index.html").is_file():
         pytest.fail("the web app is not built: run `make setup` (npm ci and the esbuild build in web/)")
@@ -84,7 +84,10 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
         stop_stack(stack)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while sync_playwright() is open its event loop counts as running in this thread, so
+# every pytest-asyncio test collected after the e2e tests would fail with "Runner.run() cannot be called from a
+# running event loop"; the web stack also stops as soon as the browser tests are done.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         pytest.fail(f"Debian's Chromium is expected at {CHROMIUM} (make setup installs it)")
@@ -96,7 +99,7 @@ def launch(playwright: Playwright, *extra: str) -> Browser:
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = launch(playwright)
     try:
