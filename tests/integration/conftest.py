@@ -102,8 +102,10 @@ class Stack:
 def start_stack(home: Path, extra_env: dict[str, str] | None = None) -> Stack:
     """``streamscribe up --detach`` in ``home`` on a free port (what users run); fails the test with the logs."""
     port = free_port()
-    up = subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port)],
-                        capture_output=True, text=True, timeout=400,
+    # readiness wait of `up`: its default unless STREAMSCRIBE_TEST_UP_TIMEOUT says more (a loaded shared machine)
+    ready = float(os.environ.get("STREAMSCRIBE_TEST_UP_TIMEOUT", "300"))
+    up = subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port), "--timeout", str(ready)],
+                        capture_output=True, text=True, timeout=ready + 100,
                         env={**{k: v for k, v in os.environ.items() if k != "STREAMSCRIBE_API_KEY"},
                              "STREAMSCRIBE_HOME": str(home), **(extra_env or {})})
     if up.returncode != 0:
