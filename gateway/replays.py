@@ -1,5 +1,9 @@
 """Replay and comparison: re-run stored recordings through the pipeline with another model or settings as a
-new revision, read any revision, and compare two revisions of a transcript."""
+new revision, read any revision, and compare two revisions of a transcript.
+
+A replay runs every stage, or the ``stages`` it names (e.g. ``["diarization", "post"]``): the results of the
+stages it does not run are those of the job's latest completed revision (``gateway.rediarize``,
+``foundation.revision``)."""
 
 from __future__ import annotations
 
@@ -15,9 +19,10 @@ from gateway.auth.middleware import caller
 from gateway.auth.permissions import add_route, needs
 from gateway.auth.principal import Principal
 from gateway.intake import queue_revision
-from gateway.options import parse_priority, validate_options
+from gateway.options import RESERVED_OPTIONS, parse_priority, validate_options
 from gateway.params import parse_time
 from gateway.problems import Problem
+from gateway.rediarize import parse_stages, partial_options
 from gateway.refs import JOBS, MODELS, PUBLISHER, SETTINGS
 from gateway.validation import json_object
 from processors.asr.models import UnknownModel
@@ -33,7 +38,7 @@ def _overrides(body: dict[str, Any]) -> dict[str, str]:
     requested = body.get("options") or {}
     if not isinstance(requested, dict):
         raise Problem(400, "Bad Request", "options must be an object of option names to values")
-    overrides = {k: str(v) for k, v in requested.items() if v is not None}
+    overrides = {k: str(v) for k, v in requested.items() if v is not None and k not in RESERVED_OPTIONS}
     for key in ("language", "initial_prompt", "hotwords", "beam_size", "diarize"):
         if body.get(key) is not None:
             overrides[key] = str(body[key])
@@ -61,11 +66,16 @@ async def _selected(jobs: JobStore, body: dict[str, Any], principal: Principal) 
 
 async def replay(request: web.Request) -> web.Response:
     """POST /v1/replays {"job_ids": [...]} or {"since": ISO, "until": ISO}, with "model" and optional
-    "language", "initial_prompt", "hotwords", "beam_size", "diarize", ... -> 202 and the revision per job."""
+    "language", "initial_prompt", "hotwords", "beam_size", "diarize", ..., and "stages" -> 202 and the revision
+    per job."""
     principal = caller(request)
     body = await json_object(request)
     app = request.app
     jobs = app[JOBS]
+    stages = parse_stages(body.get("stages"))
+    if stages is not None and "asr" not in stages and body.get("model"):
+        raise Problem(400, "Bad Request", "model applies to recognition, which a replay without asr does not run "
+                      "(it reuses the words of the latest completed revision)")
     model = str(body.get("model") or app[SETTINGS].asr.default_model)
     try:
         app[MODELS].get(model)
@@ -80,18 +90,38 @@ async def replay(request: web.Request) -> web.Response:
         if current is None or not principal.sees(current["org_id"]):
             results.append({"job_id": job_id, "error": "no such job"})
             continue
-        if not current["audio_stored"]:
-            results.append({"job_id": job_id, "error": "no stored audio (the stream came straight to Kafka)"})
+        planned = await _plan(jobs, current, model, overrides, stages)
+        if isinstance(planned, str):
+            results.append({"job_id": job_id, "error": planned})
             continue
-        options = {**{k: v for k, v in current["options"].items() if k != "model"}, **overrides, "model": model}
-        revision, created, job = await jobs.start_revision(job_id, model, options, replay_id)
+        run_model, options = planned
+        revision, created, job = await jobs.start_revision(job_id, run_model, options, replay_id)
         if created:
             await queue_revision(app[PUBLISHER], job, revision, options)
         results.append({"job_id": job_id, "revision": revision, "created": created})
-    log.info("replay requested", replay_id=replay_id, model=model, jobs=len(results))
+    log.info("replay requested", replay_id=replay_id, model=model, jobs=len(results), stages=stages or "all")
     await audit(request, principal, "replay.request", f"replay:{replay_id}",
-                {"model": model, "jobs": [r["job_id"] for r in results]})
-    return web.json_response({"replay_id": replay_id, "model": model, "jobs": results}, status=202)
+                {"model": model, "jobs": [r["job_id"] for r in results], "stages": list(stages or ["all"])})
+    return web.json_response({"replay_id": replay_id, "model": model, "stages": list(stages or ["all"]),
+                              "jobs": results}, status=202)
+
+
+async def _plan(jobs: JobStore, current: dict[str, Any], model: str, overrides: dict[str, str],
+                stages: tuple[str, ...] | None) -> tuple[str, dict[str, str]] | str:
+    """(model, options) of a job's replay, or why it cannot be replayed."""
+    job_id = current["job_id"]
+    needs_audio = stages is None or "asr" in stages or "diarization" in stages
+    if needs_audio and not current["audio_stored"]:
+        return "no stored audio (the stream came straight to Kafka)"
+    if stages is None:
+        return model, {**{k: v for k, v in current["options"].items() if k != "model"}, **overrides, "model": model}
+    latest = await jobs.latest_completed_revision(job_id)
+    source = await jobs.completed_revision(job_id, latest) if latest is not None else None
+    if source is None:
+        return "no completed revision whose results the stages not replayed could reuse"
+    run_model = model if "asr" in stages else source["model"]
+    base = {k: v for k, v in source["options"].items() if k != "model"}
+    return run_model, partial_options(base, stages, source["revision"], {**overrides, "model": run_model})
 
 
 async def revisions(request: web.Request) -> web.Response:

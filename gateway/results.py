@@ -1,5 +1,7 @@
-"""Live results for the gateway's open sessions: one consumer per gateway process reads ``asr.segments`` from
-the end of the log and hands each event to the session that owns its stream (if any, on this process)."""
+"""Live results for the gateway's open sessions: one consumer per gateway process reads ``asr.segments`` and
+``speaker.turns`` from the end of the log and hands each event to the session that owns its stream (if any, on
+this process). Events reach a session's queue as they are decoded, with the topic they came from in
+``"topic"`` (``asr.segments`` or ``speaker.turns``)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from foundation.settings import Settings
 from streams.kafka.clients import assign_at_end, reader_consumer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
-from streams.kafka.topics import ASR_SEGMENTS
+from streams.kafka.topics import ASR_SEGMENTS, SPEAKER_TURNS
+
+TOPICS = (ASR_SEGMENTS, SPEAKER_TURNS)
 
 log = get_logger(__name__)
 
@@ -23,7 +27,7 @@ log = get_logger(__name__)
 class ResultsFeed:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.topic = settings.kafka.topic_prefix + ASR_SEGMENTS
+        self.prefix = settings.kafka.topic_prefix
         self.serde = AvroSerde(make_registry(settings.schema_registry.url, settings.schema_registry_file),
                                settings.kafka.topic_prefix)
         self._sessions: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = {}
@@ -56,8 +60,10 @@ class ResultsFeed:
         kafka = self.settings.kafka
         consumer = reader_consumer(kafka, f"{kafka.topic_prefix}gateway-live-{uuid.uuid4().hex}", "gateway-live")
         try:
-            md = consumer.list_topics(self.topic, timeout=10)
-            parts = [TopicPartition(self.topic, p) for p in md.topics[self.topic].partitions]
+            parts = []
+            for topic in TOPICS:
+                md = consumer.list_topics(self.prefix + topic, timeout=10)
+                parts += [TopicPartition(self.prefix + topic, p) for p in md.topics[self.prefix + topic].partitions]
             assign_at_end(consumer, parts)
             self._ready.set()
             while not self._stop.is_set():
@@ -69,11 +75,13 @@ class ResultsFeed:
                     target = self._sessions.get(key.decode()) if key else None
                 if target is None:
                     continue
+                topic = msg.topic() or ""
                 try:
-                    value = self.serde.deserialize(self.topic, msg.value())
-                except Exception as exc:  # the ASR stage dead-letters such events; a viewer just skips them
+                    value = self.serde.deserialize(topic, msg.value())
+                except Exception as exc:  # the stages dead-letter such events; a viewer just skips them
                     log.warning("undecodable live result skipped", error=str(exc))
                     continue
+                value["topic"] = topic.removeprefix(self.prefix)
                 loop, queue = target
                 loop.call_soon_threadsafe(queue.put_nowait, value)
         except Exception:

@@ -16,8 +16,9 @@ from repositories.files import NewFile, insert_file
 from repositories.rows import changed_one, iso
 
 # Options that change what a run produces; a replay asking for the same model and these is the same revision.
-RESULT_OPTIONS = ("language", "initial_prompt", "hotwords", "beam_size", "diarize", "min_speakers", "max_speakers",
-                  "speaker_names", "speaker_threshold", "channel_mode", "segmentation")
+RESULT_OPTIONS = ("language", "initial_prompt", "hotwords", "beam_size", "diarize", "speakers", "min_speakers",
+                  "max_speakers", "speaker_names", "speaker_threshold", "diarization_backend", "channel_mode",
+                  "segmentation", "redact", "stages", "source_revision")
 STAGE_WEIGHTS = {"ingest": 0.1, "vad": 0.1, "asr": 0.7, "post": 0.1}
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 
@@ -116,6 +117,23 @@ def job_json(row: asyncpg.Record | dict[str, Any], stages: list[asyncpg.Record])
         "created_at": iso(row["created_at"]), "started_at": iso(row["started_at"]),
         "completed_at": iso(row["completed_at"]),
     }
+
+
+def _shown(speaker: str | None, display: dict[str, str]) -> str | None:
+    return display.get(speaker, speaker) if speaker else None
+
+
+def segment_json(row: asyncpg.Record, text: str, words: list[dict[str, Any]],
+                 display: dict[str, str]) -> dict[str, Any]:
+    """A stored transcript segment as the API shows it: speakers by their display names; each word with its
+    speaker and the others heard with it (``overlap``), the segment with all others heard during it."""
+    shown = [{"start": w["start"], "end": w["end"], "word": w["word"], "probability": w["probability"],
+              "speaker": _shown(w.get("speaker") or row["speaker"], display),
+              "overlap": [display.get(o, o) for o in w.get("overlap") or []]} for w in words]
+    overlap = sorted({o for w in shown for o in w["overlap"]})
+    return {"id": row["segment_id"], "start": row["start_s"], "end": row["end_s"], "text": text,
+            "speaker": _shown(row["speaker"], display), "speaker_id": row["speaker"], "overlap": overlap,
+            "channel": row["channel"], "confidence": row["confidence"], "words": shown}
 
 
 class JobStore:
@@ -231,6 +249,17 @@ class JobStore:
                 "UPDATE jobs SET revision = $2, status = 'queued', error = NULL, error_stage = NULL, "
                 "completed_at = NULL, model = $3, updated_at = now() WHERE job_id = $1", job_id, revision, model)
             return revision, True, dict(job)
+
+    async def completed_revision(self, job_id: str, revision: int) -> dict[str, Any] | None:
+        """A revision whose transcript is completed: its number, options and the model of its transcript (what a
+        replay reusing its results takes over); None if there is no such revision."""
+        row = await self._pool.fetchrow(
+            "SELECT r.revision, r.options, t.model FROM revisions r JOIN transcripts t "
+            "ON t.job_id = r.job_id AND t.revision = r.revision "
+            "WHERE r.job_id = $1 AND r.revision = $2 AND t.status = 'completed'", job_id, revision)
+        if row is None:
+            return None
+        return {"revision": row["revision"], "options": json.loads(row["options"]), "model": row["model"]}
 
     async def latest_completed_revision(self, job_id: str) -> int | None:
         value = await self._pool.fetchval(
@@ -373,12 +402,7 @@ class JobStore:
         for s in segs:
             text, words = pick(s)
             redactions += len(json.loads(s["redactions"]))
-            segments.append({
-                "id": s["segment_id"], "start": s["start_s"], "end": s["end_s"], "text": text,
-                "speaker": display.get(s["speaker"], s["speaker"]), "speaker_id": s["speaker"],
-                "channel": s["channel"], "confidence": s["confidence"],
-                "words": [{"start": w["start"], "end": w["end"], "word": w["word"], "probability": w["probability"]}
-                          for w in json.loads(words)]})
+            segments.append(segment_json(s, text, json.loads(words), display))
         return {
             "job_id": job_id, "stream_id": t["stream_id"], "status": t["status"], "revision": rev,
             "duration": t["duration"], "language": t["language"], "model": t["model"],

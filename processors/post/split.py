@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from processors.post.speakers import Attribution
+
 SENTENCE_END = (".", "?", "!", "…")
 
 
@@ -32,11 +34,12 @@ class Piece:
     confidence: float | None = None
     channel: int | None = None
     speaker: str | None = None
+    overlap: list[str] = field(default_factory=list)  # other speakers heard during the piece
 
     def to_event(self, index: int) -> dict[str, Any]:
         return {"id": self.id, "index": index, "start": self.start, "end": self.end, "text": self.text,
                 "speaker": self.speaker, "channel": self.channel, "confidence": self.confidence,
-                "words": self.words}
+                "words": self.words, "overlap": self.overlap}
 
 
 def _join(words: list[dict[str, Any]]) -> str:
@@ -49,18 +52,27 @@ def _confidence(words: list[dict[str, Any]]) -> float | None:
     return round(sum(w["probability"] for w in words) / len(words), 4)
 
 
+def _word(w: dict[str, Any], who: Attribution) -> dict[str, Any]:
+    return {"start": w["start"], "end": w["end"], "word": w["word"], "probability": w["probability"],
+            "speaker": who.speaker, "overlap": list(who.overlap)}
+
+
 def split_segment(seg: dict[str, Any], rules: SplitRules = SplitRules(),
-                  speakers: list[str | None] | None = None) -> list[Piece]:
-    """One recognised segment (``asr.segments`` FINAL) -> readable pieces, in time order. With ``speakers``
-    (one per word) a piece never spans two speakers and carries its speaker."""
-    words: list[dict[str, Any]] = list(seg.get("words") or [])
+                  attribution: list[Attribution] | None = None) -> list[Piece]:
+    """One recognised segment (``asr.segments`` FINAL) -> readable pieces, in time order. With an
+    ``attribution`` per word (its speaker and the others heard with it), a piece never spans two speakers,
+    carries its speaker, and lists the other speakers heard during it (``overlap``); every word carries its
+    own."""
     base = seg["segment_id"]
-    if not words:
+    raw: list[dict[str, Any]] = list(seg.get("words") or [])
+    if not raw:
         text = (seg.get("text") or "").strip()
         if not text:
             return []
         return [Piece(f"{base}.0", seg["start"], seg["end"], text, [], None, seg.get("channel"))]
-    who = speakers if speakers is not None else [None] * len(words)
+    attrs = attribution if attribution is not None else [Attribution(None)] * len(raw)
+    words = [_word(w, a) for w, a in zip(raw, attrs, strict=True)]
+    who = [a.speaker for a in attrs]
     groups: list[list[int]] = [[]]
     for i, w in enumerate(words):
         cur = [words[j] for j in groups[-1]]
@@ -77,6 +89,7 @@ def split_segment(seg: dict[str, Any], rules: SplitRules = SplitRules(),
     pieces = []
     for k, idx in enumerate(x for x in groups if x):
         g = [words[j] for j in idx]
+        overlap = sorted({s for w in g for s in w["overlap"]})
         pieces.append(Piece(f"{base}.{k}", round(g[0]["start"], 3), round(g[-1]["end"], 3), _join(g), g,
-                            _confidence(g), seg.get("channel"), who[idx[0]]))
+                            _confidence(g), seg.get("channel"), who[idx[0]], overlap))
     return pieces

@@ -18,3 +18,6 @@ LANE_PAUSES = Counter("streamscribe_lane_pauses_total",
                       "Input partitions paused because a higher-priority lane had events waiting", ["stage", "topic"])
 PAUSED_PARTITIONS = Gauge("streamscribe_paused_partitions", "Input partitions paused for a higher lane now",
                           ["stage", "topic"])
+DIARIZATION_SECONDS = Histogram("streamscribe_diarization_seconds",
+                                "Diarization work per speech window (step=embed) and per stream end (step=cluster)",
+                                ["backend", "step"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))

@@ -2,7 +2,9 @@
 
 Stateless: every speech segment carries its own audio, so a restarted worker simply re-recognises what was
 not committed, and the result keeps the segment's deterministic id. Segments of a consumed batch are
-recognised together; per-stream order is kept on output (END follows the stream's last segment).
+recognised together; per-stream order is kept on output (END follows the stream's last segment). A revision
+that does not run recognition (a re-diarization, ``foundation.revision``) is left alone: ingest publishes its
+stored words instead.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from foundation.events import AsrSegment, Word
 from foundation.logs import get_logger
+from foundation.revision import runs
 from foundation.settings import AsrSettings, Settings
 from processors.asr.models import ModelRegistry, UnknownModel
 from processors.asr.transcriber import DecodeOptions, Request, Result, Transcriber
@@ -54,6 +57,7 @@ class AsrStage(BaseStage):
         """Finals (and ENDs) first, published at once; then the partials still worth answering: the newest of
         each segment, not older than ``partial_max_age_s``, of a stream that has not ended in this batch, at most
         ``partials_per_batch`` of them."""
+        records = [r for r in records if runs(r.value["options"], "asr")]
         latest: dict[str, int] = {}
         ended: set[str] = set()
         for i, r in enumerate(records):

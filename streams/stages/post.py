@@ -1,13 +1,15 @@
 """Post stage: asr.segments (+ speaker.turns) -> transcripts.
 
-Each FINAL window becomes readable transcript segments (``processors.post.assemble``). Without diarization
-they are published at once, so subscribers and the database see text while a long job still runs. With
-diarization the windows wait (as per-stream state) for the stream's speaker turns; every word then gets its
-speaker (``processors.post.speakers``) and segments are also cut where the speaker changes.
+Each FINAL window becomes readable transcript segments (``processors.post.split``). Without diarization, and
+with speakers from channels (the window's channel is its speaker), they are published at once, so subscribers
+and the database see text while a long job still runs. With acoustic diarization the windows wait (as
+per-stream state) for the stream's FINAL speaker turns; every word then gets the speaker talking at its time
+and the others heard with it (``processors.post.speakers``), and segments are also cut where the speaker
+changes. PARTIAL turns (provisional speakers of a live session) are for the live channel, not transcripts.
 
-When the stream's END (and, with diarization, its turns) have arrived, the stage checks that every window
-VAD announced was recognised and closes the revision: COMPLETED with its summary and speakers, or FAILED with
-the reason (source error, lost window, no speech at all).
+When the stream's END (and, with diarization, its turns: the speakers of the COMPLETED event) have arrived,
+the stage checks that every window VAD announced was recognised and closes the revision: COMPLETED with its
+summary and speakers, or FAILED with the reason (source error, lost window, no speech at all).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from foundation.logs import get_logger
 from foundation.settings import Settings
 from processors.diarization.labels import channel_speaker
 from processors.post.redact import KINDS, redact_segments
-from processors.post.speakers import attribute_words
+from processors.post.speakers import Attribution, attribute
 from processors.post.split import split_segment
 from streams.kafka.topics import ASR_SEGMENTS, SPEAKER_TURNS, TRANSCRIPTS
 from streams.runtime.stage import BaseStage, Context, Record, StageSpec
@@ -45,15 +47,15 @@ def _new_state() -> dict[str, Any]:
 class PostStage(BaseStage):
     def handle(self, record: Record, ctx: Context) -> None:
         ev = record.value
-        if record.topic == ASR_SEGMENTS and ev["kind"] == "PARTIAL":
-            return  # live partials are for the live channel; transcripts hold finals only
+        if ev["kind"] == "PARTIAL":
+            return  # live partials and provisional speakers are for the live channel; transcripts hold finals
         key = stream_key(ev["stream_id"], ev["revision"])
         raw = ctx.get(key)
         st: dict[str, Any] = json.loads(raw) if raw else _new_state()
         if st["ended"]:
             return
         if record.topic == SPEAKER_TURNS:
-            if ev["kind"] == "FINAL" and st["turns"] is None:
+            if st["turns"] is None:
                 st["turns"] = {"turns": ev["turns"], "speakers": ev["speakers"], "error": ev.get("error")}
         elif ev["kind"] == "FINAL":
             if ev["index"] in st["seen"]:
@@ -63,7 +65,7 @@ class PostStage(BaseStage):
                 st["errors"].append(ev["error"])
             if ev.get("language"):
                 st["languages"][ev["language"]] = st["languages"].get(ev["language"], 0.0) + ev["end"] - ev["start"]
-            if self._diarized(ev):
+            if self._waits(ev):
                 ctx.put(f"{key}/win/{ev['index']:06d}", json.dumps(ev, default=str).encode())
                 st["waiting"].append(ev["index"])
             else:
@@ -76,16 +78,24 @@ class PostStage(BaseStage):
 
     @staticmethod
     def _diarized(ev: dict[str, Any]) -> bool:
+        """The stream's speakers come from diarization (its COMPLETED waits for them)."""
         return ev["options"].get("diarize") in ("acoustic", "channels")
+
+    @staticmethod
+    def _waits(ev: dict[str, Any]) -> bool:
+        """A window waits for the stream's turns unless its speaker is already known (its channel) or there is
+        none to know."""
+        mode = ev["options"].get("diarize")
+        return mode == "acoustic" or (mode == "channels" and ev.get("channel") is None)
 
     def _publish(self, ctx: Context, seg: dict[str, Any], st: dict[str, Any],
                  turns: list[dict[str, Any]] | None) -> None:
-        speakers: list[str | None] | None = None
+        attribution: list[Attribution] | None = None
         if seg["options"].get("diarize") == "channels" and seg.get("channel") is not None:
-            speakers = [channel_speaker(seg["channel"])] * len(seg["words"])
+            attribution = [Attribution(channel_speaker(seg["channel"]))] * len(seg["words"])
         elif turns is not None:
-            speakers = attribute_words(seg["words"], turns)
-        events = [p.to_event(st["pieces"] + i) for i, p in enumerate(split_segment(seg, speakers=speakers))]
+            attribution = attribute(seg["words"], turns)
+        events = [p.to_event(st["pieces"] + i) for i, p in enumerate(split_segment(seg, attribution=attribution))]
         kinds = redaction_kinds(seg["options"])
         redacted, findings = redact_segments(events, kinds) if kinds else (events, [])
         for original, shown in zip(events, redacted, strict=True):

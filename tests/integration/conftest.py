@@ -117,9 +117,11 @@ def start_stack(home: Path, extra_env: dict[str, str] | None = None, broker: str
     """``streamscribe up --detach --kafka BROKER`` in ``home`` on a free port (what users run); fails the test
     with the logs."""
     port = free_port()
-    # a 3-node Apache Kafka cluster's JVMs take minutes to format and elect on a busy 2-core machine
+    # readiness wait of `up`: a 3-node Apache Kafka cluster's JVMs take minutes to format and elect on a busy 2-core
+    # machine; STREAMSCRIBE_TEST_UP_TIMEOUT says otherwise
+    ready = float(os.environ.get("STREAMSCRIBE_TEST_UP_TIMEOUT", "900"))
     up = subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port), "--kafka", broker,
-                         "--timeout", "900"], capture_output=True, text=True, timeout=1000,
+                         "--timeout", str(ready)], capture_output=True, text=True, timeout=ready + 100,
                         env={**{k: v for k, v in os.environ.items() if k != "STREAMSCRIBE_API_KEY"},
                              "STREAMSCRIBE_HOME": str(home), **(extra_env or {})})
     if up.returncode != 0:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import soxr
 
+from bench.corpus import two_voice_conversation
 from connectors.ingest.decode import decode_chunks
 from streamscribe.client import Client
 from tests.conftest import normalize, read_references
@@ -120,6 +121,54 @@ async def test_websocket_session_finals_match_the_batch_transcript(stack: Stack,
     batch_wer = jiwer.wer(truth, normalize(batch["text"]))
     print(f"\nWER live finals {live_wer:.2%}, batch {batch_wer:.2%}")
     assert live_wer <= batch_wer + 0.02, (live_wer, batch_wer)
+
+
+async def test_live_finals_carry_provisional_speakers_revised_at_the_end(stack: Stack, speech: Path) -> None:
+    audio, turns = two_voice_conversation(speech)  # the LJ Speech reader and President Kennedy taking turns
+    messages = await _stream(stack.url, audio.astype("<i2").tobytes(),
+                             {"type": "start", "sample_rate": RATE, "channels": 1, "language": "en"}, speed=2.0)
+    kinds = [m["type"] for m in messages]
+    assert kinds[-1] == "completed", messages[-3:]
+    assert "speakers" in kinds, kinds
+    revision_at = kinds.index("speakers")
+    # during the session: every final has its provisional speaker, sent with it or in a `speaker` message
+    # before the session's end
+    provisional: dict[str, str] = {}
+    finals: dict[str, dict[str, Any]] = {}
+    for m in messages[:revision_at]:
+        if m["type"] == "final":
+            finals[m["segment"]["id"]] = m["segment"]
+            if m["segment"].get("speaker"):
+                assert m["segment"]["speaker_provisional"] is True
+                assert all(w["speaker"] for w in m["segment"]["words"])
+                provisional[m["segment"]["id"]] = m["segment"]["speaker"]
+        elif m["type"] == "speaker" and m["speaker"]:
+            provisional[m["segment_id"]] = m["speaker"]
+    assert len(finals) >= 5 and set(provisional) == set(finals), (finals.keys(), provisional)
+
+    def who(segment: dict[str, Any]) -> str:
+        middle = (segment["start"] + segment["end"]) / 2
+        return min(turns, key=lambda t: 0 if t[0] <= middle <= t[1] else min(abs(t[0] - middle),
+                                                                               abs(t[1] - middle)))[2]
+
+    # the provisional labels already tell the two voices apart
+    by_voice: dict[str, set[str]] = {}
+    for segment_id, segment in finals.items():
+        by_voice.setdefault(who(segment), set()).add(provisional[segment_id])
+    assert set(by_voice) == {"reader", "jfk"}, by_voice
+    assert all(len(labels) == 1 for labels in by_voice.values()) and by_voice["reader"] != by_voice["jfk"], by_voice
+    # at the end: the revised labels, published to the client for every final, then the completed transcript
+    revised = messages[revision_at]
+    assert revised["provisional"] is False and {s["id"] for s in revised["segments"]} == set(finals)
+    assert all(s["provisional_speaker"] == provisional[s["id"]] for s in revised["segments"])
+    transcript = messages[-1]["transcript"]
+    assert len(transcript["speakers"]) == 2, transcript["speakers"]
+    for s in revised["segments"]:
+        assert s["speaker"] and s["changed"] == (s["speaker"] != s["provisional_speaker"])
+    final_voice = {}
+    for s in revised["segments"]:
+        final_voice.setdefault(who(finals[s["id"]]), set()).add(s["speaker"])
+    assert all(len(v) == 1 for v in final_voice.values()) and final_voice["reader"] != final_voice["jfk"]
 
 
 async def test_client_that_disconnects_mid_sentence_keeps_what_was_heard(stack: Stack, speech: Path) -> None:

@@ -5,6 +5,7 @@ and a compact per-stream state. No broker needed; the real models are."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from connectors.ingest.decode import decode_chunks
 from foundation.settings import VadSettings
 from processors.diarization.backend import Clustering, WindowEmbeddings
 from processors.diarization.overlap_backend import OverlapBackend
+from processors.diarization.senko_backend import SenkoBackend
 from processors.vad.segmenter import RATE, Segmenter, SegmenterConfig
 
 pytestmark = pytest.mark.integration
@@ -120,3 +122,41 @@ def test_a_voiceprint_is_computed_from_speech_only(backend: OverlapBackend, spee
     assert 0.5 * len(audio) / RATE <= voiced <= len(audio) / RATE + 0.5
     nothing, none = backend.voiceprint(silence)
     assert nothing.size == 0 and none == 0.0
+
+
+def shifted(w: WindowEmbeddings, seconds: float) -> WindowEmbeddings:
+    """The same window ``seconds`` later in the stream."""
+    grid = None if w.grid is None else np.concatenate([[w.grid[0] + seconds], w.grid[1:]]).astype(w.grid.dtype)
+    return dataclasses.replace(w, subsegments=w.subsegments + np.float32(seconds), grid=grid)
+
+
+def meeting_of(parts: list[tuple[list[WindowEmbeddings], float]], minutes: float) -> list[WindowEmbeddings]:
+    """The AMI excerpts' windows laid end to end, again and again, into a meeting of at least ``minutes``."""
+    out: list[WindowEmbeddings] = []
+    at = 0.0
+    while at < minutes * 60:
+        for kept, seconds in parts:
+            out += [shifted(w, at) for w in kept]
+            at += seconds
+    return out
+
+
+def test_the_speaker_count_is_honoured_past_twenty_minutes(backend: OverlapBackend, states: dict,
+                                                           speech: Path) -> None:
+    # senko clusters recordings past 20 minutes with UMAP + HDBSCAN, which takes no count: the backends must
+    # still give what a job asks for. 21 minutes of the AMI excerpts' real windows, repeated.
+    overlap_long = meeting_of([(kept, seconds) for name, (kept, _, seconds) in sorted(states.items())
+                               if name.startswith("ami_")], 21)
+    senko = SenkoBackend()
+    senko_parts = []
+    for f in sorted((speech / "meetings").glob("ami_*.flac")):
+        cut = windows(f)
+        senko_parts.append(([w for w in (senko.embed(a, start) for start, a in cut) if len(w.embeddings)],
+                             max(start + len(a) / RATE for start, a in cut)))
+    senko_long = meeting_of(senko_parts, 21)
+    assert senko_long[-1].subsegments[-1, 1] > 1200
+    for name, b, kept in (("overlap", backend, overlap_long), ("senko", senko, senko_long)):
+        for lo, hi, allowed in ((3, 3, {3}), (7, 7, {7}), (2, 4, {2, 3, 4}), (1, 1, {1})):
+            found = b.cluster(kept, lo, hi)
+            assert len(found.centroids) in allowed, (name, lo, hi, len(found.centroids))
+            assert len({t.speaker for t in found.turns}) in allowed, (name, lo, hi)
