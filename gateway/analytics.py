@@ -278,7 +278,8 @@ def openapi_paths() -> dict[str, Any]:
         "/v1/jobs/{job_id}/analytics": {"get": {
             **tag, "summary": "A call's conversation analytics: talk time and share, turns, monologues, interruptions, "
                               "overlap, silences, speaking rate, phrase hits, sentiment (docs/analytics.md)",
-            "parameters": [job, q("revision", {"type": "string", "pattern": "^[0-9]+$"}, "default: the newest")],
+            "parameters": [job, q("revision", {"type": "string", "pattern": "^[0-9]{1,9}$"},
+                                   "as of this revision: the newest analysed revision up to it; default the newest")],
             "responses": responses(200, call, 400, 403, 404)}},
         "/v1/analytics": {"get": {
             **tag, "summary": "Live aggregates of the organization (or one named speaker) per hour or day: calls, "

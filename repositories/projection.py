@@ -73,8 +73,10 @@ class Projection:
 
     # -- analytics.calls (analytics.windows: repositories.analytics.project_window) ---------------------------
     async def _analytics_call(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> None:
-        await self._ensure_job(conn, ev)
-        await analytics.project_call(conn, ev)
+        # A call's analytics follow its transcript, which made the job row. No row means the job was erased in
+        # between: its analytics are dropped with it, never a job brought back to life.
+        if await conn.fetchval("SELECT true FROM jobs WHERE job_id = $1", ev.get("job_id") or ev["stream_id"]):
+            await analytics.project_call(conn, ev)
 
     # -- jobs.events ---------------------------------------------------------------------------------
     async def _ensure_job(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> str:

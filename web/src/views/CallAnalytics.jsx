@@ -49,6 +49,7 @@ export function CallAnalytics({ jobId, revision, colors, seek }) {
   return (
     <section class="card analytics" aria-labelledby="analytics-title" data-testid="call-analytics">
       <h2 id="analytics-title">Analytics</h2>
+      {a.revision !== revision && <p class="muted small">Of revision {a.revision}, the last one analysed.</p>}
       <ShareBar speakers={a.speakers} colors={colors} />
       <table class="table compact">
         <caption class="visually-hidden">Per speaker</caption>
