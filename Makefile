@@ -14,7 +14,7 @@ WEB_DEPS := web/node_modules/.package-lock.json
 WEB_SRC := web/index.html web/build.mjs web/icon.svg $(wildcard web/src/*.js web/src/*.jsx web/src/*.css web/src/views/*.jsx)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup kafka apt-java demo test test-apache test-embedded test-unit test-e2e test-chaos test-image lint bench clean
+.PHONY: setup kafka apt-java demo test test-fast test-apache test-embedded test-unit test-e2e test-chaos test-image lint bench clean
 
 setup: $(STAMP) $(KAFKA_STAMP) $(WEB_BUILT) $(CHROMIUM)
 
@@ -71,22 +71,26 @@ $(DEMO_WAV): | $(STAMP)
 demo: $(STAMP) $(WEB_BUILT) $(DEMO_WAV)
 	$(VENV)/bin/streamscribe demo $(DEMO_WAV) --home $(CACHE)/demo-home
 
-# The README's test command, and CI's (.ci/run). Three pytest runs, one after the other, each naming in its summary
-# every test it deselects (tests/conftest.py) and the reason of any skip (-rs):
+# The README's test command, and CI's (.ci/run). Four pytest runs, one after the other (-k: each runs even when one
+# before it failed; make still fails at the end), each naming in its summary every test it deselects
+# (tests/conftest.py), every failure, error and skip with its reason (-rfEs), and the slowest tests:
 #   1. unit, deployment (chart, Compose file) and browser tests (on the embedded stack);
 #   2. the whole integration suite on a 3-broker Apache Kafka KRaft cluster (`up --kafka apache`), the production
 #      engine: exactly-once, broker failover, scale-out and SASL_SSL included;
 #   3. on Tansu, the tests that prove the embedded default (`-m embedded`: demo path, crash recovery, bad input,
-#      live, replay, the broker's own log and authentication).
+#      live, replay, the broker's own log and authentication);
+#   4. the chaos suite on Tansu (tests/chaos: kills, a frozen database, down/up with jobs in flight).
 test: setup $(DEMO_WAV)
-	$(PY) -m pytest -q -rs -m "not image" tests/unit tests/deploy tests/e2e
-	$(MAKE) --no-print-directory test-apache test-embedded
+	$(MAKE) -k --no-print-directory test-fast test-apache test-embedded test-chaos
+
+test-fast: setup $(DEMO_WAV)
+	$(PY) -m pytest -q -rfEs --durations=15 -m "not image" tests/unit tests/deploy tests/e2e
 
 test-apache: setup $(DEMO_WAV)
-	STREAMSCRIBE_TEST_BROKER=apache $(PY) -m pytest -q -rs -m "not image" tests/integration
+	STREAMSCRIBE_TEST_BROKER=apache $(PY) -m pytest -q -rfEs --durations=15 -m "not image" tests/integration
 
 test-embedded: setup $(DEMO_WAV)
-	STREAMSCRIBE_TEST_BROKER=tansu $(PY) -m pytest -q -rs -m "embedded and not image" tests/integration
+	STREAMSCRIBE_TEST_BROKER=tansu $(PY) -m pytest -q -rfEs --durations=15 -m "embedded and not image" tests/integration
 
 # Builds the Dockerfile with buildah from a Debian base made with mmdebstrap (docker/build-local.sh) and checks the
 # image; needs root and `apt-get install buildah mmdebstrap`. Long (20-30 min): not part of `make test`.
@@ -101,7 +105,7 @@ test-e2e: setup
 
 # Kills, freezes and restarts under a batch of jobs (docs/recovery.md); part of `make test` too.
 test-chaos: setup
-	$(PY) -m pytest -q tests/chaos
+	STREAMSCRIBE_TEST_BROKER=tansu $(PY) -m pytest -q -rfEs --durations=15 tests/chaos
 
 lint: $(STAMP) $(WEB_DEPS)
 	$(VENV)/bin/ruff check .

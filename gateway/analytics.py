@@ -269,8 +269,7 @@ def openapi_paths() -> dict[str, Any]:
     editable = {"phrase": {"type": "string", "minLength": 1, "maxLength": MAX_PHRASE}, "kind": {"enum": list(KINDS)},
                 "speaker": {"type": ["string", "null"], "maxLength": MAX_SPEAKER},
                 "threshold": {"type": "integer", "minimum": 50, "maximum": 100}}
-    pid = {"name": "phrase_id", "in": "path", "required": True, "schema": {"type": "string",
-                                                                          "pattern": "^phr_[0-9a-f]{20}$"}}
+    pid = {"name": "phrase_id", "in": "path", "required": True, "schema": ID}  # an unknown id: 404
     job = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string",
                                                                        "pattern": "^[A-Za-z0-9_.:-]{1,200}$"}}
     tag = {"tags": ["analytics"]}
@@ -279,7 +278,7 @@ def openapi_paths() -> dict[str, Any]:
             **tag, "summary": "A call's conversation analytics: talk time and share, turns, monologues, interruptions, "
                               "overlap, silences, speaking rate, phrase hits, sentiment (docs/analytics.md)",
             "parameters": [job, q("revision", {"type": "string", "pattern": "^[0-9]{1,9}$"},
-                                   "as of this revision: the newest analysed revision up to it; default the newest")],
+                                   "default: the newest revision analysed")],
             "responses": responses(200, call, 400, 403, 404)}},
         "/v1/analytics": {"get": {
             **tag, "summary": "Live aggregates of the organization (or one named speaker) per hour or day: calls, "

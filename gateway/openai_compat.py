@@ -356,8 +356,10 @@ def openapi_paths(models: list[str]) -> dict[str, Any]:
     granularity = {"type": "array", "items": {"enum": list(GRANULARITIES)}, "maxItems": 2}
     form = {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary"},
-        "model": {"enum": [OPENAI_DEFAULT_MODEL, *models],
-                  "description": f"an installed model, or {OPENAI_DEFAULT_MODEL} for the default"},
+        # not an enum: an unknown model is OpenAI's 404 model_not_found (naming the installed ones), not a 400
+        "model": {"type": "string", "minLength": 1, "maxLength": 200,
+                  "description": f"an installed model ({', '.join(models)}), or {OPENAI_DEFAULT_MODEL} for the "
+                                 "default"},
         "language": {"enum": sorted({*LANGUAGES, *LANGUAGE_CODES}), "description": "ISO-639-1 code"},
         "prompt": {"type": "string", "maxLength": 2000},
         "response_format": {"enum": list(RESPONSE_FORMATS)},

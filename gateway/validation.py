@@ -166,7 +166,8 @@ def _reason(error: ValidationError) -> str:
     kind, bound = error.validator, error.validator_value
     reasons: dict[str, Callable[[], str]] = {
         "type": lambda: f"must be {_type_names(bound)}",
-        "enum": lambda: "must be one of " + ", ".join(json.dumps(v) for v in bound),
+        "enum": lambda: f"must be one of {', '.join(json.dumps(v) for v in bound)}, "
+                        f"not {json.dumps(error.instance)[:100]}",
         "const": lambda: f"must be {json.dumps(bound)}",
         "minimum": lambda: f"must be at least {bound}",
         "maximum": lambda: f"must be at most {bound}",

@@ -116,11 +116,9 @@ class AnalyticsStore:
         self._pool = pool
 
     async def call(self, job_id: str, revision: int | None) -> dict[str, Any] | None:
-        """The analytics as of ``revision``: of the newest revision up to it that has them (an edited revision,
-        which is not analysed again, shows those of the recognised revision before it); the newest of all when
-        ``revision`` is None."""
+        """A revision's analytics (the newest revision that has them when ``revision`` is None)."""
         row = await self._pool.fetchrow(
-            "SELECT metrics FROM analytics_calls WHERE job_id = $1 AND ($2::int IS NULL OR revision <= $2) "
+            "SELECT metrics FROM analytics_calls WHERE job_id = $1 AND ($2::int IS NULL OR revision = $2) "
             "ORDER BY revision DESC LIMIT 1", job_id, revision)
         return json.loads(row["metrics"]) if row else None
 

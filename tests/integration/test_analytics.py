@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from foundation.events import Event, SpeakerTurns, TranscriptEvent
 from foundation.settings import Settings
@@ -66,7 +66,17 @@ class Kafka:
 
     def send(self, topic: str, key: str, event: Event) -> None:
         full = self.prefix + topic
-        self.producer.produce(full, key=key.encode(), value=self.serde.serialize(full, event))
+        value = self.serde.serialize(full, event)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.producer.produce(full, key=key.encode(), value=value)
+                return
+            except KafkaException as exc:
+                # a topic just created reaches every broker's metadata a moment later (3-broker cluster)
+                if exc.args[0].code() != KafkaError._UNKNOWN_TOPIC or time.monotonic() > deadline:
+                    raise
+                self.producer.poll(0.5)
 
 
 @pytest.fixture(scope="module")

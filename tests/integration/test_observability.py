@@ -19,11 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.kafka.clients import publisher_producer
 from streams.kafka.topics import AUDIO_SPEECH
+from streams.stages.registry import names
 from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration
 
-WORKERS = ("ingest", "vad", "asr", "diarization", "post", "materializer", "webhooks")
+WORKERS = names()  # every stage of the registry
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:

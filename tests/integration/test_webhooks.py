@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 import uuid
+import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,9 +305,14 @@ async def test_job_events_are_delivered_signed_once_with_retries(stack: Stack, r
 
 async def test_failed_job_is_delivered_once(stack: Stack, receiver: Receiver, world: World, tmp_path: Path) -> None:
     a = world.subs["a"]
-    garbage = tmp_path / "garbage.wav"
-    garbage.write_bytes(b"\x00\x01garbage" * 300)
-    final, _ = await stack.transcribe(garbage)
+    # a file with no decodable audio is refused at upload (nothing kept, no job); a silent one fails its own job
+    silent = tmp_path / "silent.wav"
+    with wave.open(str(silent), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\x00\x00" * 16000 * 3)
+    final, _ = await stack.transcribe(silent)
     assert final["status"] == "failed", final
     job_id = final["job_id"]
     failed = await wait_for(lambda: _async(receiver.got("/a", "job.failed", job_id)), 30, "job.failed")

@@ -35,12 +35,13 @@ function ShareBar({ speakers, colors }) {
 }
 
 export function CallAnalytics({ jobId, revision, colors, seek }) {
-  const [a, error] = useLoad(() => api(`/v1/jobs/${jobId}/analytics?revision=${revision}`), [jobId, revision]);
+  // the newest revision analysed: an edited revision is not analysed again, so it shows the analytics it came from
+  const [a, error] = useLoad(() => api(`/v1/jobs/${jobId}/analytics`), [jobId, revision]);
   if (error) {
     return (
       <section class="card analytics" aria-labelledby="analytics-title">
         <h2 id="analytics-title">Analytics</h2>
-        <p class="muted small">{error.status === 404 ? "Not computed yet for this revision." : error.message}</p>
+        <p class="muted small">{error.status === 404 ? "Not computed yet." : error.message}</p>
       </section>
     );
   }
@@ -49,7 +50,7 @@ export function CallAnalytics({ jobId, revision, colors, seek }) {
   return (
     <section class="card analytics" aria-labelledby="analytics-title" data-testid="call-analytics">
       <h2 id="analytics-title">Analytics</h2>
-      {a.revision !== revision && <p class="muted small">Of revision {a.revision}, the last one analysed.</p>}
+      {a.revision !== revision && <p class="muted small">Of revision {a.revision}, the newest one analysed.</p>}
       <ShareBar speakers={a.speakers} colors={colors} />
       <table class="table compact">
         <caption class="visually-hidden">Per speaker</caption>
