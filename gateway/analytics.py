@@ -277,7 +277,7 @@ def openapi_paths() -> dict[str, Any]:
         "/v1/jobs/{job_id}/analytics": {"get": {
             **tag, "summary": "A call's conversation analytics: talk time and share, turns, monologues, interruptions, "
                               "overlap, silences, speaking rate, phrase hits, sentiment (docs/analytics.md)",
-            "parameters": [job, q("revision", {"type": "string", "pattern": "^[0-9]{1,9}$"},
+            "parameters": [job, q("revision", {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
                                    "default: the newest revision analysed")],
             "responses": responses(200, call, 400, 403, 404)}},
         "/v1/analytics": {"get": {

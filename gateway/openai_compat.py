@@ -123,7 +123,10 @@ def _from_problem(status: int, text: str | None, headers: Any) -> web.Response:
     message = str(problem.get("detail") or problem.get("title") or text or "error")
     code = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status)
     kept = {k: headers[k] for k in ("WWW-Authenticate", "Retry-After", "Allow") if k in headers}
-    return OpenAIError(status, message, code=code, headers=kept).response()
+    # the request validation names each field as "form.NAME": OpenAI names the first one bare in ``param``
+    invalid = problem.get("invalid_params") or [{}]
+    param = str(invalid[0].get("name") or "").removeprefix("form.").removeprefix("query.") or None
+    return OpenAIError(status, message, code=code, param=param, headers=kept).response()
 
 
 @web.middleware

@@ -96,7 +96,8 @@ def map_case(context: Any, case: Case) -> Case:
     return case
 
 
-ON_FIXTURES = re.compile(r"^/v1/jobs/\{job_id\}/(transcript|revisions|compare|audio|edits|speakers|cancel|retry)"
+ON_FIXTURES = re.compile(r"^/v1/jobs/\{job_id\}/"
+                         r"(transcript|revisions|compare|audio|edits|speakers|cancel|retry|analytics)"
                          r"|^/v1/webhooks/\{subscription_id\}/(test|deliveries)")
 SATISFIABLE_RANGE = "bytes=0-1023"
 
@@ -108,6 +109,8 @@ def _on_fixtures(case: Case) -> None:
     for name in list(case.path_parameters or {}):
         if name in ids:
             case.path_parameters[name] = ids[name]  # edited in place: schemathesis revalidates it (still valid)
+    if case.query and "revision" in case.query and "revision" in ids:
+        case.query["revision"] = ids["revision"]  # a revision the fixture job has, not a random number
     if case.headers and "Range" in case.headers:
         case.headers["Range"] = SATISFIABLE_RANGE
 
@@ -117,7 +120,10 @@ def _kept(case: Case) -> dict[str, str]:
     if case.method.upper() not in ("DELETE", "PATCH") and not case.operation.path.endswith("/erase"):
         return {}
     keep: dict[str, list[str]] = json.loads(os.environ.get("STREAMSCRIBE_FUZZ_KEEP", "{}"))
-    return {name: value for name, value in (case.path_parameters or {}).items() if value in keep.get(name, [])}
+    path = case.operation.path
+    # a PATCH changes the resource its path ends with (renaming a transcript's speaker keeps the job it is in)
+    return {name: value for name, value in (case.path_parameters or {}).items() if value in keep.get(name, [])
+            and (case.method.upper() != "PATCH" or path.endswith("{" + name + "}"))}
 
 
 @schemathesis.hook

@@ -25,6 +25,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import wave
 from collections.abc import Iterator
@@ -141,6 +142,15 @@ def _finished_job(stack: Stack, token: str, recording: Path) -> dict[str, Any]:
         time.sleep(0.25)
     assert found["status"] == "completed", found
     transcript = _request(stack, "GET", f"/v1/jobs/{job['job_id']}/transcript", token)
+    for _ in range(480):  # its analytics follow the transcript (the analytics stage; GET .../analytics)
+        try:
+            _request(stack, "GET", f"/v1/jobs/{job['job_id']}/analytics", token)
+            break
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404, exc
+            time.sleep(0.25)
+    else:
+        raise AssertionError(f"no analytics for the completed job {job['job_id']} within 120 s")
     return {"job": found, "transcript": transcript}
 
 
@@ -249,7 +259,8 @@ def test_no_server_errors_and_the_fuzzing_reaches_the_core(fuzz_stack: Stack, tm
     replayed = _finished_job(fuzz_stack, token, clip)["job"]["job_id"]  # what replays re-run
     keep = {"user_id": [me["user_id"]], "org_id": [me["org_id"]], "job_id": [finished["job"]["job_id"], replayed],
             "file_id": [finished["job"]["file_id"]], "subscription_id": [webhook["subscription_id"]]}
-    ids = {"job_id": finished["job"]["job_id"], "speaker_id": finished["transcript"]["speakers"][0]["id"], **webhook}
+    ids = {"job_id": finished["job"]["job_id"], "speaker_id": finished["transcript"]["speakers"][0]["id"],
+           "revision": finished["transcript"]["revision"], **webhook}
     config = tmp_path / "schemathesis.toml"
     config.write_text(fuzz_config(finished=finished, webhook=webhook, keep=keep, login=login,
                                   refresh_tokens=refresh_tokens))
