@@ -71,17 +71,17 @@ $(DEMO_WAV): | $(STAMP)
 demo: $(STAMP) $(WEB_BUILT) $(DEMO_WAV)
 	$(VENV)/bin/streamscribe demo $(DEMO_WAV) --home $(CACHE)/demo-home
 
-# The README's test command, and CI's (.ci/run). Four pytest runs, one after the other (-k: each runs even when one
+# The README's test command, and CI's (.ci/run). Three pytest runs, one after the other (-k: each runs even when one
 # before it failed; make still fails at the end), each naming in its summary every test it deselects
 # (tests/conftest.py), every failure, error and skip with its reason (-rfEs), and the slowest tests:
 #   1. unit, deployment (chart, Compose file) and browser tests (on the embedded stack);
 #   2. the whole integration suite on a 3-broker Apache Kafka KRaft cluster (`up --kafka apache`), the production
 #      engine: exactly-once, broker failover, scale-out and SASL_SSL included;
 #   3. on Tansu, the tests that prove the embedded default (`-m embedded`: demo path, crash recovery, bad input,
-#      live, replay, the broker's own log and authentication);
-#   4. the chaos suite on Tansu (tests/chaos: kills, a frozen database, down/up with jobs in flight).
+#      live, replay, the broker's own log and authentication).
+# The chaos suite (`make test-chaos`) is not part of it yet: with it the whole would pass CI's 90 minutes on 2 cores.
 test: setup $(DEMO_WAV)
-	$(MAKE) -k --no-print-directory test-fast test-apache test-embedded test-chaos
+	$(MAKE) -k --no-print-directory test-fast test-apache test-embedded
 
 test-fast: setup $(DEMO_WAV)
 	$(PY) -m pytest -q -rfEs --durations=15 -m "not image" tests/unit tests/deploy tests/e2e
@@ -103,7 +103,7 @@ test-unit: $(STAMP)
 test-e2e: setup
 	$(PY) -m pytest -q tests/e2e
 
-# Kills, freezes and restarts under a batch of jobs (docs/recovery.md); part of `make test` too.
+# Kills, freezes and restarts under a batch of jobs (docs/recovery.md); not in `make test` yet (its length).
 test-chaos: setup
 	STREAMSCRIBE_TEST_BROKER=tansu $(PY) -m pytest -q -rfEs --durations=15 tests/chaos
 
