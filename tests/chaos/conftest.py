@@ -19,7 +19,7 @@ from aiohttp import web
 
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
-from tests.integration.conftest import Stack, start_stack, stop_stack
+from tests.integration.conftest import Stack, stack_as_admin
 from tests.integration.segments import Shape, assert_intact, rows, shape
 
 # The reconciler of this stack: a job nothing is left for on Kafka is stuck after 15 s (default 180 s), a pass
@@ -41,17 +41,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = start_stack(tmp_path_factory.mktemp("chaos"), {**RECOVERY_ENV, **WEBHOOK_ENV})
-    old_key = os.environ.get("STREAMSCRIBE_API_KEY")
-    os.environ["STREAMSCRIBE_API_KEY"] = stack.admin_key
-    try:
+    with stack_as_admin(tmp_path_factory.mktemp("chaos"), {**RECOVERY_ENV, **WEBHOOK_ENV}) as stack:
         yield stack
-    finally:
-        stop_stack(stack)
-        if old_key is None:
-            os.environ.pop("STREAMSCRIBE_API_KEY", None)
-        else:
-            os.environ["STREAMSCRIBE_API_KEY"] = old_key
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ carries ``@pytest.mark.broker("apache")`` (or ``"tansu"``) and is deselected on 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -129,6 +130,23 @@ def start_stack(home: Path, extra_env: dict[str, str] | None = None, broker: str
                          for p in sorted((home / "logs").glob("*.log")))
         pytest.fail(f"streamscribe up failed:\n{up.stdout}\n{up.stderr}\n{logs}")
     return Stack(home, f"http://127.0.0.1:{port}", broker)
+
+
+@contextlib.contextmanager
+def stack_as_admin(home: Path, extra_env: dict[str, str] | None = None, broker: str = BROKER) -> Iterator[Stack]:
+    """A stack of a test module's own, whose bootstrap admin's key the test process uses while it runs
+    (``STREAMSCRIBE_API_KEY``, restored after); stopped at the end."""
+    stack = start_stack(home, extra_env, broker)
+    old_key = os.environ.get("STREAMSCRIBE_API_KEY")
+    os.environ["STREAMSCRIBE_API_KEY"] = stack.admin_key
+    try:
+        yield stack
+    finally:
+        stop_stack(stack)
+        if old_key is None:
+            os.environ.pop("STREAMSCRIBE_API_KEY", None)
+        else:
+            os.environ["STREAMSCRIBE_API_KEY"] = old_key
 
 
 def stop_stack(stack: Stack) -> None:

@@ -19,7 +19,7 @@ from streams.kafka.clients import admin_client
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
 from tests.integration.apache_kafka import ApacheKafka
-from tests.integration.conftest import CLI, Stack, start_stack, stop_stack
+from tests.integration.conftest import CLI, Stack, stack_as_admin
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker("apache")]
 
@@ -28,17 +28,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.broker("apache")]
 def sasl_stack(apache_kafka: ApacheKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = {**apache_kafka.sasl_env(), "STREAMSCRIBE_KAFKA__TOPIC_PREFIX": f"sasl{uuid.uuid4().hex[:6]}.",
            "STREAMSCRIBE_KAFKA__REPLICATION_FACTOR": "3"}
-    stack = start_stack(tmp_path_factory.mktemp("sasl"), env, broker="apache")
-    old_key = os.environ.get("STREAMSCRIBE_API_KEY")
-    os.environ["STREAMSCRIBE_API_KEY"] = stack.admin_key
-    try:
+    with stack_as_admin(tmp_path_factory.mktemp("sasl"), env, broker="apache") as stack:
         yield stack
-    finally:
-        stop_stack(stack)
-        if old_key is None:
-            os.environ.pop("STREAMSCRIBE_API_KEY", None)
-        else:
-            os.environ["STREAMSCRIBE_API_KEY"] = old_key
 
 
 async def test_a_job_runs_end_to_end_over_sasl_ssl(sasl_stack: Stack, apache_kafka: ApacheKafka,

@@ -28,7 +28,7 @@ import pytest
 from streamscribe.client import Client
 from streamscribe.stack.supervisor import pid_alive, read_stack
 from tests.conftest import BROKER
-from tests.integration.conftest import Stack, start_stack, stop_stack
+from tests.integration.conftest import Stack, stack_as_admin
 
 pytestmark = [pytest.mark.integration, pytest.mark.embedded]
 
@@ -40,17 +40,8 @@ KILLED_MID_JOB = {"tansu": ["broker", "postgres"], "apache": ["kafka-2", "postgr
 
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = start_stack(tmp_path_factory.mktemp("recovery"))
-    old_key = os.environ.get("STREAMSCRIBE_API_KEY")
-    os.environ["STREAMSCRIBE_API_KEY"] = stack.admin_key
-    try:
+    with stack_as_admin(tmp_path_factory.mktemp("recovery")) as stack:
         yield stack
-    finally:
-        stop_stack(stack)
-        if old_key is None:
-            os.environ.pop("STREAMSCRIBE_API_KEY", None)
-        else:
-            os.environ["STREAMSCRIBE_API_KEY"] = old_key
 
 
 @pytest.fixture(scope="module")
