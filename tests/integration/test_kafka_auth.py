@@ -28,12 +28,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.embedded, pytest.mark.broker(
 @pytest.fixture(scope="module")
 def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port(29192)
-    listener = f"tcp://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("sasl-broker") / "broker.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([broker.binary(), "broker", "--listener-url", listener, "--advertised-listener-url",
-                                 listener, "--storage-engine", "memory://tansu/", "--cluster-id", "sasl-test",
-                                 "--authentication"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = broker.start(port, log, authentication=True)
     try:
         if not wait_for_port(port, 30):
             pytest.fail(f"the broker did not listen:\n{log.read_text()[-2000:]}")

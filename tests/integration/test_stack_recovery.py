@@ -49,6 +49,12 @@ def recording(speech: Path) -> Path:
     return speech / "read" / "jfk.flac"
 
 
+@pytest.fixture(scope="module")
+def long_call(speech: Path) -> Path:
+    """113 s: a job that is surely still in flight when a stop is asked for right after its upload."""
+    return speech / "calls" / "call_center_phone_call.mp3"
+
+
 def _texts(transcript: dict[str, Any]) -> list[str]:
     return [s["text"] for s in transcript["segments"]]
 
@@ -206,17 +212,20 @@ async def test_no_plaintext_is_left_after_kills_and_a_restart(own_stack: Stack, 
 
 
 async def test_down_names_jobs_in_flight_and_up_finishes_them(own_stack: Stack, clean_run: list[str],
-                                                              recording: Path) -> None:
+                                                              recording: Path, long_call: Path) -> None:
     home = own_stack.home
     port = own_stack.url.rsplit(":", 1)[1]
     (home / "inflight.json").unlink(missing_ok=True)
     async with Client(own_stack.url) as client:
         jobs = [(await client.submit(recording))["job_id"] for _ in range(3)]
+        # a two-minute call: still in flight however fast the short ones finish before down lists them
+        call = (await client.submit(long_call))["job_id"]
     down = own_stack.cli("down", "--home", str(home))
     assert down.returncode == 0, down.stderr
+    assert (home / "inflight.json").exists(), down.stdout + down.stderr
     handed = json.loads((home / "inflight.json").read_text())["jobs"]
     in_flight = {j["job_id"] for j in handed}
-    assert in_flight and in_flight <= set(jobs), handed
+    assert call in in_flight and in_flight <= {*jobs, call}, handed
     for job_id in in_flight:
         assert job_id in down.stderr
     assert "inflight.json" in down.stderr and "reconciler" in down.stderr
@@ -230,15 +239,17 @@ async def test_down_names_jobs_in_flight_and_up_finishes_them(own_stack: Stack, 
             job = await _job_until(client, job_id, lambda j: j["status"] in ("completed", "failed"), timeout=300)
             assert job["status"] == "completed", job
             assert _texts(await client.transcript(job_id)) == clean_run
+        finished = await _job_until(client, call, lambda j: j["status"] in ("completed", "failed"), timeout=600)
+        assert finished["status"] == "completed", finished
     history = own_stack.cli("tail", "jobs.events", "--from-beginning", "--timeout", "5", "--home", str(home))
     seen = {json.loads(line)["value"].get("job_id") for line in history.stdout.splitlines() if line.startswith("{")}
-    assert set(jobs) <= seen, "the events from before down are still in the broker's log"
+    assert {*jobs, call} <= seen, "the events from before down are still in the broker's log"
 
 
-async def test_restart_with_drain_waits_for_the_job(own_stack: Stack, recording: Path) -> None:
+async def test_restart_with_drain_waits_for_the_job(own_stack: Stack, long_call: Path) -> None:
     home = own_stack.home
     async with Client(own_stack.url) as client:
-        job_id = (await client.submit(recording))["job_id"]
+        job_id = (await client.submit(long_call))["job_id"]
     restart = own_stack.cli("restart", "--drain", "--drain-timeout", "300", "--home", str(home))
     assert restart.returncode == 0, restart.stdout + restart.stderr
     assert "draining" in restart.stderr and "streamscribe is up" in restart.stdout
