@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from foundation.logs import configure, get_logger
 from foundation.settings import Settings
+from streams.kafka.admin import wait_for_topics
 from streams.kafka.clients import check_connection, describe
 from streams.runtime.faust_stage import FaustStageSpec, FaustWorker
 from streams.runtime.runner import StageRunner
@@ -71,6 +72,8 @@ def run_worker(name: str, settings: Settings, metrics_port: int | None = None) -
     log.info("kafka reachable", brokers=brokers, **describe(settings.kafka))
     runner: Worker
     if isinstance(spec, FaustStageSpec):
+        # faust assigns nothing for a topic it does not see at its first rebalance
+        wait_for_topics(settings.kafka, [settings.kafka.topic_prefix + t for t in (*spec.inputs, *spec.changelogs)])
         runner = FaustWorker(spec, spec.build(settings), settings)
     else:
         runner = StageRunner.connect(spec, spec.build(settings), settings)

@@ -833,6 +833,7 @@ def reconcile(dry_run: bool, home: str | None) -> None:
 @click.option("--metrics-port", type=int, default=None)
 def worker(name: str, metrics_port: int | None) -> None:
     """Run the pipeline stage NAME as its own consumer group (``streamscribe stages`` lists them)."""
+    from streams.kafka.admin import MissingTopics
     from streams.kafka.clients import KafkaConnectionError
     from streams.stages.registry import UnknownStage
     from streams.workers import run_worker
@@ -841,7 +842,7 @@ def worker(name: str, metrics_port: int | None) -> None:
         run_worker(name, Settings(), metrics_port)
     except UnknownStage as exc:
         raise click.BadParameter(str(exc), param_hint="NAME") from None
-    except KafkaConnectionError as exc:
+    except (KafkaConnectionError, MissingTopics) as exc:
         raise click.ClickException(str(exc)) from None
 
 

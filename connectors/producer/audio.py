@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from connectors.ingest.decode import TARGET_RATE, decode_chunks
+from connectors.ingest.decode import TARGET_RATE, decode_chunks, probe
 from foundation.events import AudioChunk, AudioEncoding
 from foundation.settings import Settings
 from streams.kafka.clients import publisher_producer
@@ -57,7 +57,11 @@ class AudioProducer:
                   options: dict[str, str] | None = None, chunk_seconds: float = 1.0,
                   on_chunk: Any = None) -> int:
         """Decode ``path`` and produce it as one stream. ``speed`` paces it (1.0 = real time; None = as fast
-        as possible). Returns the number of chunks, end-of-stream included."""
+        as possible). Returns the number of chunks, end-of-stream included. The file's duration goes into the
+        stream's options (as an upload's does), so the stages report the job's progress."""
+        info = probe(path)
+        if info.duration and "duration" not in (options or {}):
+            options = {**(options or {}), "duration": f"{info.duration:.3f}"}
         started = time.monotonic()
         seq = 0
         samples = 0

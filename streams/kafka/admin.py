@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
@@ -17,6 +18,27 @@ log = get_logger(__name__)
 
 class TopicConfigMismatch(RuntimeError):
     """A topic's configuration on the cluster is not the catalogue's, and could not be made so."""
+
+
+class MissingTopics(RuntimeError):
+    """Topics a worker reads are not on the cluster (``streamscribe provision`` creates them)."""
+
+
+def wait_for_topics(kafka: KafkaSettings, topics: list[str], timeout: float = 120, interval: float = 1.0) -> None:
+    """Return once every one of ``topics`` (full names, the deployment's prefix included) is in the cluster's
+    metadata; ``MissingTopics`` naming the absent ones after ``timeout``. A topic just created can take a moment
+    to reach every broker's metadata, and a client that saw it missing may not look again for minutes."""
+    admin = admin_client(kafka)
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = sorted(set(topics) - set(admin.list_topics(timeout=max(1.0, min(10.0, timeout))).topics))
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise MissingTopics(f"topics missing on the cluster after {timeout:.0f} s: {', '.join(missing)} "
+                                "(run `streamscribe provision`)")
+        log.info("waiting for topics", missing=missing)
+        time.sleep(interval)
 
 
 @dataclass

@@ -326,6 +326,7 @@ def faust_app(kafka: KafkaSettings, group: str, client_id: str, datadir: Path, *
         broker_max_poll_records=max_poll_records,
         broker_max_poll_interval=600.0,
         consumer_auto_offset_reset="earliest",
+        consumer_metadata_max_age_ms=30_000,  # a topic missing from one broker's metadata is looked for again soon
         consumer_max_fetch_size=kafka.max_message_bytes,
         producer_acks=-1,
         producer_max_request_size=kafka.max_message_bytes,

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -344,18 +345,14 @@ def test_the_stage_on_apache_kafka_over_sasl_ssl_recovers_its_tables(
     """The same stage on the 3-broker Apache Kafka cluster (SASL_SSL, replication 3, faust's batching on): exact
     metrics, and after a kill -9 and a restart its tables come back from their changelogs with faust's
     recovery: the aggregates count every call once."""
-    env = {"STREAMSCRIBE_HOME": str(tmp_path), "STREAMSCRIBE_DATABASE_URL": database,
-           "STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS": apache_kafka.cluster.sasl_bootstrap_servers,
-           "STREAMSCRIBE_KAFKA__SECURITY_PROTOCOL": "SASL_SSL", "STREAMSCRIBE_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
-           "STREAMSCRIBE_KAFKA__SASL_USERNAME": apache_kafka.username,
-           "STREAMSCRIBE_KAFKA__SASL_PASSWORD": apache_kafka.password,
-           "STREAMSCRIBE_KAFKA__SSL_CA_LOCATION": str(apache_kafka.cluster.ca_file),
+    env = {"STREAMSCRIBE_HOME": str(tmp_path), "STREAMSCRIBE_DATABASE_URL": database, **apache_kafka.sasl_env(),
            "STREAMSCRIBE_KAFKA__TOPIC_PREFIX": f"an{uuid.uuid4().hex[:6]}.", "STREAMSCRIBE_KAFKA__PARTITIONS": "2",
            "STREAMSCRIBE_KAFKA__REPLICATION_FACTOR": "3", "STREAMSCRIBE_KAFKA__FAUST_PRODUCER_MAX_BATCH_SIZE": "16384"}
     full_env = {**os.environ, **env}
-    provision = subprocess.run([sys.executable, "-m", "streamscribe.provision", "--timeout", "60"], env=full_env,
-                               capture_output=True, text=True, timeout=180)
+    provision = subprocess.run([sys.executable, "-m", "streamscribe.cli", "topics", "create", "--timeout", "60"],
+                               env=full_env, capture_output=True, text=True, timeout=180)
     assert provision.returncode == 0, provision.stderr[-3000:]
+    assert json.loads(provision.stdout.strip().splitlines()[-1])["configs_checked"], provision.stdout
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
