@@ -61,9 +61,8 @@ class Context:
     def job_event(self, stream: dict[str, Any], state: JobState, *, progress: float | None = None,
                   message: str | None = None, error: str | None = None,
                   details: dict[str, str] | None = None) -> None:
-        job_id = stream.get("job_id")
-        if not job_id:
-            return  # streams produced straight to Kafka without a job have nothing to report to
+        # a stream produced straight to Kafka has no job id: its job is the stream's (the materializer makes it)
+        job_id = stream.get("job_id") or stream["stream_id"]
         self.emit(JOBS_EVENTS, JobEvent(
             job_id=job_id, stream_id=stream["stream_id"], revision=stream.get("revision", 1), stage=self.stage,
             state=state, progress=progress, message=message, error=error, details=details or {}))
