@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -106,7 +108,12 @@ def main() -> None:
     files = [reads[i % len(reads)] for i in range(args.shorts)]
     home = args.home or work / "home"
     if args.home is None:
-        url = up(home, args.kafka)
+        try:
+            url = up(home, args.kafka)
+        except Exception:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                down(home)  # what did start is stopped
+            raise
     else:
         stack = read_stack(home)
         if stack is None:

