@@ -48,6 +48,14 @@ def write_long_recording(out: Path, speech: Path = SPEECH) -> float:
     return write_wav(out, mono_pcm(long_sources(speech)))
 
 
+def write_repeated_recording(out: Path, minutes: float, speech: Path = SPEECH) -> float:
+    """The long recording (``long_sources``) laid end to end as often as it takes to last ``minutes`` (a
+    one-hour file for fairness and cost measurements), as a 16 kHz mono WAV; returns its duration in seconds."""
+    once = mono_pcm(long_sources(speech))
+    times = max(1, int(np.ceil(minutes * 60 * TARGET_RATE / len(once))))
+    return write_wav(out, np.tile(once, times))
+
+
 def read_mono(path: Path) -> np.ndarray:
     """One recording as 16 kHz mono int16."""
     return mono_pcm([path])

@@ -200,6 +200,10 @@ class AsrSettings(BaseModel):
     partials_per_batch: int = 4
     # Messages taken per batch: partials of the same segment within a batch collapse to the newest one.
     consume_batch: int = 32
+    # Speech windows consumed ahead of recognition, in MB, to recognise them fairly across streams (round-robin,
+    # streams.runtime.fairness) instead of first come first served: short jobs beside a long one in the same lane
+    # are not queued behind all of its windows. 256 MB holds about 4.5 hours of 28 s windows; 0 turns it off.
+    fair_lookahead_mb: int = Field(default=256, ge=0)
 
 
 class VadSettings(BaseModel):

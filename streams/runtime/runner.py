@@ -32,6 +32,7 @@ from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import dlq_name
 from streams.runtime.checkpoint import Checkpoint, CheckpointError, TransactionAborted, open_checkpoint
+from streams.runtime.fairness import FairPool
 from streams.runtime.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE, EVENTS, LAG, LANE_PAUSES, PAUSED_PARTITIONS
 from streams.runtime.priority import Backlogs, LaneDecision, LanePriority
 from streams.runtime.stage import Context, Record, Stage, StageSpec
@@ -65,6 +66,11 @@ class StageRunner:
                                             settings.lanes)
         self.backlogs = Backlogs(consumer)
         self.batch_limit = self.max_batch
+        lookahead = spec.lookahead_bytes(settings)
+        # under exactly-once, fair between partitions only (a record handled past the committed offset would be
+        # handled twice after a restart); see streams.runtime.fairness
+        self.pool = FairPool(self.lanes.lanes, lookahead, by_partition=settings.kafka.processing_guarantee
+                             == "exactly_once") if lookahead > 0 else None
 
     @classmethod
     def connect(cls, spec: StageSpec, stage: Stage, settings: Settings) -> StageRunner:
@@ -131,6 +137,8 @@ class StageRunner:
         gone = {(p.topic, p.partition) for p in partitions}
         self.partitions -= gone
         self.lanes.forget(gone)
+        if self.pool is not None:  # the new owner reads them again from the committed offset
+            self.pool.drop(gone)
         if self.state is not None:
             still = {n for _, n in self.partitions}
             self.state.revoke(sorted({p.partition for p in partitions} - still))
@@ -139,7 +147,10 @@ class StageRunner:
     def prioritize(self) -> LaneDecision:
         """Ask the lane priority what to pause and resume and how large the next batch may be, and apply it."""
         lane_partitions = [tp for tp in self.partitions if tp[0] in self.lanes.lanes]
-        decision = self.lanes.decide(self.partitions, self.backlogs.waiting(lane_partitions))
+        waiting = self.backlogs.waiting(lane_partitions)
+        if self.pool is not None:  # consumed into the pool but not handled: still a backlog
+            waiting |= self.pool.held_partitions() & self.partitions
+        decision = self.lanes.decide(self.partitions, waiting)
         self.batch_limit = decision.batch_limit
         if decision.pause:
             self.consumer.pause([TopicPartition(t, p) for t, p in decision.pause])
@@ -159,6 +170,8 @@ class StageRunner:
         with it. (``consume(n, timeout)`` alone would wait the whole timeout for n events: latency on every
         hop.)"""
         limit = self.batch_limit
+        if self.pool is not None:
+            return self._next_fair_batch(self.pool, limit)
         messages: list[Message] = self.consumer.consume(limit, 0)
         if messages:
             return messages
@@ -166,6 +179,25 @@ class StageRunner:
         if first is None:
             return []
         return [first, *self.consumer.consume(limit - 1, 0)] if limit > 1 else [first]
+
+    def _next_fair_batch(self, pool: FairPool, limit: int) -> list[Message]:
+        """Everything already fetched goes into the pool (up to its capacity; waiting for the first event only
+        when the pool is empty), and the batch is taken from the pool fairly across streams."""
+        self._fill(pool, limit)
+        if not len(pool):
+            first = self.consumer.poll(self.poll_timeout)
+            if first is None:
+                return []
+            _hold(pool, [first])
+            self._fill(pool, limit)
+        return pool.take(limit)  # type: ignore[return-value]
+
+    def _fill(self, pool: FairPool, limit: int) -> None:
+        while pool.has_room():
+            more: list[Message] = self.consumer.consume(max(limit, _FILL), 0)
+            if not more:
+                return
+            _hold(pool, more)
 
     def step(self) -> int:
         """One batch: consume, decode, handle, dead-letter what fails, then the checkpoint. Returns the number
@@ -183,11 +215,15 @@ class StageRunner:
             records, offsets = self._decode(messages, ctx)
             if records:
                 self._handle(records, ctx, messages)
+            if self.pool is not None:  # never past a record held back in the pool
+                offsets = self.pool.commit_offsets(offsets)
             self.checkpoint.commit(ctx.outbox, offsets)
         except TransactionAborted as exc:
             # exactly-once: nothing of the batch is visible and the consumer is back at its start; drop what the
             # stage derived from it in memory and take the batch again
             self.checkpoint.abort()
+            if self.pool is not None:  # what the pool holds past the batch's start is consumed again
+                self.pool.drop(_batch_start(messages))
             for record in records:
                 self.stage.forget(record)
             log.warning("batch aborted; it is handled again", stage=self.name, error=str(exc))
@@ -301,6 +337,21 @@ class StageRunner:
             position = self.consumer.position([tp])[0].offset
             if hi >= 0 and position >= 0:
                 LAG.labels(self.name, topic.removeprefix(self.prefix), str(partition)).set(max(0, hi - position))
+
+
+_FILL = 64  # messages moved from the consumer into the fairness pool per call
+
+
+def _hold(pool: FairPool, messages: list[Message]) -> None:
+    """Consumed messages into the pool; the end of a partition is no record, any other error is raised."""
+    good = []
+    for msg in messages:
+        err = msg.error()
+        if err is None:
+            good.append(msg)
+        elif err.code() != KafkaError._PARTITION_EOF:
+            raise KafkaException(err)
+    pool.add(good)
 
 
 def _batch_start(messages: list[Message]) -> dict[tuple[str, int], int]:

@@ -131,6 +131,9 @@ class StageSpec:
     lanes: tuple[str, ...] = ()  # inputs read with strict priority, highest first (streams.runtime.priority)
     stateful: bool = False  # keeps per-stream state in a changelog topic
     batch: BatchSize = 200  # events taken per batch, or how settings give it
+    # bytes of consumed input held back to take batches fairly across streams (streams.runtime.fairness), or how
+    # settings give it; 0: first come first served
+    lookahead: BatchSize = 0
 
     def __post_init__(self) -> None:
         if not set(self.lanes) <= set(self.inputs):
@@ -162,3 +165,6 @@ class StageSpec:
 
     def batch_size(self, settings: Settings) -> int:
         return self.batch if isinstance(self.batch, int) else self.batch(settings)
+
+    def lookahead_bytes(self, settings: Settings) -> int:
+        return self.lookahead if isinstance(self.lookahead, int) else self.lookahead(settings)

@@ -169,6 +169,11 @@ def consume_batch(settings: Settings) -> int:
     return settings.asr.consume_batch
 
 
+def lookahead(settings: Settings) -> int:
+    """STREAMSCRIBE_ASR__FAIR_LOOKAHEAD_MB"""
+    return settings.asr.fair_lookahead_mb * 2**20
+
+
 SPEC = StageSpec(name="asr", doc="recognises speech segments with faster-whisper, batched across streams",
                  inputs=SPEECH_LANES, outputs=(ASR_SEGMENTS,), lanes=SPEECH_LANES, build=build,
-                 batch=consume_batch)
+                 batch=consume_batch, lookahead=lookahead)

@@ -68,7 +68,11 @@ def start(pgdata: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as logf:
         return subprocess.Popen(
             [_bin("postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port), "-k", str(sockdir),
-             "-c", "max_connections=200", "-c", "shared_buffers=128MB"],
+             "-c", "max_connections=200", "-c", "shared_buffers=128MB",
+             # an idle embedded stack stays idle (BENCHMARKS.md, issue 15): autovacuum looks at the databases every
+             # 5 minutes instead of every minute (each look starts a worker process per database), and the
+             # background writer wakes every 2 s instead of every 200 ms (it hibernates when it has nothing to do)
+             "-c", "autovacuum_naptime=300", "-c", "bgwriter_delay=2000"],
             stdout=logf, stderr=subprocess.STDOUT, user=user, env={**os.environ, **env}, start_new_session=True,
         )
 

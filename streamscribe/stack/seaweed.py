@@ -89,6 +89,9 @@ class Seaweed:
         cmd = [binary(), "mini", f"-dir={data}", f"-ip={HOST}", f"-ip.bind={HOST}", "-master.telemetry=false",
                "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
                f"-s3.config={self.config_file}", "-master.volumeSizeLimitMB=64",
+               # one master and no peers: its Raft heartbeat (300 ms by default) elects nothing; every 2 s it still
+               # stays well inside the 10 s election timeout
+               "-master.heartbeatInterval=2s",
                f"-filer.localSocket={self.root / 'filer.sock'}", f"-s3.localSocket={self.root / 's3.sock'}"]
         for name, port in self.ports.items():
             cmd += [f"-{name}.port={port}", f"-{name}.port.grpc={port + GRPC_OFFSET}"]

@@ -38,6 +38,9 @@ from streamscribe.stack.services import Service, tend
 log = get_logger(__name__)
 
 STACK_FILE = "stack.json"
+# how often the supervisor looks at its processes: a crash is noticed this late (its restart waits a backoff of
+# 0.5 s or more anyway); longer than 0.2 s, so that an idle stack's supervisor stays idle
+SUPERVISE_S = 0.5
 
 
 @dataclass
@@ -354,7 +357,7 @@ class Supervisor:
                 changed = True
             if changed:
                 self._write_state()
-            time.sleep(0.2)
+            time.sleep(SUPERVISE_S)
         self.stop()
 
     def _on_signal(self, *_: object) -> None:
