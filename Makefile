@@ -87,10 +87,10 @@ test-fast: setup $(DEMO_WAV)
 	$(PY) -m pytest -q -rfEs --durations=15 -m "not image" tests/unit tests/deploy tests/e2e
 
 test-apache: setup $(DEMO_WAV)
-	STREAMSCRIBE_TEST_BROKER=apache $(PY) -m pytest -q -rfEs --durations=15 -m "not image" tests/integration
+	STREAMSCRIBE_TEST_BROKER=apache $(PY) -m pytest -q -rfEs --durations=40 -m "not image" tests/integration
 
 test-embedded: setup $(DEMO_WAV)
-	STREAMSCRIBE_TEST_BROKER=tansu $(PY) -m pytest -q -rfEs --durations=15 -m "embedded and not image" tests/integration
+	STREAMSCRIBE_TEST_BROKER=tansu $(PY) -m pytest -q -rfEs --durations=25 -m "embedded and not image" tests/integration
 
 # Builds the Dockerfile with buildah from a Debian base made with mmdebstrap (docker/build-local.sh) and checks the
 # image; needs root and `apt-get install buildah mmdebstrap`. Long (20-30 min): not part of `make test`.
