@@ -32,7 +32,7 @@ from streams.kafka.topics import AUDIO_CHUNKS, AUDIO_SPEECH, TRANSCRIPTS
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
 from streamscribe.stack.supervisor import stack_client_environment
-from tests.integration.conftest import CLI, Stack, start_stack, stop_stack
+from tests.integration.conftest import CLI, Stack, stack_as_admin
 from tests.integration.subscriber import Subscriber, repeated, segment_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker("apache")]
@@ -48,17 +48,8 @@ def scaled(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
            # a dead worker's partitions move after its session; new partitions are noticed within seconds
            "STREAMSCRIBE_KAFKA__SESSION_TIMEOUT_MS": "10000", "STREAMSCRIBE_KAFKA__METADATA_REFRESH_MS": "3000",
            "STREAMSCRIBE_EMBEDDED__WORKERS": json.dumps({"vad": 2})}
-    own = start_stack(tmp_path_factory.mktemp("scale"), env, broker="apache")
-    old_key = os.environ.get("STREAMSCRIBE_API_KEY")
-    os.environ["STREAMSCRIBE_API_KEY"] = own.admin_key
-    try:
+    with stack_as_admin(tmp_path_factory.mktemp("scale"), env, broker="apache") as own:
         yield own
-    finally:
-        stop_stack(own)
-        if old_key is None:
-            os.environ.pop("STREAMSCRIBE_API_KEY", None)
-        else:
-            os.environ["STREAMSCRIBE_API_KEY"] = old_key
 
 
 class ExtraWorker:
