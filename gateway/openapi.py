@@ -24,6 +24,7 @@ from foundation.version import __version__
 from gateway.auth.permissions import ACCESS, PUBLIC, Access, add_route, add_static
 from gateway.auth.principal import ROLE_SCOPES, ROLES
 from gateway.refs import MODELS
+from processors.asr.languages import JOB_LANGUAGES
 
 J = "application/json"
 PROBLEM = "application/problem+json"
@@ -81,6 +82,11 @@ TAG = {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"}
 PRIORITY = {"enum": ["low", "normal", "high"]}
 STATUS = {"enum": ["queued", "running", "completed", "failed", "cancelled"]}
 EMAIL = _text(200, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# the codes as a pattern, not an enum: the same constraint, without a generated case per language for fuzzers
+# (each accepted one is a transcription)
+LANGUAGE = {"type": "string", "pattern": f"^({'|'.join(JOB_LANGUAGES)})$",
+            "description": "the spoken language's code, one of those Whisper knows (e.g. en), or auto: detected (the "
+                           "default)"}
 RETENTION = {"type": ["integer", "null"], "minimum": 1, "maximum": 36500,
              "description": "days after which the organization's recordings and transcripts are deleted; "
                             "null keeps them"}
@@ -131,7 +137,7 @@ def job_options(models: list[str]) -> dict[str, dict[str, Any]]:
     count = {"type": "string", "pattern": "^([1-9]|1[0-9]|20)$", "description": "1 to 20"}
     return {
         "model": {"enum": models, "description": "an installed model (GET /v1/models); default the deployment's"},
-        "language": _text(32, description="the spoken language's code (e.g. en); default: detected"),
+        "language": LANGUAGE,
         "initial_prompt": _text(2000), "hotwords": _text(1000),
         "beam_size": {"type": "string", "pattern": "^([1-9]|10)$", "description": "1 to 10"},
         "diarize": {"enum": ["auto", "channels", "acoustic", "off"]},
@@ -312,7 +318,7 @@ def build_paths(models: list[str]) -> dict[str, Any]:
             "type": "array"}}), 202), tag="replay", body=_body({**_obj({name: _nullable(schema) for name, schema in {
                 "job_ids": {"type": "array", "items": ID, "minItems": 1, "maxItems": 1000},
                 "since": DATE_TIME, "until": DATE_TIME, "model": {"enum": models},
-                "language": _text(32), "initial_prompt": _text(2000), "hotwords": _text(1000),
+                "language": LANGUAGE, "initial_prompt": _text(2000), "hotwords": _text(1000),
                 "beam_size": _int(1, 10), "diarize": {"enum": ["auto", "channels", "acoustic", "off"]},
                 "options": {"type": "object", "maxProperties": 20,
                             "additionalProperties": {"type": ["string", "number", "boolean", "null"],
@@ -442,14 +448,15 @@ def web_app_paths() -> dict[str, Any]:
                                        "schema": {"type": "string",
                                                   "pattern": "^bytes=([0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})$"}}],
             errors=(404, 416))},
-        "/v1/jobs/{job_id}/edits": {"post": _op(
+        "/v1/jobs/{job_id}/edits": {"post": {**_op(
             "Save corrected words as a new revision (timings kept; the revision edited stays as it was)",
             _json(_obj({"job_id": S, "revision": I, "based_on": I, "changed": I, "links": {"type": "object"}}),
                   201, "The new revision"),
             tag="jobs", params=job, body=_body(_obj({
                 "revision": {**REVISION, "description": "the revision edited; default the latest completed one"},
                 "words": {"type": "array", "minItems": 1, "maxItems": 5000, "items": word_edit}}, ["words"])),
-            errors=(404, 409, 413))},
+            errors=(404, 409, 413)), "description": "A job, segment or word index the revision does not have is a "
+                                                    "404; a revision that is not a completed transcript, a 409."}},
         "/v1/jobs/{job_id}/speakers/{speaker_id}/enroll": {"post": _op(
             "Enroll a voice profile from a speaker of the transcript (the speaker's longest turns, cut from the "
             "job's recording)", _json(_ref("Profile"), 202, "Pending until the diarization workers computed it"),

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from gateway.problems import Problem
+from processors.asr.languages import JOB_LANGUAGES
 from streams.kafka.lanes import PRIORITIES
 
 OPTION_FIELDS = ("language", "initial_prompt", "hotwords", "beam_size", "channel_mode", "segmentation", "diarize",
@@ -29,6 +30,9 @@ def validate_options(fields: dict[str, str]) -> None:
     for name, allowed in ALLOWED_OPTION_VALUES.items():
         if name in fields and fields[name] not in allowed:
             raise Problem(400, "Bad Request", f"{name} must be one of {', '.join(allowed)}")
+    if "language" in fields and fields["language"] not in JOB_LANGUAGES:
+        raise Problem(400, "Bad Request", "language must be a language code the recognizer knows (e.g. en, de, "
+                      "zh; GET /openapi.json lists them) or auto")
     for name, lo, hi in INTEGER_OPTIONS:
         if name in fields and not (fields[name].isdigit() and lo <= int(fields[name]) <= hi):
             raise Problem(400, "Bad Request", f"{name} must be an integer from {lo} to {hi}")

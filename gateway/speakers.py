@@ -16,8 +16,8 @@ from gateway.auth.permissions import add_route, needs
 from gateway.auth.principal import Principal
 from gateway.problems import Problem
 from gateway.refs import JOBS, PROFILES, PUBLISHER, SETTINGS, STORE
-from gateway.uploads import multipart_parts, spool_to_store
-from gateway.validation import json_object
+from gateway.uploads import form_text, multipart_parts, spool_to_store
+from gateway.validation import check_form, invalid, json_object
 from streams.kafka.topics import SPEAKER_ENROLLMENTS
 
 MAX_NAME = 200
@@ -35,29 +35,38 @@ def _name(value: Any) -> str:
     return value.strip()
 
 
-async def enroll(request: web.Request) -> web.Response:
-    """multipart: name, and one or more ``file`` parts with recordings of the person."""
-    p = caller(request)
-    profile_id = uuid.uuid4().hex
-    store = request.app[STORE]
-    name: str | None = None
-    keys: list[str] = []
+async def _receive_samples(request: web.Request, profile_id: str, keys: list[str]) -> str:
+    """Store each ``file`` part of an enrollment (its key added to ``keys`` once stored) and return its name, as
+    sent: text the document's ``name`` field accepts (else a 400 problem naming ``form.name``)."""
+    names: list[str] = []
     async for part in multipart_parts(request, "'name' and 'file' parts"):
         if part.name == "name":
-            name = (await part.text()).strip()
+            names.append(await form_text(part, strip=False))
         elif part.name == "file":
             key = f"speakers/{profile_id}/{len(keys)}{Path(part.filename or '').suffix.lower()[:10]}"
-            await spool_to_store(part, store, key, request.app[SETTINGS], limit=MAX_SAMPLE_BYTES)
+            await spool_to_store(part, request.app[STORE], key, request.app[SETTINGS], limit=MAX_SAMPLE_BYTES)
             keys.append(key)
         else:
             await part.release()
+    check_form(request, [("name", name) for name in names])
+    if not names:
+        raise invalid([("form.name", "is required")])
     if not keys:
         raise Problem(400, "Bad Request", "at least one 'file' part with a recording of the speaker is needed")
+    return names[-1]
+
+
+async def enroll(request: web.Request) -> web.Response:
+    """multipart: name, and one or more ``file`` parts with recordings of the person. A request refused keeps
+    none of its samples."""
+    p = caller(request)
+    profile_id = uuid.uuid4().hex
+    keys: list[str] = []
     try:
-        name = _name(name)
-    except Problem:
+        name = (await _receive_samples(request, profile_id, keys)).strip()
+    except BaseException:
         for key in keys:
-            await store.delete(key)
+            await request.app[STORE].delete(key)
         raise
     await request.app[PROFILES].create(profile_id, p.org_id, name, keys)
     await request.app[PUBLISHER].publish(SPEAKER_ENROLLMENTS, SpeakerEnrollment(

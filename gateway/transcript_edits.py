@@ -17,7 +17,7 @@ from gateway.auth.permissions import add_route, needs
 from gateway.problems import Problem
 from gateway.refs import EDITS, JOBS
 from gateway.validation import json_object
-from repositories.edits import RevisionNotEditable
+from repositories.edits import NotInRevision, RevisionNotEditable
 
 MAX_EDITS = 5000
 MAX_WORD = 200
@@ -64,8 +64,8 @@ async def save_edits(request: web.Request) -> web.Response:
                                                                               principal.actor)
     except RevisionNotEditable as exc:
         raise Problem(409, "Not editable", str(exc)) from None
-    except LookupError as exc:
-        raise Problem(400, "Bad Request", str(exc.args[0])) from None
+    except NotInRevision as exc:  # what it names does not exist, as a job or file named elsewhere: a 404
+        raise Problem(404, "Not Found", str(exc.args[0])) from None
     await audit(request, principal, "transcript.edit", f"job:{job_id}",
                 {"revision": revision, "based_on": base, "changed": changed}, org_id=job["org_id"])
     return web.json_response(

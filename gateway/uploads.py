@@ -90,13 +90,14 @@ async def spool_and_probe(part: aiohttp.BodyPartReader, store: ObjectStore, key:
         tmp.unlink(missing_ok=True)
 
 
-async def form_text(part: aiohttp.BodyPartReader) -> str:
-    """A text field of a multipart body, stripped; 400 if it is not text PostgreSQL can keep."""
+async def form_text(part: aiohttp.BodyPartReader, *, strip: bool = True) -> str:
+    """A text field of a multipart body, stripped unless ``strip`` is false (to check it as it was sent); 400 if
+    it is not text PostgreSQL can keep."""
     try:
-        value = (await part.text()).strip()
+        value = await part.text()
     except (UnicodeDecodeError, LookupError):
         raise Problem(400, "Bad Request", f"form field {part.name!r} is not valid text") from None
-    return check_text(value, f"form.{part.name}")
+    return check_text(value.strip() if strip else value, f"form.{part.name}")
 
 
 def clean_filename(raw: str | None) -> str:

@@ -282,7 +282,10 @@ def storable_json(value: Any, base: str = "body") -> list[tuple[str, str]]:
 async def _read_json(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise Problem(413, "Payload Too Large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
+    raw = bytearray()
+    # read(n) gives what has arrived so far (up to n): the body is read until it ends or passes the limit
+    while len(raw) <= MAX_JSON_BYTES and (piece := await request.content.read(MAX_JSON_BYTES + 1 - len(raw))):
+        raw += piece
     if len(raw) > MAX_JSON_BYTES:
         raise Problem(413, "Payload Too Large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
     if not raw.strip():

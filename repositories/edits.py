@@ -23,6 +23,10 @@ class RevisionNotEditable(LookupError):
     """The revision an edit names does not exist or is not completed."""
 
 
+class NotInRevision(LookupError):
+    """A segment or a word an edit names is not in the revision edited."""
+
+
 def apply_word_edits(words: list[dict[str, Any]], edits: Mapping[int, str]) -> list[dict[str, Any]]:
     """The segment's words with the text of the words at the given indices replaced. Timings are kept; an
     edited word gets probability 1.0 (a person confirmed it); an empty replacement removes the word. A word
@@ -52,8 +56,8 @@ class EditStore:
     async def save_edit(self, job_id: str, base: int, edits: Mapping[str, Mapping[int, str]],
                         author: str) -> tuple[int, int]:
         """Copy revision ``base`` of ``job_id`` into a new revision with ``edits`` (segment id -> word index ->
-        new text) applied. Returns (new revision, words changed). ``LookupError`` names a segment that does not
-        exist; ``RevisionNotEditable`` a base that is not a completed revision."""
+        new text) applied. Returns (new revision, words changed). ``NotInRevision`` names a segment or word the
+        revision does not have; ``RevisionNotEditable`` a base that is not a completed revision."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM jobs WHERE job_id = $1 FOR UPDATE", job_id)
             t = await conn.fetchrow("SELECT * FROM transcripts WHERE job_id = $1 AND revision = $2", job_id, base)
@@ -65,7 +69,7 @@ class EditStore:
             known = {s["segment_id"] for s in segs}
             missing = sorted(set(edits) - known)
             if missing:
-                raise LookupError(f"revision {base} has no segment {missing[0]!r}")
+                raise NotInRevision(f"revision {base} has no segment {missing[0]!r}")
             revision = int(await conn.fetchval(
                 "SELECT COALESCE(max(revision), 0) + 1 FROM revisions WHERE job_id = $1", job_id))
             base_rev = await conn.fetchrow("SELECT * FROM revisions WHERE job_id = $1 AND revision = $2",
@@ -92,7 +96,7 @@ class EditStore:
                 if wanted:
                     bad = [i for i in wanted if not 0 <= i < len(words)]
                     if bad:
-                        raise LookupError(f"segment {s['segment_id']!r} has no word {bad[0]}")
+                        raise NotInRevision(f"segment {s['segment_id']!r} has no word {bad[0]}")
                     changed += sum(1 for i, new in wanted.items()
                                    if " ".join(new.split()) != str(words[i]["word"]).strip())
                     words = apply_word_edits(words, wanted)

@@ -261,6 +261,57 @@ async def test_text_postgresql_cannot_store_and_numbers_beyond_its_columns_are_a
     assert await _rows(stack) == rows
 
 
+async def test_an_enrollment_name_the_document_refuses_is_a_400_and_keeps_no_sample(stack: Stack,
+                                                                                      speech: Path) -> None:
+    """A voice profile's name is checked as it was sent against the document's ``name`` field (text PostgreSQL
+    can keep, 1 to 200 characters, not blank), whether it comes before or after the recordings: a 400 naming
+    ``form.name``, and neither a profile nor a stored sample is left. A name that spells a number is text like
+    any other in a form (schemathesis once counted "-1.07e+272" as a number the API should have refused)."""
+    recording = (speech / "read" / "LJ001-0001.wav").read_bytes()
+    kept = _kept(stack)
+    async with aiohttp.ClientSession(headers=stack.auth) as http:
+        async with http.get(stack.url + "/v1/speakers") as resp:
+            before = [p["id"] for p in (await resp.json())["speakers"]]
+        for name, file_first in (("Lin\x00da", False), ("   ", True), (" " + "L" * 200, True), ("L" * 201, False)):
+            form = aiohttp.FormData()
+            parts = [("name", name, None), ("file", recording, "LJ001-0001.wav")]
+            for field, value, filename in (parts[::-1] if file_first else parts):
+                form.add_field(field, value, filename=filename)
+            async with http.post(stack.url + "/v1/speakers", data=form) as resp:
+                problem = await resp.json(content_type=None)
+                assert resp.status == 400, (name, resp.status, problem)
+                assert [p["name"] for p in problem["invalid_params"]] == ["form.name"], problem
+        async with http.get(stack.url + "/v1/speakers") as resp:
+            assert [p["id"] for p in (await resp.json())["speakers"]] == before
+        assert _kept(stack) == kept
+        form = aiohttp.FormData()
+        form.add_field("name", "-1.07e+272")
+        form.add_field("file", recording, filename="LJ001-0001.wav")
+        async with http.post(stack.url + "/v1/speakers", data=form) as resp:
+            profile = await resp.json()
+            assert resp.status == 202 and profile["name"] == "-1.07e+272", profile
+        async with http.delete(f"{stack.url}/v1/speakers/{profile['id']}") as resp:
+            assert resp.status == 204
+
+
+async def test_an_edit_naming_what_the_revision_lacks_is_a_404_and_makes_no_revision(stack: Stack,
+                                                                                     speech: Path) -> None:
+    job, transcript = await stack.transcribe(speech / "read" / "LJ001-0003.wav")
+    assert job["status"] == "completed", job
+    segment = transcript["segments"][0]
+    edits = f"{stack.url}/v1/jobs/{job['job_id']}/edits"
+    async with aiohttp.ClientSession(headers=stack.auth) as http:
+        for word, reason in (({"segment_id": "no-such-segment", "index": 0}, "has no segment"),
+                             ({"segment_id": segment["id"], "index": len(segment["words"])}, "has no word")):
+            async with http.post(edits, json={"words": [{**word, "word": "x"}]}) as resp:
+                problem = await resp.json(content_type=None)
+                assert resp.status == 404 and reason in problem["detail"], (resp.status, problem)
+        async with http.get(f"{stack.url}/v1/jobs/{job['job_id']}/revisions") as resp:
+            assert [r["revision"] for r in (await resp.json())["revisions"]] == [transcript["revision"]]
+        async with http.post(edits, json={"words": [{"segment_id": segment["id"], "index": 0, "word": "x"}]}) as resp:
+            assert resp.status == 201, await resp.text()
+
+
 def _read_dlq(stack: Stack, topic: str, keys: set[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
     settings = stack.settings()
     serde = AvroSerde(make_registry("", settings.schema_registry_file))

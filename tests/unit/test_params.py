@@ -6,10 +6,12 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from faster_whisper.tokenizer import _LANGUAGE_CODES
 
 from gateway.options import validate_options
 from gateway.params import decode_cursor, encode_cursor, next_cursor, parse_limit
 from gateway.problems import Problem
+from processors.asr.languages import JOB_LANGUAGES, LANGUAGES
 
 
 def _detail(exc: pytest.ExceptionInfo[Problem]) -> str:
@@ -43,6 +45,8 @@ def test_limits_are_clamped_and_must_be_integers() -> None:
     ({"redact": "email,ssn"}, "redact must be off, all"),
     ({"speaker_threshold": "nan"}, "speaker_threshold must be a number"),
     ({"speaker_threshold": "0"}, "speaker_threshold must be a number"),
+    ({"language": "0"}, "language must be a language code the recognizer knows"),
+    ({"language": "english"}, "language must be a language code the recognizer knows"),
 ])
 def test_options_a_worker_could_not_honour_are_a_400(fields: dict[str, str], said: str) -> None:
     with pytest.raises(Problem) as exc:
@@ -53,3 +57,12 @@ def test_options_a_worker_could_not_honour_are_a_400(fields: dict[str, str], sai
 def test_valid_options_pass() -> None:
     validate_options({"diarize": "channels", "beam_size": "5", "min_speakers": "2", "max_speakers": "2",
                       "redact": "email,phone", "speaker_threshold": "1", "language": "en"})
+    for language in ("auto", "yue", "haw"):
+        validate_options({"language": language})
+
+
+def test_the_languages_a_job_may_name_are_those_the_recognizer_accepts() -> None:
+    """A language the ASR stage would refuse (it once took "0" and dead-lettered the job's speech) is refused
+    when the job is made; the list is faster-whisper's own."""
+    assert set(LANGUAGES) == set(_LANGUAGE_CODES)
+    assert set(JOB_LANGUAGES) == {"auto", *_LANGUAGE_CODES}
