@@ -21,7 +21,7 @@ class TopicConfigMismatch(RuntimeError):
 
 
 class MissingTopics(RuntimeError):
-    """Topics a worker reads are not on the cluster (``streamscribe provision`` creates them)."""
+    """Topics a worker reads are not on the cluster (``streamscribe topics create`` creates them)."""
 
 
 def wait_for_topics(kafka: KafkaSettings, topics: list[str], timeout: float = 120, interval: float = 1.0) -> None:
@@ -36,7 +36,7 @@ def wait_for_topics(kafka: KafkaSettings, topics: list[str], timeout: float = 12
             return
         if time.monotonic() >= deadline:
             raise MissingTopics(f"topics missing on the cluster after {timeout:.0f} s: {', '.join(missing)} "
-                                "(run `streamscribe provision`)")
+                                "(run `streamscribe topics create`)")
         log.info("waiting for topics", missing=missing)
         time.sleep(interval)
 
