@@ -9,17 +9,23 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from foundation.events import Event
+from foundation.logs import get_logger
 from foundation.settings import KafkaSettings
 from streams.kafka.clients import publisher_producer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
+
+log = get_logger(__name__)
 
 
 class Publisher:
     def __init__(self, kafka: KafkaSettings, registry_url: str, registry_file: Any, client_id: str) -> None:
         self.prefix = kafka.topic_prefix
         self.serde = AvroSerde(make_registry(registry_url, registry_file), self.prefix)
+        self.kafka = kafka
+        self.client_id = client_id
         self.producer = publisher_producer(kafka, client_id)
+        self._replacing = threading.Lock()
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, daemon=True, name="producer-poll")
         self._poller.start()
@@ -29,7 +35,19 @@ class Publisher:
             self.producer.poll(0.1)
 
     async def publish(self, topic: str, event: Event) -> None:
-        """Produce one event and wait until the broker has it."""
+        """Produce one event and wait until the broker has it. A producer that failed fatally (an idempotent
+        producer's sequence lost with a broker, a fenced producer id) fails every later call, so it is replaced
+        by a new one and the event is produced once more (its id is deterministic: readers absorb a repeat)."""
+        try:
+            await self._publish_once(topic, event)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if err is None or not err.fatal():
+                raise
+            self._replace(self.producer, err)
+            await self._publish_once(topic, event)
+
+    async def _publish_once(self, topic: str, event: Event) -> None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
@@ -49,6 +67,14 @@ class Publisher:
         key = event.partition_key
         self.producer.produce(full, key=key.encode() if key else None, value=payload, on_delivery=delivered)
         await asyncio.wait_for(done, timeout=30)
+
+    def _replace(self, failed: Any, err: KafkaError) -> None:
+        """A new producer in place of ``failed`` (once, however many calls saw it fail)."""
+        with self._replacing:
+            if self.producer is not failed:
+                return
+            log.error("the gateway's producer failed fatally; a new one replaces it", error=err.str())
+            self.producer = publisher_producer(self.kafka, self.client_id)
 
     def close(self) -> None:
         self._stop.set()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+RATE_LIMIT_RETRIES = 20  # a 429 is retried after the gateway's Retry-After this many times before it is raised
 
 
 class ApiError(RuntimeError):
@@ -45,6 +48,33 @@ class Client:
             raise ApiError(resp.status, body, float(retry) if retry and retry.isdigit() else None)
         return body
 
+    async def _call(self, method: str, path: str, *, fmt_json: bool = True, fields: dict[str, str] | None = None,
+                    file: Path | None = None, **kwargs: Any) -> Any:
+        """One request; a 429 is waited out as the gateway's Retry-After asks, up to ``RATE_LIMIT_RETRIES`` times.
+        ``fields`` and ``file`` make a multipart form, built again (and the file opened again) for each try."""
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            with contextlib.ExitStack() as files:
+                data = None
+                if fields is not None or file is not None:
+                    data = aiohttp.FormData()
+                    for k, v in (fields or {}).items():
+                        data.add_field(k, v)
+                    if file is not None:
+                        data.add_field("file", files.enter_context(open(file, "rb")), filename=file.name)
+                async with self.session.request(method, f"{self.base}{path}", data=data, **kwargs) as resp:
+                    try:
+                        if fmt_json or resp.status >= 400:
+                            body = await self._json(resp)
+                            if fmt_json:
+                                return body
+                        return await resp.text()
+                    except ApiError as exc:
+                        if exc.status != 429 or attempt == RATE_LIMIT_RETRIES:
+                            raise
+                        wait = 1.0 if exc.retry_after is None else exc.retry_after
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
     async def health(self, detailed: bool = False) -> dict[str, Any]:
         async with self.session.get(f"{self.base}/health/detailed" if detailed else f"{self.base}/health") as resp:
             text = await resp.text()
@@ -52,28 +82,20 @@ class Client:
             return body
 
     async def submit(self, path: Path, **fields: str | None) -> dict[str, Any]:
-        form = aiohttp.FormData()
-        for k, v in fields.items():
-            if v is not None:
-                form.add_field(k, v)
-        with open(path, "rb") as fh:
-            form.add_field("file", fh, filename=path.name)
-            async with self.session.post(f"{self.base}/v1/jobs", data=form) as resp:
-                body: dict[str, Any] = await self._json(resp)
-                return body
+        body: dict[str, Any] = await self._call("POST", "/v1/jobs", file=path,
+                                                fields={k: v for k, v in fields.items() if v is not None})
+        return body
 
     async def job(self, job_id: str) -> dict[str, Any]:
-        async with self.session.get(f"{self.base}/v1/jobs/{job_id}") as resp:
-            body: dict[str, Any] = await self._json(resp)
-            return body
+        body: dict[str, Any] = await self._call("GET", f"/v1/jobs/{job_id}")
+        return body
 
     async def jobs(self, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Every job (of every organization, for an admin) with ``status``, newest first, all pages."""
         out: list[dict[str, Any]] = []
         params = {"limit": str(limit), **({"status": status} if status else {})}
         while True:
-            async with self.session.get(f"{self.base}/v1/jobs", params=params) as resp:
-                page: dict[str, Any] = await self._json(resp)
+            page: dict[str, Any] = await self._call("GET", "/v1/jobs", params=params)
             out += page["jobs"]
             if not page.get("next_cursor"):
                 return out
@@ -81,25 +103,18 @@ class Client:
 
     async def transcript(self, job_id: str, fmt: str = "json", revision: int | None = None) -> Any:
         params = {"format": fmt, **({"revision": str(revision)} if revision else {})}
-        async with self.session.get(f"{self.base}/v1/jobs/{job_id}/transcript", params=params) as resp:
-            if fmt == "json":
-                return await self._json(resp)
-            if resp.status >= 400:
-                await self._json(resp)
-            return await resp.text()
+        return await self._call("GET", f"/v1/jobs/{job_id}/transcript", params=params, fmt_json=fmt == "json")
 
     async def revisions(self, job_id: str) -> dict[str, Any]:
-        async with self.session.get(f"{self.base}/v1/jobs/{job_id}/revisions") as resp:
-            body: dict[str, Any] = await self._json(resp)
-            return body
+        body: dict[str, Any] = await self._call("GET", f"/v1/jobs/{job_id}/revisions")
+        return body
 
     async def rediarize(self, job_id: str, **settings: Any) -> dict[str, Any]:
         """POST /v1/jobs/{id}/rediarize with speaker settings (``speakers=2``, ``min_speakers``, ``max_speakers``,
         ``speaker_names``, ``backend``, ``diarize``, ``revision``); None values are left out."""
         body = {k: v for k, v in settings.items() if v is not None}
-        async with self.session.post(f"{self.base}/v1/jobs/{job_id}/rediarize", json=body) as resp:
-            result: dict[str, Any] = await self._json(resp)
-            return result
+        result: dict[str, Any] = await self._call("POST", f"/v1/jobs/{job_id}/rediarize", json=body)
+        return result
 
     async def wait_revision(self, job_id: str, revision: int, interval: float = 0.1,
                             timeout: float = 3600) -> dict[str, Any]:
@@ -120,13 +135,7 @@ class Client:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            try:
-                job = await self.job(job_id)
-            except ApiError as exc:
-                if exc.status != 429:
-                    raise
-                await asyncio.sleep(exc.retry_after or 1.0)  # rate limited: wait as the gateway asks
-                continue
+            job = await self.job(job_id)
             if on_progress:
                 on_progress(job)
             if job["status"] in ("completed", "failed"):

@@ -20,7 +20,8 @@ The exactly-once protocol (``ExactlyOnceCheckpoint``, Apache Kafka only), on a t
 1. ``begin``: ``begin_transaction``; everything the batch produces from here on belongs to the transaction;
 2. the batch's outputs (results, job events, dead letters), as drained and then the rest;
 3. the batch's per-stream state changes to the changelog;
-4. ``send_offsets_to_transaction`` with the input offsets and the consumer's group metadata (its generation
+4. ``send_offsets_to_transaction`` with the input offsets (each with its metadata: the records past it that
+   were handled already, ``streams.runtime.fairness``) and the consumer's group metadata (its generation
    fences a zombie: a worker that lost its partitions in a rebalance cannot commit for them any more);
 5. ``commit_transaction``: flushes, then outputs, state changes and offsets become visible together;
 6. only now are the state changes folded into the state tables.
@@ -95,8 +96,10 @@ class Checkpoint(Protocol):
         """Send events now (a stage draining early); they are still confirmed before the commit."""
         ...
 
-    def commit(self, outputs: Sequence[tuple[str, Event]], offsets: Offsets) -> None:
-        """Make the batch durable and commit ``offsets``; raises ``CheckpointError`` with nothing committed."""
+    def commit(self, outputs: Sequence[tuple[str, Event]], offsets: Offsets,
+               metadata: Mapping[tuple[str, int], str] | None = None) -> None:
+        """Make the batch durable and commit ``offsets`` (each with its ``metadata``, if any); raises
+        ``CheckpointError`` with nothing committed."""
         ...
 
     def abort(self) -> None:
@@ -128,7 +131,8 @@ class AtLeastOnceCheckpoint:
             self._send(full, key.encode() if key else None, self.serde.serialize(full, event))
         self.producer.poll(0)
 
-    def commit(self, outputs: Sequence[tuple[str, Event]], offsets: Offsets) -> None:
+    def commit(self, outputs: Sequence[tuple[str, Event]], offsets: Offsets,
+               metadata: Mapping[tuple[str, int], str] | None = None) -> None:
         # 1. the outputs
         try:
             self.produce(outputs)
@@ -222,7 +226,8 @@ class ExactlyOnceCheckpoint:
             self._send(full, key.encode() if key else None, self.serde.serialize(full, event))
         self.producer.poll(0)
 
-    def commit(self, outputs: Sequence[tuple[str, Event]], offsets: Offsets) -> None:
+    def commit(self, outputs: Sequence[tuple[str, Event]], offsets: Offsets,
+               metadata: Mapping[tuple[str, int], str] | None = None) -> None:
         try:
             # 2. the outputs
             self.produce(outputs)
@@ -232,7 +237,7 @@ class ExactlyOnceCheckpoint:
                     self._send(self.state.topic, key.encode(), value, partition)
             # 4. the input offsets, fenced by the group's generation
             if offsets:
-                tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+                tps = [_position(t, p, o, (metadata or {}).get((t, p))) for (t, p), o in offsets.items()]
                 self._call("send_offsets_to_transaction", lambda: self.producer.send_offsets_to_transaction(
                     tps, self.consumer.consumer_group_metadata(), self.timeout))
             # 5. all of it at once
@@ -307,6 +312,11 @@ class ExactlyOnceCheckpoint:
                             error=str(exc))
         log.warning("transaction aborted; batch rewound", stage=self.stage,
                     partitions={f"{t}[{p}]": o for (t, p), o in self._start.items()})
+
+
+def _position(topic: str, partition: int, offset: int, metadata: str | None) -> TopicPartition:
+    """An offset to commit, with its metadata when there is any (the binding refuses a None)."""
+    return TopicPartition(topic, partition, offset, metadata) if metadata else TopicPartition(topic, partition, offset)
 
 
 def open_checkpoint(kafka: KafkaSettings, stage: str, producer: Producer, consumer: Consumer,

@@ -9,10 +9,16 @@ the length of the others. A stream's own records keep their order.
 
 Committing stays correct with records held back: the offset committed for a partition is its lowest held
 offset (or, with none held, the end of what was consumed), so a restart reads every held-back record again
-and nothing is skipped; what was handled past it is handled again, as at-least-once allows. Under exactly-once
-a record handled past the committed offset would be handled twice after a restart, so there ``by_partition``
-makes the partition the unit of fairness: the records taken from a partition are always a prefix of what is
-held of it, and the committed offset is exactly the end of what was handled.
+and nothing is skipped; what was handled past it is handled again, as at-least-once allows.
+
+Under exactly-once a record handled past the committed offset must not be handled again, so the pool (made
+with ``exactly_once``) also names, in the committed offset's metadata, the offsets past it that were handled
+(``commit_metadata``: ranges relative to the offset). The metadata is committed in the same transaction as the
+outputs, so it always says exactly what the committed outputs cover. A worker given the partition reads it
+back (``restore``) and skips those records when it consumes them again; an aborted batch is rewound to the last
+committed offset and its skips (``rewind``). Past ``MAX_AHEAD`` handled-ahead offsets on a partition (to keep
+the metadata small: brokers refuse more than ``offset.metadata.max.bytes``, 4 KiB by default), the partition is
+served in log order until its committed offset catches up.
 
 Beyond ``capacity`` the pool stops consuming; the stage is then fair within that look-ahead only.
 """
@@ -41,16 +47,20 @@ class Held(Protocol):
 
 
 class FairPool:
-    def __init__(self, lanes: Sequence[str], capacity: int, *, by_partition: bool = False) -> None:
+    def __init__(self, lanes: Sequence[str], capacity: int, *, exactly_once: bool = False) -> None:
         self.rank = {lane: i for i, lane in enumerate(lanes)}  # full topic names, highest priority first
         self.capacity = capacity
-        self.by_partition = by_partition
+        self.exactly_once = exactly_once
         self.bytes = 0
         self._queues: dict[int, dict[object, deque[Held]]] = {}  # per lane rank: each stream's held records
         self._served: dict[object, int] = {}  # when each stream was last served (a count of records taken)
         self._tick = 0
         self._held: dict[Partition, set[int]] = {}  # held offsets per partition
         self._end: dict[Partition, int] = {}  # one past the last offset consumed per partition
+        # exactly-once: offsets handled past each partition's committed offset (this batch's included), and the
+        # last committed offset with the skips committed beside it (what an aborted batch goes back to)
+        self._ahead: dict[Partition, set[int]] = {}
+        self._committed: dict[Partition, tuple[int, frozenset[int]]] = {}
 
     def __len__(self) -> int:
         return sum(len(q) for streams in self._queues.values() for q in streams.values())
@@ -63,6 +73,11 @@ class FairPool:
         for msg in messages:
             tp = (msg.topic() or "", msg.partition() or 0)
             offset = msg.offset() or 0
+            if self.exactly_once:
+                self._committed.setdefault(tp, (offset, frozenset()))  # nothing committed yet: where it began
+                if offset in self._ahead.get(tp, ()):  # handled before, in a committed transaction: skipped
+                    self._end[tp] = max(self._end.get(tp, 0), offset + 1)
+                    continue
             rank = self.rank.get(tp[0], len(self.rank))
             self._queues.setdefault(rank, {}).setdefault(self._stream(msg, tp), deque()).append(msg)
             self._held.setdefault(tp, set()).add(offset)
@@ -78,22 +93,31 @@ class FairPool:
         rank = min(self._queues)
         streams = self._queues[rank]
         taken: list[Held] = []
-        while streams and len(taken) < limit:
-            stream = min(streams, key=lambda s: self._served.get(s, -1))  # ties: the first to come (dict order)
+        waiting: set[object] = set()  # streams whose partition has as many handled-ahead offsets as it may
+        while len(taken) < limit:
+            ready = [s for s in streams if s not in waiting]
+            if not ready:
+                break
+            stream = min(ready, key=lambda s: self._served.get(s, -1))  # ties: the first to come (dict order)
             queue = streams[stream]
-            taken.append(queue.popleft())
+            if not self._may_take(queue[0]):
+                waiting.add(stream)
+                continue
+            msg = queue.popleft()
+            taken.append(msg)
             self._tick += 1
             self._served[stream] = self._tick
             if not queue:
                 del streams[stream]
-        if not streams:
-            del self._queues[rank]
-        for msg in taken:
             tp = (msg.topic() or "", msg.partition() or 0)
             self._held[tp].discard(msg.offset() or 0)
             if not self._held[tp]:
                 del self._held[tp]
+            if self.exactly_once:
+                self._ahead.setdefault(tp, set()).add(msg.offset() or 0)
             self.bytes -= _size(msg)
+        if not streams:
+            del self._queues[rank]
         if len(self._served) > _REMEMBERED:  # forget the turns of streams with nothing held
             held = {stream for queues in self._queues.values() for stream in queues}
             self._served = {s: t for s, t in self._served.items() if s in held}
@@ -108,6 +132,45 @@ class FairPool:
         past the last record consumed from it."""
         return {tp: min(self._held[tp]) if tp in self._held else self._end[tp] for tp in partitions
                 if tp in self._held or tp in self._end}
+
+    def commit_metadata(self, offsets: dict[Partition, int]) -> dict[Partition, str]:
+        """Exactly-once: the metadata to commit beside each of ``offsets`` (from ``commit_offsets``): the offsets
+        past it already handled, which a consumer reading from it must skip. Forgets those it passed."""
+        metadata: dict[Partition, str] = {}
+        for tp, offset in offsets.items():
+            ahead = {o for o in self._ahead.get(tp, ()) if o >= offset}
+            self._ahead[tp] = ahead
+            metadata[tp] = encode_ahead(offset, ahead)
+        return metadata
+
+    def committed(self, offsets: dict[Partition, int]) -> None:
+        """Exactly-once: ``offsets`` and their metadata are committed (the batch's transaction is)."""
+        for tp, offset in offsets.items():
+            self._committed[tp] = (offset, frozenset(self._ahead.get(tp, ())))
+
+    def restore(self, tp: Partition, offset: int, metadata: str | None) -> None:
+        """Exactly-once: the partition was assigned with ``offset`` committed and ``metadata`` beside it; the
+        records it names as handled are skipped when they are consumed."""
+        ahead = decode_ahead(offset, metadata or "")
+        self._ahead[tp] = set(ahead)
+        self._committed[tp] = (offset, frozenset(ahead))
+
+    def rewind_points(self, start: dict[Partition, int]) -> dict[Partition, int]:
+        """Exactly-once: where a batch whose first offsets are ``start`` is rewound to if it aborts: each
+        partition's last committed offset (records before the batch's first may have been handled past it)."""
+        return {tp: self._committed[tp][0] if tp in self._committed else offset for tp, offset in start.items()}
+
+    def rewind(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
+        """Exactly-once, after an aborted batch: forget what is held of ``partitions`` and what was handled of them
+        since their last commit; the offsets to seek them to (where that commit left them) are returned."""
+        gone = [tp for tp in partitions if tp in self._committed]
+        positions = {tp: self._committed[tp][0] for tp in gone}
+        skips = {tp: set(self._committed[tp][1]) for tp in gone}
+        self.drop(gone)
+        for tp in gone:
+            self._ahead[tp] = skips[tp]
+            self._committed[tp] = (positions[tp], frozenset(skips[tp]))
+        return positions
 
     def drop(self, partitions: Iterable[Partition]) -> None:
         """Forget the records of ``partitions`` (revoked from this worker, or rewound to be consumed again)."""
@@ -128,15 +191,50 @@ class FairPool:
         for tp in gone:
             self._held.pop(tp, None)
             self._end.pop(tp, None)
+            self._ahead.pop(tp, None)
+            self._committed.pop(tp, None)
+
+    def _may_take(self, msg: Held) -> bool:
+        """Under exactly-once a record past the partition's first held one adds an offset to the committed
+        metadata: allowed up to ``MAX_AHEAD`` of them."""
+        if not self.exactly_once:
+            return True
+        tp = (msg.topic() or "", msg.partition() or 0)
+        first = min(self._held[tp])
+        return (msg.offset() or 0) == first or sum(1 for o in self._ahead.get(tp, ()) if o > first) < MAX_AHEAD
 
     def _stream(self, msg: Held, tp: Partition) -> object:
-        if self.by_partition:
-            return tp
         key = msg.key()
         return (tp[0], key) if key else tp  # a stream's events are keyed by its id (one partition per stream)
 
 
 _REMEMBERED = 4096  # streams whose last turn is kept after their last held record was taken
+MAX_AHEAD = 200  # handled-ahead offsets per partition; as ranges of relative offsets, well under 4 KiB
+_FORMAT = "ahead1:"  # the metadata's version
+
+
+def encode_ahead(offset: int, ahead: Iterable[int]) -> str:
+    """``ahead`` (offsets at or past ``offset``) as ranges relative to it: ``ahead1:3-5,9``; "" for none."""
+    ranges: list[list[int]] = []
+    for o in sorted(ahead):
+        if ranges and o == ranges[-1][1] + 1:
+            ranges[-1][1] = o
+        else:
+            ranges.append([o, o])
+    if not ranges:
+        return ""
+    return _FORMAT + ",".join(f"{a - offset}" if a == b else f"{a - offset}-{b - offset}" for a, b in ranges)
+
+
+def decode_ahead(offset: int, metadata: str) -> list[int]:
+    """The offsets ``encode_ahead`` wrote; metadata of another kind (or none) names none."""
+    if not metadata.startswith(_FORMAT):
+        return []
+    out: list[int] = []
+    for part in filter(None, metadata[len(_FORMAT):].split(",")):
+        first, _, last = part.partition("-")
+        out += range(offset + int(first), offset + int(last or first) + 1)
+    return out
 
 
 def _size(msg: Held) -> int:

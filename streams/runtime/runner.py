@@ -67,9 +67,9 @@ class StageRunner:
         self.backlogs = Backlogs(consumer)
         self.batch_limit = self.max_batch
         lookahead = spec.lookahead_bytes(settings)
-        # under exactly-once, fair between partitions only (a record handled past the committed offset would be
-        # handled twice after a restart); see streams.runtime.fairness
-        self.pool = FairPool(self.lanes.lanes, lookahead, by_partition=settings.kafka.processing_guarantee
+        # under exactly-once, the records handled past a committed offset travel in its metadata (so that they
+        # are not handled twice after a restart); see streams.runtime.fairness
+        self.pool = FairPool(self.lanes.lanes, lookahead, exactly_once=settings.kafka.processing_guarantee
                              == "exactly_once") if lookahead > 0 else None
 
     @classmethod
@@ -123,14 +123,34 @@ class StageRunner:
         mine = [TopicPartition(p.topic, p.partition) for p in partitions if p.topic in self.lanes.lanes]
         if mine:
             # where each lane partition resumes, so that a backlog shows before its first event is consumed
-            try:
-                self.backlogs.started_at(self.consumer.committed(mine, timeout=10))
-            except KafkaException as exc:
-                log.warning("committed offsets unknown; lanes see backlogs once consumed", error=str(exc))
+            committed = self._committed(mine)
+            self.backlogs.started_at(committed)
+            if self.pool is not None and self.pool.exactly_once:  # the records handled past it are skipped
+                for tp in committed:
+                    if tp.offset >= 0:
+                        self.pool.restore((tp.topic, tp.partition), tp.offset, tp.metadata)
         if self.state is not None:
             # Co-partitioned inputs (same key, same partition count) share one state partition per number.
             self.state.assign(sorted({p.partition for p in partitions} - held))
         self.ready.set()
+
+    def _committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The committed offsets (and metadata) of newly assigned ``partitions``. Under exactly-once with a fair
+        pool they say which records were handled already, so they must be known: retried, then the worker
+        stops (its restart joins again); otherwise an unknown offset only delays what the lanes see."""
+        must = self.pool is not None and self.pool.exactly_once
+        for attempt in range(5 if must else 1):
+            try:
+                committed: list[TopicPartition] = self.consumer.committed(partitions, timeout=10)
+                return committed
+            except KafkaException as exc:
+                if not must:
+                    log.warning("committed offsets unknown; lanes see backlogs once consumed", error=str(exc))
+                    return []
+                log.warning("committed offsets unknown; retrying", stage=self.name, attempt=attempt, error=str(exc))
+                time.sleep(1.0)
+        raise CheckpointError(f"{self.name}: the committed offsets of {len(partitions)} assigned partitions "
+                              "could not be read; the worker stops and joins again")
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions revoked", stage=self.name, partitions=[p.partition for p in partitions])
@@ -208,22 +228,29 @@ class StageRunner:
         if not messages:
             return 0
         started = time.monotonic()
-        self.checkpoint.begin(_batch_start(messages))
+        start = _batch_start(messages)
+        if self.pool is not None and self.pool.exactly_once:  # an abort goes back to the last commit
+            start = self.pool.rewind_points(start)
+        self.checkpoint.begin(start)
         records: list[Record] = []
         try:
             ctx = Context(self.name, self.state, self.checkpoint.produce, self.spec.emits)
             records, offsets = self._decode(messages, ctx)
             if records:
                 self._handle(records, ctx, messages)
+            metadata = None
             if self.pool is not None:  # never past a record held back in the pool
                 offsets = self.pool.commit_offsets(offsets)
-            self.checkpoint.commit(ctx.outbox, offsets)
+                metadata = self.pool.commit_metadata(offsets) if self.pool.exactly_once else None
+            self.checkpoint.commit(ctx.outbox, offsets, metadata)
+            if metadata is not None and self.pool is not None:
+                self.pool.committed(offsets)
         except TransactionAborted as exc:
-            # exactly-once: nothing of the batch is visible and the consumer is back at its start; drop what the
-            # stage derived from it in memory and take the batch again
+            # exactly-once: nothing of the batch is visible and the consumer is back at its last commit; drop what
+            # the stage derived from it in memory and take the batch again
             self.checkpoint.abort()
-            if self.pool is not None:  # what the pool holds past the batch's start is consumed again
-                self.pool.drop(_batch_start(messages))
+            if self.pool is not None:  # what the pool holds of those partitions is consumed again
+                self.pool.rewind(start)
             for record in records:
                 self.stage.forget(record)
             log.warning("batch aborted; it is handled again", stage=self.name, error=str(exc))

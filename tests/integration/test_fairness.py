@@ -19,6 +19,7 @@ from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import ASR_SEGMENTS, TRANSCRIPTS
 from tests.integration.conftest import Stack
+from tests.integration.subscriber import Subscriber, repeated, segment_id
 from tests.integration.test_priority import _stream_id
 
 pytestmark = pytest.mark.integration
@@ -87,3 +88,46 @@ def test_short_jobs_finish_while_a_long_one_is_recognised(stack: Stack, speech: 
     after = sum(1 for i in long_windows if i > last_short)
     assert after >= 2, (f"the short jobs waited for the long one: {after} of its {len(long_windows)} windows "
                         f"were recognised after them; {events}")
+
+
+@pytest.mark.broker("apache")
+@pytest.mark.timeout(1800)
+def test_exactly_once_windows_handled_ahead_are_not_recognised_again_after_a_kill(stack: Stack, speech: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Exactly-once with fairness: a short job on the long one's partition is recognised (and committed) past the
+    committed offset, which stays at the long one's first window still waiting; ``kill -9`` of asr then, and its
+    restart reads the partition again from that offset. The offsets committed beside it tell the new process
+    which windows were handled: read_committed subscribers see each of the short job's segments once."""
+    settings = stack.settings()
+    assert settings.kafka.processing_guarantee == "exactly_once"
+    partitions = settings.kafka.partitions
+    partition = int(uuid.uuid4().int % partitions)
+    long_id, short_id = _stream_id("eos-long", partition, partitions), _stream_id("eos-short", partition, partitions)
+    long_recording = tmp_path / "long.wav"
+    write_repeated_recording(long_recording, 8)  # 8.3 minutes, about 20 windows
+    committed = Subscriber(settings, (ASR_SEGMENTS, TRANSCRIPTS))
+    producer = AudioProducer(settings)
+    options = {"diarize": "off", "segmentation": "merge"}
+
+    def ended(stream: str) -> bool:
+        return any(e["kind"] == "END" for e in committed.of(ASR_SEGMENTS, stream))
+
+    try:
+        producer.send_file(long_recording, long_id, options=options)
+        producer.producer.flush(30)
+        committed.wait_for(lambda: any(e["kind"] == "FINAL" for e in committed.of(ASR_SEGMENTS, long_id)), 300,
+                           "the long recording's first window")
+        producer.send_file(speech / "read" / "LJ001-0001.wav", short_id, options=options)
+        producer.producer.flush(30)
+        committed.wait_for(lambda: ended(short_id), 600, "the short job recognised")
+        assert not ended(long_id), "the long recording was recognised before the kill; the test proves nothing"
+        stack.wait_restarted("asr", stack.kill9("asr"))
+        committed.wait_for(lambda: any(e["kind"] == "COMPLETED" for e in committed.of(TRANSCRIPTS, long_id)), 900,
+                           "the long recording's transcript")
+        time.sleep(2)  # a window recognised again would come by now
+        short, long = committed.of(ASR_SEGMENTS, short_id), committed.of(ASR_SEGMENTS, long_id)
+        assert repeated(short, segment_id) == {}, "the short job's windows were recognised again after the restart"
+        assert repeated(long, segment_id) == {}
+        assert sum(e["kind"] == "END" for e in long) == 1 and sum(e["kind"] == "FINAL" for e in long) >= 15
+    finally:
+        committed.close()

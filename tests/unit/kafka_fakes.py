@@ -111,6 +111,8 @@ class FakeTransactionalProducer(FakeProducer):
     times: int | None = None
     offsets: list[tuple[dict[tuple[str, int], int], Any]] = field(default_factory=list)  # committed with a txn
     pending_offsets: list[tuple[dict[tuple[str, int], int], Any]] = field(default_factory=list)
+    offset_metadata: list[dict[tuple[str, int], str | None]] = field(default_factory=list)  # beside ``offsets``
+    pending_metadata: list[dict[tuple[str, int], str | None]] = field(default_factory=list)
     in_transaction: bool = False
     aborted: list[Sent] = field(default_factory=list)
 
@@ -137,13 +139,16 @@ class FakeTransactionalProducer(FakeProducer):
     def send_offsets_to_transaction(self, positions: list[TopicPartition], metadata: Any, timeout: float = -1) -> None:
         self._step("send_offsets_to_transaction")
         self.pending_offsets.append(({(tp.topic, tp.partition): tp.offset for tp in positions}, metadata))
+        self.pending_metadata.append({(tp.topic, tp.partition): tp.metadata for tp in positions})
 
     def commit_transaction(self, timeout: float = -1) -> None:
         self._step("commit_transaction")
         self.delivered.extend(sent for sent, _ in self.queued)
         self.offsets.extend(self.pending_offsets)
+        self.offset_metadata.extend(self.pending_metadata)
         self.queued.clear()
         self.pending_offsets.clear()
+        self.pending_metadata.clear()
         self.in_transaction = False
 
     def abort_transaction(self, timeout: float = -1) -> None:
@@ -151,6 +156,7 @@ class FakeTransactionalProducer(FakeProducer):
         self.aborted.extend(sent for sent, _ in self.queued)
         self.queued.clear()
         self.pending_offsets.clear()
+        self.pending_metadata.clear()
         self.in_transaction = False
 
 
@@ -174,6 +180,7 @@ class FakeConsumer:
     assigned: set[tuple[str, int]] = field(default_factory=set)
     seeks: list[tuple[str, int, int]] = field(default_factory=list)
     generation: int = 1
+    committed_at: dict[tuple[str, int], tuple[int, str | None]] = field(default_factory=dict)  # what committed() says
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
         self.topics = topics
@@ -221,7 +228,12 @@ class FakeConsumer:
         return [TopicPartition(tp.topic, tp.partition, self.pos.get((tp.topic, tp.partition), -1001)) for tp in tps]
 
     def committed(self, tps: list[TopicPartition], timeout: float = 0) -> list[TopicPartition]:
-        return [TopicPartition(tp.topic, tp.partition, -1001) for tp in tps]
+        out = []
+        for tp in tps:
+            offset, metadata = self.committed_at.get((tp.topic, tp.partition), (-1001, None))
+            out.append(TopicPartition(tp.topic, tp.partition, offset, metadata) if metadata
+                       else TopicPartition(tp.topic, tp.partition, offset))
+        return out
 
     def pause(self, tps: list[TopicPartition]) -> None:
         self.paused |= {(tp.topic, tp.partition) for tp in tps}

@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, TopicPartition
 
 from foundation.events import SpeechSegment
 from streams.kafka.topics import AUDIO_SPEECH, AUDIO_SPEECH_HIGH, AUDIO_SPEECH_LOW, SPEECH_LANES
-from streams.runtime.fairness import FairPool
+from streams.runtime.fairness import MAX_AHEAD, FairPool, decode_ahead, encode_ahead
 from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 from tests.unit.kafka_fakes import FakeMessage, FakeTransactionalProducer
 from tests.unit.test_runner import Harness
@@ -65,13 +65,57 @@ def test_the_highest_lane_held_is_taken_alone() -> None:
     assert names(pool.take(8)) == ["bulk0"]
 
 
-def test_by_partition_takes_a_prefix_of_each_partition() -> None:
-    """Exactly-once: what is handled of a partition is always a prefix, so its committed offset is exact."""
-    pool = FairPool(SPEECH_LANES, 10_000, by_partition=True)
-    pool.add([msg("L", 0), msg("L", 1), msg("S", 2), msg("M", 0, partition=1)])
-    assert names(pool.take(3)) == ["L0", "M0", "L1"]
-    assert pool.commit_offsets([(AUDIO_SPEECH, 0), (AUDIO_SPEECH, 1)]) == {(AUDIO_SPEECH, 0): 2,
-                                                                          (AUDIO_SPEECH, 1): 1}
+def test_exactly_once_the_offsets_handled_past_the_commit_travel_in_its_metadata() -> None:
+    """Fair within a partition under exactly-once too: what was handled past the committed offset is named in
+    its metadata, and a pool given that partition skips exactly those records."""
+    p0 = (AUDIO_SPEECH, 0)
+    pool = FairPool(SPEECH_LANES, 10_000, exactly_once=True)
+    pool.add([msg("L", i) for i in range(10, 16)] + [msg("S", 16), msg("S", 17), msg("T", 19)])  # 18: a marker
+    assert names(pool.take(5)) == ["L10", "S16", "T19", "L11", "S17"]
+    offsets = pool.commit_offsets([p0])
+    assert offsets == {p0: 12} and pool.commit_metadata(offsets) == {p0: "ahead1:4-5,7"}
+    pool.committed(offsets)
+
+    after = FairPool(SPEECH_LANES, 10_000, exactly_once=True)  # the partition's next owner, from the commit
+    after.restore(p0, 12, "ahead1:4-5,7")
+    after.add([msg("L", i) for i in range(12, 16)] + [msg("S", 16), msg("S", 17), msg("T", 19), msg("U", 20)])
+    assert names(after.take(10)) == ["L12", "U20", "L13", "L14", "L15"]
+    offsets = after.commit_offsets([p0])
+    assert offsets == {p0: 21} and after.commit_metadata(offsets) == {p0: ""}
+
+
+def test_exactly_once_an_abort_goes_back_to_the_last_commit_and_its_skips() -> None:
+    p0 = (AUDIO_SPEECH, 0)
+    pool = FairPool(SPEECH_LANES, 10_000, exactly_once=True)
+    pool.restore(p0, 5, "ahead1:2")  # offset 7 was handled before
+    pool.add([msg("L", 5), msg("L", 6), msg("S", 7), msg("T", 8)])
+    assert names(pool.take(2)) == ["L5", "T8"]
+    assert pool.rewind_points({p0: 5}) == {p0: 5}
+    assert pool.rewind([p0]) == {p0: 5} and len(pool) == 0 and pool.bytes == 0
+    pool.add([msg("L", 5), msg("L", 6), msg("S", 7), msg("T", 8)])  # consumed again from the commit
+    assert names(pool.take(4)) == ["L5", "T8", "L6"]  # 7 still skipped; 8 handled again (its batch aborted)
+
+
+def test_exactly_once_a_partition_with_too_many_handled_ahead_is_served_in_order() -> None:
+    p0 = (AUDIO_SPEECH, 0)
+    pool = FairPool(SPEECH_LANES, 10_000, exactly_once=True)
+    pool.add([msg("L", i) for i in range(3)] + [msg(f"s{i}", 3 + i) for i in range(MAX_AHEAD + 5)])
+    taken = names(pool.take(MAX_AHEAD + 3))
+    # L0 is the head; then one record of each short stream until MAX_AHEAD of them are past the first held
+    # (L1); from then on only the head of the partition may go
+    assert taken[:2] == ["L0", "s03"] and taken[-2:] == ["L1", "L2"]
+    assert len([t for t in taken if t.startswith("s")]) == MAX_AHEAD
+    offsets = pool.commit_offsets([p0])
+    assert offsets == {p0: 3 + MAX_AHEAD} and pool.commit_metadata(offsets) == {p0: ""}
+    worst = encode_ahead(0, range(0, 2_000_000, 10_000))  # MAX_AHEAD single offsets far apart
+    assert len(worst) < 4096 - 96  # the broker's default offset.metadata.max.bytes
+
+
+def test_ahead_metadata_round_trips_and_ignores_other_metadata() -> None:
+    assert encode_ahead(100, [103, 101, 102, 110, 200]) == "ahead1:1-3,10,100"
+    assert decode_ahead(100, "ahead1:1-3,10,100") == [101, 102, 103, 110, 200]
+    assert decode_ahead(100, "") == [] and decode_ahead(100, "written by another tool") == []
+    assert encode_ahead(7, []) == ""
 
 
 def test_capacity_and_drop() -> None:
@@ -126,7 +170,7 @@ def test_the_runner_serves_streams_in_turn_and_commits_only_below_what_it_holds(
     assert h.consumer.committed_offsets[-1] == {(AUDIO_SPEECH, 0): 12}
 
 
-def test_exactly_once_an_aborted_batch_drops_what_the_pool_held_of_its_partitions(tmp_path: Path) -> None:
+def test_exactly_once_an_aborted_batch_goes_back_to_the_last_commit(tmp_path: Path) -> None:
     h = Harness(tmp_path, FAIR, Recorder(), exactly_once=True)
     h.consumer.batches = [[window(h, "a", 3), window(h, "b", 4), window(h, "a", 5), window(h, "a", 6),
                            window(h, "a", 7), window(h, "c", 0, partition=1)]]
@@ -134,8 +178,28 @@ def test_exactly_once_an_aborted_batch_drops_what_the_pool_held_of_its_partition
     h.producer.fail = {"commit_transaction": KafkaError(KafkaError._STATE, "needs abort", txn_requires_abort=True)}
     h.producer.times = 1
     h.runner.step()
-    # fair by partition under exactly-once: a prefix of partition 0 (3, 4, 5) with partition 1 in turn
-    assert h.stage.batches == [["a", "c", "b", "a"]]
+    assert h.stage.batches == [["a", "b", "c", "a"]]  # fair within partition 0 too
     assert sorted(h.consumer.seeks) == [(AUDIO_SPEECH, 0, 3), (AUDIO_SPEECH, 1, 0)]
     assert h.runner.pool is not None and len(h.runner.pool) == 0  # 6 and 7 are consumed again after the rewind
+    assert h.producer.offsets == []
     h.consumer.rebalance(revoke=[TopicPartition(AUDIO_SPEECH, 0)])
+
+
+def test_exactly_once_the_runner_skips_what_the_commit_says_was_handled_and_commits_what_it_handled_ahead(
+        tmp_path: Path) -> None:
+    h = Harness(tmp_path, FAIR, Recorder(), exactly_once=True)
+    assert isinstance(h.producer, FakeTransactionalProducer)
+    p0 = TopicPartition(AUDIO_SPEECH, 0)
+    h.consumer.committed_at = {(AUDIO_SPEECH, 0): (10, "ahead1:2")}  # offset 12 was handled by the last owner
+    h.consumer.rebalance(revoke=[p0], assign=[p0])
+    h.consumer.batches = [[window(h, "L", 10), window(h, "L", 11), window(h, "S", 12), window(h, "T", 13)]]
+    h.runner.step()
+    assert h.stage.batches == [["L", "T", "L"]]  # S's window 12 is not handled twice
+    assert h.producer.offsets[-1][0] == {(AUDIO_SPEECH, 0): 14} and h.producer.offset_metadata[-1] == {
+        (AUDIO_SPEECH, 0): None}
+    h.consumer.batches = [[window(h, "M", i) for i in range(20, 26)] + [window(h, "N", 26)]]
+    h.runner.step()
+    assert h.stage.batches[-1] == ["M", "N", "M", "M"]
+    # 23-25 are held back, 26 was handled past them: the commit says so, in the same transaction as the outputs
+    assert h.producer.offsets[-1][0] == {(AUDIO_SPEECH, 0): 23} and h.producer.offset_metadata[-1] == {
+        (AUDIO_SPEECH, 0): "ahead1:3"}
