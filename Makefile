@@ -73,7 +73,8 @@ demo: $(STAMP) $(WEB_BUILT) $(DEMO_WAV)
 
 # The README's test command, and CI's (.ci/run). Three pytest runs, one after the other (-k: each runs even when one
 # before it failed; make still fails at the end), each naming in its summary every test it deselects
-# (tests/conftest.py), every failure, error and skip with its reason (-rfEs), and the slowest tests:
+# (tests/conftest.py), every failure, error and skip with its reason (-rfEs; integration failures as short tracebacks
+# with their messages, so that a CI excerpt of the log holds all of them), and the slowest tests:
 #   1. unit, deployment (chart, Compose file) and browser tests (on the embedded stack);
 #   2. the whole integration suite on a 3-broker Apache Kafka KRaft cluster (`up --kafka apache`), the production
 #      engine: exactly-once, broker failover, scale-out and SASL_SSL included;
@@ -87,10 +88,10 @@ test-fast: setup $(DEMO_WAV)
 	$(PY) -m pytest -q -rfEs --durations=15 -m "not image" tests/unit tests/deploy tests/e2e
 
 test-apache: setup $(DEMO_WAV)
-	STREAMSCRIBE_TEST_BROKER=apache $(PY) -m pytest -q -rfEs --durations=40 -m "not image" tests/integration
+	STREAMSCRIBE_TEST_BROKER=apache $(PY) -m pytest -q -rfEs --tb=short --durations=40 -m "not image" tests/integration
 
 test-embedded: setup $(DEMO_WAV)
-	STREAMSCRIBE_TEST_BROKER=tansu $(PY) -m pytest -q -rfEs --durations=25 -m "embedded and not image" tests/integration
+	STREAMSCRIBE_TEST_BROKER=tansu $(PY) -m pytest -q -rfEs --tb=short --durations=25 -m "embedded and not image" tests/integration
 
 # Builds the Dockerfile with buildah from a Debian base made with mmdebstrap (docker/build-local.sh) and checks the
 # image; needs root and `apt-get install buildah mmdebstrap`. Long (20-30 min): not part of `make test`.
