@@ -1,0 +1,182 @@
+"""Where the time goes in a batch job: py-spy profiles of every worker and the per-stage metrics, in one run.
+
+    .venv/bin/python bench/profile_stages.py [--kafka tansu|apache] [--diarize off|auto] [--top 8]
+
+Starts a stack, submits the 7.7-minute recording once to warm it, then again while ``py-spy record`` samples
+every pipeline worker and the gateway (100 Hz, idle samples left out, native frames off). For each process:
+the samples it spent on the CPU (≈ CPU seconds at 100 Hz), and the functions that used most of them by self
+time and by inclusive time (own code and library entry points, e.g. CTranslate2's ``generate``). From the
+workers' /metrics: batches, mean batch time and the event age (from production to handling) per stage. Prints
+JSON for BENCHMARKS.md. Needs py-spy (``pip install -e .[bench]``) and ptrace rights (root, or
+``kernel.yama.ptrace_scope`` 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.corpus import write_long_recording
+from bench.stack_run import down, machine, up
+from streamscribe.client import Client
+from streamscribe.stack.supervisor import read_stack
+
+PROFILED = ("ingest", "vad", "asr", "diarization", "post", "materializer", "gateway")
+RATE = 100
+
+
+def _py_spy() -> str:
+    return str(Path(sys.executable).with_name("py-spy"))
+
+
+def start_profiles(home: Path, out: Path, seconds: int) -> dict[str, tuple[subprocess.Popen[bytes], Path]]:
+    """``py-spy record`` (raw collapsed stacks) on each profiled process for up to ``seconds``."""
+    children = (read_stack(home) or {})["children"]
+    running: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    for name in PROFILED:
+        pid = children.get(name, {}).get("pid")
+        if not pid:
+            continue
+        path = out / f"{name}.txt"
+        proc = subprocess.Popen([_py_spy(), "record", "--pid", str(pid), "--rate", str(RATE), "--format", "raw",
+                                 "--duration", str(seconds), "--nonblocking", "--output", str(path)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        running[name] = (proc, path)
+    return running
+
+
+def stop_profiles(running: dict[str, tuple[subprocess.Popen[bytes], Path]]) -> None:
+    for proc, _ in running.values():
+        proc.send_signal(2)  # py-spy writes what it has on SIGINT
+    for proc, _ in running.values():
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _frame(frame: str) -> str:
+    """``function (path/to/module.py:line)`` → ``module.function`` (short enough for a table)."""
+    name, _, where = frame.partition(" (")
+    module = Path(where.split(":")[0]).stem if where else "?"
+    return f"{module}.{name}"
+
+
+def summarise(path: Path, top: int) -> dict[str, object]:
+    """Samples on the CPU, and the functions with most of them by self and by inclusive time."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    if path.exists():
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            n = int(count)
+            frames = [f for f in stack.split(";") if f and not f.startswith("process ") and not f.startswith("thread ")]
+            if not frames:
+                continue
+            total += n
+            own[_frame(frames[-1])] += n
+            for name in {_frame(f) for f in frames}:
+                inclusive[name] += n
+    share = (lambda c: [(k, round(v / total, 3)) for k, v in c.most_common(top)]) if total else (lambda c: [])
+    skip = {"runpy._run_module_as_main", "runpy._run_code", "threading._bootstrap", "threading._bootstrap_inner",
+            "threading.run"}
+    busiest = Counter({k: v for k, v in inclusive.items() if k not in skip and not k.startswith("cli.")
+                       and not k.startswith("core.") and not k.startswith("<module>")})
+    return {"cpu_seconds": round(total / RATE, 1), "self": share(own), "inclusive": share(busiest)}
+
+
+async def stage_metrics(home: Path) -> dict[str, dict[str, float]]:
+    """Per stage: batches, mean seconds per batch, mean event age (production to handling)."""
+    out: dict[str, dict[str, float]] = {}
+    children = (read_stack(home) or {})["children"]
+    async with aiohttp.ClientSession() as http:
+        for child in children.values():
+            if not child.get("metrics_port"):
+                continue
+            async with http.get(f"http://127.0.0.1:{child['metrics_port']}/metrics") as resp:
+                text = await resp.text()
+            for family in text_string_to_metric_families(text):
+                if family.name not in ("streamscribe_stage_batch_seconds", "streamscribe_stage_event_age_seconds"):
+                    continue
+                for s in family.samples:
+                    stage = s.labels.get("stage", "?").removeprefix("streamscribe-")
+                    key = {"streamscribe_stage_batch_seconds_count": "batches",
+                           "streamscribe_stage_batch_seconds_sum": "batch_s",
+                           "streamscribe_stage_event_age_seconds_count": "events",
+                           "streamscribe_stage_event_age_seconds_sum": "age_s"}.get(s.name)
+                    if key:
+                        out.setdefault(stage, {})[key] = out.setdefault(stage, {}).get(key, 0.0) + s.value
+    return out
+
+
+def _delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    result = {}
+    for stage, a in after.items():
+        b = before.get(stage, {})
+        d = {k: a.get(k, 0.0) - b.get(k, 0.0) for k in ("batches", "batch_s", "events", "age_s")}
+        if d["batches"] > 0:
+            result[stage] = {"batches": int(d["batches"]), "mean_batch_s": round(d["batch_s"] / d["batches"], 3),
+                             "events": int(d["events"]),
+                             "mean_event_age_s": round(d["age_s"] / d["events"], 3) if d["events"] else 0.0}
+    return result
+
+
+async def run_job(url: str, audio: Path, diarize: str) -> float:
+    async with Client(url) as client:
+        started = time.perf_counter()
+        job = await client.submit(audio, diarize=diarize)
+        final = await client.wait(job["job_id"], interval=0.05)
+        await client.transcript(job["job_id"])
+    assert final["status"] == "completed", final
+    return round(time.perf_counter() - started, 2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kafka", choices=("tansu", "apache"), default="tansu")
+    ap.add_argument("--diarize", default="off")
+    ap.add_argument("--top", type=int, default=8)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ss-profile-") as tmp:
+        base = Path(tmp)
+        audio = base / "recording.wav"
+        seconds = write_long_recording(audio)
+        home = base / "home"
+        url = up(home, args.kafka)
+        try:
+            warm = asyncio.run(run_job(url, audio, args.diarize))
+            before = asyncio.run(stage_metrics(home))
+            profiles = base / "profiles"
+            profiles.mkdir()
+            running = start_profiles(home, profiles, 600)
+            time.sleep(1.0)  # py-spy attached
+            wall = asyncio.run(run_job(url, audio, args.diarize))
+            stop_profiles(running)
+            metrics = _delta(before, asyncio.run(stage_metrics(home)))
+            report = {"date": date.today().isoformat(), "machine": machine(), "kafka": args.kafka,
+                      "diarize": args.diarize, "audio_seconds": round(seconds, 1), "warm_run_s": warm,
+                      "profiled_run_s": wall, "stages": metrics,
+                      "profiles": {name: summarise(path, args.top) for name, (_, path) in running.items()}}
+        finally:
+            down(home)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
