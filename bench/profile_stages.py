@@ -3,12 +3,12 @@
     .venv/bin/python bench/profile_stages.py [--kafka tansu|apache] [--diarize off|auto] [--top 8]
 
 Starts a stack, submits the 7.7-minute recording once to warm it, then again while ``py-spy record`` samples
-every pipeline worker and the gateway (100 Hz, idle samples left out, native frames off). For each process:
-the samples it spent on the CPU (≈ CPU seconds at 100 Hz), and the functions that used most of them by self
-time and by inclusive time (own code and library entry points, e.g. CTranslate2's ``generate``). From the
-workers' /metrics: batches, mean batch time and the event age (from production to handling) per stage. Prints
-JSON for BENCHMARKS.md. Needs py-spy (``pip install -e .[bench]``) and ptrace rights (root, or
-``kernel.yama.ptrace_scope`` 0).
+every pipeline worker and the gateway (100 Hz, idle samples included: a worker's main thread waiting for
+CTranslate2's or torch's native threads, or for the broker, is where its wall time goes). For each process: the
+wall seconds of its main thread over the job, and the functions that took most of them by self time and by
+inclusive time. From the workers' /metrics: batches, mean batch time and the event age (from production to
+handling) per stage. Prints JSON for BENCHMARKS.md. Needs py-spy (``pip install -e .[bench]``) and ptrace
+rights (root, or ``kernel.yama.ptrace_scope`` 0).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def start_profiles(home: Path, out: Path, seconds: int) -> dict[str, tuple[subpr
             continue
         path = out / f"{name}.txt"
         proc = subprocess.Popen([_py_spy(), "record", "--pid", str(pid), "--rate", str(RATE), "--format", "raw",
-                                 "--duration", str(seconds), "--nonblocking", "--output", str(path)],
+                                 "--duration", str(seconds), "--nonblocking", "--idle", "--output", str(path)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         running[name] = (proc, path)
     return running
@@ -76,7 +76,8 @@ def _frame(frame: str) -> str:
 
 
 def summarise(path: Path, top: int) -> dict[str, object]:
-    """Samples on the CPU, and the functions with most of them by self and by inclusive time."""
+    """Wall seconds of the main thread, and the functions with most of them by self and by inclusive time
+    (other threads, rooted in ``threading``, are left out: health servers and pollers that mostly wait)."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -87,18 +88,16 @@ def summarise(path: Path, top: int) -> dict[str, object]:
                 continue
             n = int(count)
             frames = [f for f in stack.split(";") if f and not f.startswith("process ") and not f.startswith("thread ")]
-            if not frames:
+            if not frames or frames[0].startswith("Thread._bootstrap "):
                 continue
             total += n
             own[_frame(frames[-1])] += n
             for name in {_frame(f) for f in frames}:
                 inclusive[name] += n
     share = (lambda c: [(k, round(v / total, 3)) for k, v in c.most_common(top)]) if total else (lambda c: [])
-    skip = {"runpy._run_module_as_main", "runpy._run_code", "threading._bootstrap", "threading._bootstrap_inner",
-            "threading.run"}
-    busiest = Counter({k: v for k, v in inclusive.items() if k not in skip and not k.startswith("cli.")
-                       and not k.startswith("core.") and not k.startswith("<module>")})
-    return {"cpu_seconds": round(total / RATE, 1), "self": share(own), "inclusive": share(busiest)}
+    entry = ("cli.", "core.", "workers.run_worker", "runner.StageRunner.run", "?")  # every sample's ancestors
+    busiest = Counter({k: v for k, v in inclusive.items() if "runpy" not in k and not k.startswith(entry)})
+    return {"wall_seconds": round(total / RATE, 1), "self": share(own), "inclusive": share(busiest)}
 
 
 async def stage_metrics(home: Path) -> dict[str, dict[str, float]]:
