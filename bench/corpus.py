@@ -17,7 +17,7 @@ SPEECH = SHARED / "data" / "speech"
 
 
 def long_sources(speech: Path = SPEECH) -> list[Path]:
-    """LJ Speech reads, AMI meeting excerpts and a phone call: about 6.2 minutes of real speech."""
+    """LJ Speech reads, AMI meeting excerpts and a phone call: about 7.7 minutes of real speech."""
     return (sorted((speech / "read").glob("LJ*.wav")) + sorted((speech / "meetings").glob("ami_*.flac"))
             + [speech / "calls" / "call_center_phone_call.mp3"])
 
@@ -46,6 +46,15 @@ def write_wav(out: Path, audio: np.ndarray) -> float:
 def write_long_recording(out: Path, speech: Path = SPEECH) -> float:
     """Write the sources as one 16 kHz mono WAV; returns its duration in seconds."""
     return write_wav(out, mono_pcm(long_sources(speech)))
+
+
+def write_mixed_recording(out: Path, speech: Path = SPEECH, call_s: float = 40.0) -> float:
+    """The three kinds of speech of ``long_sources`` in about 3.4 minutes (the LJ Speech reads, two AMI meeting
+    excerpts, the phone call's first ``call_s`` seconds) as one 16 kHz mono WAV: the recording the crash tests
+    kill stages in the middle of. Returns its duration in seconds."""
+    parts = mono_pcm(sorted((speech / "read").glob("LJ*.wav")) + sorted((speech / "meetings").glob("ami_*.flac"))[:2])
+    call = mono_pcm([speech / "calls" / "call_center_phone_call.mp3"])[: int(call_s * TARGET_RATE)]
+    return write_wav(out, np.concatenate([parts, call]))
 
 
 def write_repeated_recording(out: Path, minutes: float, speech: Path = SPEECH) -> float:

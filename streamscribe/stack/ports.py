@@ -7,8 +7,9 @@ import socket
 
 # Below Linux's default ephemeral range (32768-60999), from which outgoing connections take their local
 # port: a port picked there could be taken by a client socket before the server that was meant to listen
-# on it starts (or restarts).
-LISTEN_RANGE = (20000, 32000)
+# on it starts (or restarts). Above the object store's ports and their gRPC twins (``seaweed.PORT_RANGE``),
+# which are picked by their own rule and would otherwise collide with a port picked here.
+LISTEN_RANGE = (22000, 32000)
 
 
 def is_free(port: int, host: str = "127.0.0.1") -> bool:

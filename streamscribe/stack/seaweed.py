@@ -27,9 +27,11 @@ BUCKET = "tansu"
 REGION = "us-east-1"
 GRPC_OFFSET = 10000  # weed derives some gRPC ports as HTTP port + 10000 whatever the flags say
 SERVICES = ("master", "volume", "filer", "s3", "admin")
-# HTTP ports below 22000 keep their gRPC twins (+10000) below Linux's ephemeral range (32768-60999), from
-# which client sockets take their local ports: a restarted server finds its ports free.
-PORT_RANGE = (12000, 22000)
+# HTTP ports 10000-12000 put their gRPC twins (+10000) at 20000-22000: below Linux's ephemeral range
+# (32768-60999), from which client sockets take their local ports, so a restarted server finds its ports free;
+# and below the range every other listener of the stack takes its port from (``ports.LISTEN_RANGE``), so a port
+# picked for the gateway before the stack starts is never a gRPC twin picked after.
+PORT_RANGE = (10000, 12000)
 
 
 def binary() -> str:
