@@ -79,10 +79,11 @@ demo: $(STAMP) $(WEB_BUILT) $(DEMO_WAV)
 #   2. the whole integration suite on a 3-broker Apache Kafka KRaft cluster (`up --kafka apache`), the production
 #      engine: exactly-once, broker failover, scale-out and SASL_SSL included;
 #   3. on Tansu, the tests that prove the embedded default (`-m embedded`: demo path, crash recovery, bad input,
-#      live, replay, the broker's own log and authentication).
-# The chaos suite (`make test-chaos`) is not part of it yet: with it the whole would pass CI's 90 minutes on 2 cores.
+#      live, replay, the broker's own log and authentication);
+#   4. the chaos suite on Tansu (tests/chaos: kills of every worker, the broker, PostgreSQL and the object store,
+#      a frozen worker and database, `down`/`up` with jobs in flight, the reconciler; about 6 minutes).
 test: setup $(DEMO_WAV)
-	$(MAKE) -k --no-print-directory test-fast test-apache test-embedded
+	$(MAKE) -k --no-print-directory test-fast test-apache test-embedded test-chaos
 
 test-fast: setup $(DEMO_WAV)
 	$(PY) -m pytest -q -rfEs --durations=15 -m "not image" tests/unit tests/deploy tests/e2e
@@ -104,9 +105,9 @@ test-unit: $(STAMP)
 test-e2e: setup
 	$(PY) -m pytest -q tests/e2e
 
-# Kills, freezes and restarts under a batch of jobs (docs/recovery.md); not in `make test` yet (its length).
-test-chaos: setup
-	STREAMSCRIBE_TEST_BROKER=tansu $(PY) -m pytest -q -rfEs --durations=15 tests/chaos
+# Kills, freezes and restarts under a batch of jobs (docs/recovery.md).
+test-chaos: setup $(DEMO_WAV)
+	STREAMSCRIBE_TEST_BROKER=tansu $(PY) -m pytest -q -rfEs --tb=short --durations=15 tests/chaos
 
 lint: $(STAMP) $(WEB_DEPS)
 	$(VENV)/bin/ruff check .

@@ -125,7 +125,8 @@ def _down(stack: Stack) -> str:
 
 
 def _up(stack: Stack) -> None:
-    up = stack.cli("up", "--detach", "--home", str(stack.home), "--port", stack.url.rsplit(":", 1)[1])
+    up = stack.cli("up", "--detach", "--home", str(stack.home), "--port", stack.url.rsplit(":", 1)[1],
+                   *stack.kafka_args)
     assert up.returncode == 0, up.stdout + up.stderr
 
 
@@ -147,6 +148,10 @@ async def test_down_broker_history_lost_up_the_reconciler_runs_them_again(
     left for the jobs in flight. The reconciler runs each again from its stored recording as revision 2, with the
     clean run's segments; a job whose recording was also deleted meanwhile fails with the reason."""
     jobs = await _batch_in_flight(chaos_stack, recordings)
+    # read while the stack runs (stack.json and the database go with it): the recordings' store is the stack's
+    # local directory, which a stopped stack leaves in place
+    settings = chaos_stack.settings()
+    keys = {path: await _object_key(chaos_stack, job) for path, job in jobs.items()}
     try:
         _down(chaos_stack)
         handed = {j["job_id"] for j in json.loads((chaos_stack.home / "inflight.json").read_text())["jobs"]}
@@ -154,9 +159,9 @@ async def test_down_broker_history_lost_up_the_reconciler_runs_them_again(
         assert len(in_flight) >= 2, f"only {len(in_flight)} jobs were in flight at the stop: it would prove little"
         lost = in_flight[0]
         shutil.rmtree(chaos_stack.home / "seaweed" / "data")  # topics, offsets and state changelogs: all gone
-        store = store_from_settings(chaos_stack.settings())
+        store = store_from_settings(settings)
         try:
-            await store.delete(await _object_key(chaos_stack, jobs[lost]))
+            await store.delete(keys[lost])
         finally:
             await store.close()
     finally:  # whatever happens, the next tests find the stack up

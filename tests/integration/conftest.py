@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class Stack:
     home: Path
     url: str
     broker: str = BROKER  # which broker the stack runs ("tansu" or "apache")
+    # the environment the stack was started with beyond the test process's own: ``cli`` passes it too, so a
+    # stack brought down and up again by a test keeps its settings
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def kafka_args(self) -> list[str]:
@@ -101,7 +104,7 @@ class Stack:
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "STREAMSCRIBE_HOME": str(self.home)})
+                              env={**os.environ, "STREAMSCRIBE_HOME": str(self.home), **self.env})
 
     async def db(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.info["database_url"])
@@ -129,7 +132,7 @@ def start_stack(home: Path, extra_env: dict[str, str] | None = None, broker: str
         logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
                          for p in sorted((home / "logs").glob("*.log")))
         pytest.fail(f"streamscribe up failed:\n{up.stdout}\n{up.stderr}\n{logs}")
-    return Stack(home, f"http://127.0.0.1:{port}", broker)
+    return Stack(home, f"http://127.0.0.1:{port}", broker, dict(extra_env or {}))
 
 
 @contextlib.contextmanager
