@@ -74,7 +74,7 @@ def ensure_topics(kafka: KafkaSettings, state_groups: tuple[str, ...], timeout: 
         return report
     report.grown = _grow(admin, kafka, [name for name, _ in catalogue], timeout)
     report.altered = _configure(admin, dict(catalogue), timeout)
-    off = topic_config_mismatches(admin, dict(catalogue), timeout)
+    off = settled_mismatches(admin, dict(catalogue), timeout, wait=CONFIG_SETTLE_S if report.altered else 0.0)
     if off:
         raise TopicConfigMismatch(f"topic configs differ from the catalogue after setting them: {off}")
     report.checked = True
@@ -136,6 +136,23 @@ def topic_config_mismatches(admin: AdminClient, catalogue: dict[str, dict[str, s
         if diff:
             off[topic] = diff
     return off
+
+
+# How long a config just set may take to show in ``describe_configs``: a broker applies it when it replays the
+# cluster's metadata log, so the broker that answers may still give the old value for a moment.
+CONFIG_SETTLE_S = 15.0
+
+
+def settled_mismatches(admin: AdminClient, catalogue: dict[str, dict[str, str]], timeout: float,
+                       wait: float, interval: float = 0.5) -> dict[str, dict[str, tuple[str, str]]]:
+    """``topic_config_mismatches``, asked again every ``interval`` s for up to ``wait`` s while some remain."""
+    deadline = time.monotonic() + wait
+    while True:
+        off = topic_config_mismatches(admin, catalogue, timeout)
+        if not off or time.monotonic() >= deadline:
+            return off
+        log.info("topic configs not applied yet", topics=sorted(off))
+        time.sleep(interval)
 
 
 def _configure(admin: AdminClient, catalogue: dict[str, dict[str, str]], timeout: float) -> dict[str, dict[str, str]]:
