@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
+from bench.corpus import read_mono
 from processors.diarization.speaker_embedding import MIN_SAMPLES, MIN_TRACED_FRAMES, RATE, CamppEmbedder
 
 
@@ -20,11 +20,8 @@ def embedder() -> CamppEmbedder:
 
 @pytest.fixture(scope="module")
 def reading(speech: Path) -> np.ndarray:
-    audio, rate = sf.read(speech / "read" / "LJ001-0001.wav", dtype="float32")
-    assert rate == 22_050 or rate == RATE
-    if rate != RATE:  # LJSpeech is 22.05 kHz: a plain resample is enough for a comparison of two models
-        audio = np.interp(np.arange(0, len(audio), rate / RATE), np.arange(len(audio)), audio).astype(np.float32)
-    return audio
+    """An LJ Speech read as the pipeline hears it (decoded and resampled to 16 kHz as ingest does)."""
+    return read_mono(speech / "read" / "LJ001-0001.wav").astype(np.float32) / 32768.0
 
 
 def eager(embedder: CamppEmbedder, pieces: list[np.ndarray]) -> np.ndarray:
