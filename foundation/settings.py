@@ -232,6 +232,10 @@ class DiarizationSettings(BaseModel):
     # torch threads of a diarization worker: one leaves the other core of a two-core machine to the recogniser,
     # which runs at the same time on the same windows.
     threads: int = Field(default=1, ge=1)
+    # The overlap backend splits a window's model work (segmentation chunks, embedding batches) across this many
+    # threads, each running torch on one core: a short file's speakers use the second core once the recogniser
+    # is done with it, without OpenMP's spin-waiting threads (which slowed the recogniser down, BENCHMARKS.md).
+    workers: int = Field(default=2, ge=1)
     # Live sessions: an utterance's speaker is the closest provisional speaker when their voices are at least
     # this similar (cosine of CAM++ embeddings), otherwise a new speaker (up to max_speakers).
     live_threshold: float = Field(default=0.5, gt=0, le=1)

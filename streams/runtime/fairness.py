@@ -5,7 +5,10 @@ stream (a one-hour recording's few hundred speech windows) hold up every stream 
 lane. ``FairPool`` holds what the consumer has fetched, up to ``capacity`` bytes, and answers each batch with
 records of the highest lane present (``streams.runtime.priority``), one per stream in turn, the stream served
 least recently first (a newcomer before all): a stream that has waited is served in the next batch, whatever
-the length of the others. A stream's own records keep their order.
+the length of the others. A stream's own records keep their order. The batch that first serves a newcomer
+beside streams already running is one round (a record per stream), not a full batch: the newcomer's record
+would otherwise wait for the others' records batched with it (a short job beside a long one rode a full
+recogniser batch of the long one's windows, BENCHMARKS.md "Fairness").
 
 Committing stays correct with records held back: the offset committed for a partition is its lowest held
 offset (or, with none held, the end of what was consumed), so a restart reads every held-back record again
@@ -92,6 +95,8 @@ class FairPool:
             return []
         rank = min(self._queues)
         streams = self._queues[rank]
+        if len(streams) > 1 and any(s not in self._served for s in streams) and any(s in self._served for s in streams):
+            limit = min(limit, len(streams))  # a newcomer beside running streams: one round
         taken: list[Held] = []
         waiting: set[object] = set()  # streams whose partition has as many handled-ahead offsets as it may
         while len(taken) < limit:

