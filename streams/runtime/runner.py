@@ -33,6 +33,7 @@ from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import dlq_name
 from streams.runtime.checkpoint import Checkpoint, CheckpointError, TransactionAborted, open_checkpoint
 from streams.runtime.fairness import FairPool
+from streams.runtime.memory import IdleRelease
 from streams.runtime.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE, EVENTS, LAG, LANE_PAUSES, PAUSED_PARTITIONS
 from streams.runtime.priority import Backlogs, LaneDecision, LanePriority
 from streams.runtime.stage import Context, Record, Stage, StageSpec
@@ -60,6 +61,7 @@ class StageRunner:
         self.state = state
         self.checkpoint = checkpoint or open_checkpoint(settings.kafka, self.name, producer, consumer, serde, state)
         self._running = True
+        self.memory = IdleRelease()  # freed heap back to the system when idle (streams.runtime.memory)
         self.ready = threading.Event()  # set once the group has assigned this worker its partitions
         self.partitions: set[tuple[str, int]] = set()
         self.lanes = LanePriority.for_stage(spec.name, [self.prefix + t for t in spec.lanes], self.max_batch,
@@ -109,7 +111,7 @@ class StageRunner:
         self.subscribe()
         try:
             while self._running:
-                self.step()
+                self.memory.after_step(self.step())
         finally:
             self.stage.close()
             self.consumer.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psutil
 
-from streams.runtime.memory import release_memory
+from streams.runtime.memory import IdleRelease, release_memory
 
 MB = 1024 * 1024
 
@@ -21,3 +21,32 @@ def test_freed_heap_goes_back_to_the_system() -> None:
     released = proc.memory_info().rss
     assert held - released > 100 * MB, (held / MB, released / MB)
     assert len(pin) == 64 * 1024
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_idle_release_after_work_then_once_a_minute_while_busy() -> None:
+    clock, released = _Clock(), []
+    memory = IdleRelease(every_s=60, release=lambda: released.append(clock.now), clock=clock)
+    assert not memory.after_step(0)  # idle from the start: nothing to give back
+    clock.now = 100
+    assert not memory.after_step(5)  # work began at 100
+    clock.now = 130
+    assert not memory.after_step(5)
+    clock.now = 131
+    assert memory.after_step(0)  # first idle step after work
+    clock.now = 140
+    assert not memory.after_step(0)  # still idle: nothing happened since
+    for t in range(150, 300, 10):  # busy for 150 s without a pause
+        clock.now = t
+        memory.after_step(3)
+    assert released == [131, 210, 280]
+    clock.now = 300
+    assert memory.after_step(0)
+    assert released == [131, 210, 280, 300]
