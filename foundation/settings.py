@@ -141,7 +141,8 @@ class KafkaSettings(BaseModel):
 class LaneSettings(BaseModel):
     """Priority lanes (streams.kafka.lanes): how a stage yields to its high lane."""
 
-    # a lane that had events this recently is busy: lower lanes are then taken in small batches
+    # a lane that had events this recently is busy: lower lanes are then taken in small batches; also how long a
+    # stream stays fresh after it was first served, beside streams that run longer (streams.runtime.fairness)
     busy_s: float = 5.0
     # events of lower lanes taken per batch while a higher lane is busy, per stage (a large batch would make
     # the next urgent event wait for all of it): one 28 s speech window at asr, 25 one-second chunks at vad

@@ -5,10 +5,16 @@ stream (a one-hour recording's few hundred speech windows) hold up every stream 
 lane. ``FairPool`` holds what the consumer has fetched, up to ``capacity`` bytes, and answers each batch with
 records of the highest lane present (``streams.runtime.priority``), one per stream in turn, the stream served
 least recently first (a newcomer before all): a stream that has waited is served in the next batch, whatever
-the length of the others. A stream's own records keep their order. The batch that first serves a newcomer
-beside streams already running is one round (a record per stream), not a full batch: the newcomer's record
-would otherwise wait for the others' records batched with it (a short job beside a long one rode a full
-recogniser batch of the long one's windows, BENCHMARKS.md "Fairness").
+the length of the others. A stream's own records keep their order.
+
+Batches stay small while streams come and go beside one that has run for a while: a stream is *fresh* from
+when it is held until ``settle_s`` after it was first served, and while the pool holds a stream that is not
+fresh beside a fresh one (or a stream left fresh within ``settle_s``), a batch takes at most one record per
+fresh stream held (at least one). A short job beside a long recording then waits for one of the long one's
+windows, not for a full recogniser batch of them, and the next short job submitted right after it finds the
+same (the long one's windows are taken one at a time until arrivals stop for ``settle_s``); streams that
+arrive together fill whole batches, and so do the live utterances of the top lane. (Measured in BENCHMARKS.md
+"Fairness": with full batches, a short job beside a long one waited for about a batch of 8 windows of 28 s.)
 
 Committing stays correct with records held back: the offset committed for a partition is its lowest held
 offset (or, with none held, the end of what was consumed), so a restart reads every held-back record again
@@ -28,8 +34,9 @@ Beyond ``capacity`` the pool stops consuming; the stage is then fair within that
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 Partition = tuple[str, int]  # (full topic name, partition)
@@ -50,10 +57,14 @@ class Held(Protocol):
 
 
 class FairPool:
-    def __init__(self, lanes: Sequence[str], capacity: int, *, exactly_once: bool = False) -> None:
+    def __init__(self, lanes: Sequence[str], capacity: int, *, exactly_once: bool = False, settle_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.rank = {lane: i for i, lane in enumerate(lanes)}  # full topic names, highest priority first
         self.capacity = capacity
         self.exactly_once = exactly_once
+        self.settle_s = settle_s
+        self._clock = clock
+        self._first_served: dict[object, float] = {}  # streams first served within the last settle_s
         self.bytes = 0
         self._queues: dict[int, dict[object, deque[Held]]] = {}  # per lane rank: each stream's held records
         self._served: dict[object, int] = {}  # when each stream was last served (a count of records taken)
@@ -95,8 +106,8 @@ class FairPool:
             return []
         rank = min(self._queues)
         streams = self._queues[rank]
-        if len(streams) > 1 and any(s not in self._served for s in streams) and any(s in self._served for s in streams):
-            limit = min(limit, len(streams))  # a newcomer beside running streams: one round
+        if rank > 0:  # the top lane (live calls): short utterances of many sessions, batched as they come
+            limit = self._limit(streams, limit)
         taken: list[Held] = []
         waiting: set[object] = set()  # streams whose partition has as many handled-ahead offsets as it may
         while len(taken) < limit:
@@ -110,6 +121,8 @@ class FairPool:
                 continue
             msg = queue.popleft()
             taken.append(msg)
+            if stream not in self._served:
+                self._first_served[stream] = self._clock()
             self._tick += 1
             self._served[stream] = self._tick
             if not queue:
@@ -127,6 +140,17 @@ class FairPool:
             held = {stream for queues in self._queues.values() for stream in queues}
             self._served = {s: t for s, t in self._served.items() if s in held}
         return taken
+
+    def _limit(self, streams: dict[object, deque[Held]], limit: int) -> int:
+        """The batch size while streams come and go beside one that has run for a while: one record per fresh
+        stream held (at least one); else ``limit``."""
+        now = self._clock()
+        self._first_served = {s: t for s, t in self._first_served.items() if now - t < self.settle_s}
+        fresh = sum(1 for s in streams if s not in self._served or s in self._first_served)
+        settled = len(streams) - fresh
+        if settled and (fresh or self._first_served):
+            return min(limit, max(1, fresh))
+        return limit
 
     def held_partitions(self) -> set[Partition]:
         """Partitions with records waiting in the pool (a backlog the consumer's position no longer shows)."""

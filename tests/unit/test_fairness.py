@@ -25,21 +25,66 @@ def names(messages: Sequence[object]) -> list[str]:
     return [f"{m.key().decode()}{m.offset()}" for m in messages]  # type: ignore[attr-defined]
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_short_stream_behind_a_long_one_is_served_in_the_next_batch() -> None:
-    pool = FairPool(SPEECH_LANES, 10_000)
-    pool.add([msg("L", i) for i in range(20)])  # a long recording's windows, all ahead in the log
-    pool.add([msg("S", 20), msg("S", 21), msg("T", 22), msg("U", 0, partition=1)])
-    assert names(pool.take(8)) == ["L0", "S20", "T22", "U0", "L1", "S21", "L2", "L3"]
+    clock = Clock()
+    pool = FairPool(SPEECH_LANES, 10_000, settle_s=5, clock=clock)
+    pool.add([msg("L", i) for i in range(30)])  # a long recording's windows, all ahead in the log
+    pool.add([msg("S", 30), msg("S", 31), msg("T", 32), msg("U", 0, partition=1)])
+    # streams arriving together fill the batch, one record per stream in turn
+    assert names(pool.take(8)) == ["L0", "S30", "T32", "U0", "L1", "S31", "L2", "L3"]
     assert names(pool.take(3)) == ["L4", "L5", "L6"]  # the short ones are done; the long one goes on alone
-    pool.add([msg("V", 23), msg("V", 24)])
-    # a newcomer goes first, in a batch of one round (it would wait for the long one's records batched with it)
-    assert names(pool.take(8)) == ["V23", "L7"]
-    assert names(pool.take(4)) == ["V24", "L8", "L9", "L10"]  # served now: batches are full again
+    clock.now += 10  # the long one has run for a while: settled
+    assert names(pool.take(3)) == ["L7", "L8", "L9"]
+    pool.add([msg("V", 33), msg("V", 34)])
+    # a newcomer beside a settled stream goes first and alone: it would wait for the long one's records
+    # batched with it
+    assert names(pool.take(8)) == ["V33"]
+    assert names(pool.take(8)) == ["L10"]  # in turn, one at a time while the newcomer is fresh
+    assert names(pool.take(8)) == ["V34"]
+    clock.now += 1
+    assert names(pool.take(8)) == ["L11"]  # the newcomer is done, but another may follow it: still one at a time
+    clock.now += 5
+    assert names(pool.take(4)) == ["L12", "L13", "L14", "L15"]  # arrivals stopped: full batches again
+
+
+def test_short_jobs_one_after_another_beside_a_long_one_wait_for_one_window_each() -> None:
+    clock = Clock()
+    pool = FairPool(SPEECH_LANES, 10_000, settle_s=5, clock=clock)
+    pool.add([msg("L", i) for i in range(40)])
+    assert len(pool.take(8)) == 8
+    clock.now += 10
+    for n, short in enumerate("ABCD"):  # each submitted when the one before it completed
+        assert len(pool.take(8)) == (8 if n == 0 else 1)  # the batch in progress when it arrives
+        pool.add([msg(short, 100 + n)])
+        assert names(pool.take(8)) == [f"{short}{100 + n}"]
+        clock.now += 1.5
+    clock.now += 5
+    assert len(pool.take(8)) == 8
+
+
+def test_a_new_call_beside_running_calls_is_batched_with_them() -> None:
+    clock = Clock()
+    pool = FairPool(SPEECH_LANES, 10_000, settle_s=5, clock=clock)
+    pool.add([msg(f"call{n}", n, topic=AUDIO_SPEECH_HIGH) for n in range(6)])
+    assert len(pool.take(8)) == 6
+    clock.now += 10
+    pool.add([msg(f"call{n}", 10 + n, topic=AUDIO_SPEECH_HIGH) for n in range(7)])  # call6 is new
+    assert len(pool.take(8)) == 7
 
 
 def test_newcomers_arriving_together_fill_the_batch() -> None:
     pool = FairPool(SPEECH_LANES, 10_000)
     pool.add([msg(s, i) for i, s in enumerate("ABCDEFGHIJ")])  # none served yet: no round to cut short
+    assert len(pool.take(8)) == 8
+    pool.add([msg(s, 20 + i) for i, s in enumerate("KLMNOPQRST")])  # beside streams served moments ago
     assert len(pool.take(8)) == 8
 
 
