@@ -38,6 +38,14 @@ from tests.integration.apache_kafka import apache_kafka  # noqa: F401 - an Apach
 CLI = [sys.executable, "-m", "streamscribe.cli"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that need an Apache Kafka cluster of their own (``apache_kafka``, session-scoped) run last, in
+    their order: the cluster starts once, for the first of them, and is not left running beside the others."""
+    own = [item for item in items if "apache_kafka" in getattr(item, "fixturenames", ())]
+    if own:
+        items[:] = [item for item in items if "apache_kafka" not in getattr(item, "fixturenames", ())] + own
+
+
 @dataclass
 class Stack:
     home: Path

@@ -53,8 +53,10 @@ def recording(speech: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def long_call(speech: Path) -> Path:
-    """113 s: a job that is surely still in flight when a stop is asked for right after its upload."""
-    return speech / "calls" / "call_center_phone_call.mp3"
+    """A 30 s meeting, its speakers told apart acoustically: a job that takes many seconds of recognition and
+    diarization, so it is still in flight when a stop is asked for a second after its upload (the tests check
+    that it was: ``down`` names it, ``--drain`` says it waits)."""
+    return speech / "meetings" / "ami_dev00.flac"
 
 
 def _texts(transcript: dict[str, Any]) -> list[str]:
@@ -228,7 +230,7 @@ async def test_down_names_jobs_in_flight_and_up_finishes_them(own_stack: Stack, 
     (home / "inflight.json").unlink(missing_ok=True)
     async with Client(own_stack.url) as client:
         jobs = [(await client.submit(recording))["job_id"] for _ in range(3)]
-        # a two-minute call: still in flight however fast the short ones finish before down lists them
+        # a meeting: still in flight however fast the short ones finish before down lists them
         call = (await client.submit(long_call))["job_id"]
     down = own_stack.cli("down", "--home", str(home))
     assert down.returncode == 0, down.stderr
