@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.corpus import SPEECH, write_repeated_recording
 from bench.stack_run import down, machine, up
 from streamscribe.client import Client
-from streamscribe.stack.supervisor import read_stack
+from streamscribe.stack.state import read_stack
 
 
 async def one(client: Client, path: Path) -> float:

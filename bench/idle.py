@@ -26,7 +26,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack_run import cpu_delta, cpu_seconds, down, machine, up
-from streamscribe.stack.supervisor import read_stack
+from streamscribe.stack.state import read_stack
 
 
 def supervisor_seconds(home: Path) -> float:

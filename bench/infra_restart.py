@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
-from streamscribe.stack.supervisor import read_stack
+from streamscribe.stack.state import read_stack
 
 CLI = [sys.executable, "-m", "streamscribe.cli"]
 

@@ -44,7 +44,7 @@ from bench.corpus import SPEECH, write_long_recording
 from connectors.ingest.decode import decode_chunks
 from streamscribe.client import ApiError, Client
 from streamscribe.stack.ports import free_port
-from streamscribe.stack.supervisor import read_stack
+from streamscribe.stack.state import read_stack
 
 CLI = [sys.executable, "-m", "streamscribe.cli"]
 MB = 1024 * 1024

@@ -48,7 +48,7 @@ from bench.corpus import SPEECH, write_meeting, write_two_party_call
 from bench.diarization_der import demo_sample, machine
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
-from streamscribe.stack.supervisor import read_stack
+from streamscribe.stack.state import read_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 

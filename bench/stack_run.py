@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 
 from streamscribe.stack.ports import free_port
-from streamscribe.stack.supervisor import read_stack
+from streamscribe.stack.state import read_stack
 
 CLI = [sys.executable, "-m", "streamscribe.cli"]
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.corpus import write_long_recording
 from bench.stack_run import down, machine, up
 from streamscribe.client import Client
-from streamscribe.stack.supervisor import read_stack
+from streamscribe.stack.state import read_stack
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,7 @@ def _settings(home: str | None) -> Settings:
 def _server_url(settings: Settings, server: str | None) -> str:
     if server:
         return server
-    from streamscribe.stack.supervisor import read_stack
+    from streamscribe.stack.state import read_stack
 
     stack = read_stack(settings.home)
     if stack:
@@ -74,7 +74,7 @@ brokers_option = click.option("--brokers", type=click.IntRange(1, 9), default=3,
 def up(detach: bool, home: str | None, port: int | None, timeout: float, kafka: str, brokers: int) -> None:
     """Start the embedded stack: broker, PostgreSQL, storage, every processor and the gateway."""
     from foundation.logs import configure
-    from streamscribe.stack.supervisor import pid_alive, read_stack, reap_orphans, stack_file
+    from streamscribe.stack.state import pid_alive, read_stack, reap_orphans, stack_file
 
     settings = _settings(home)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ def down(home: str | None, timeout: float, drain: bool, drain_timeout: float) ->
     """
     from streamscribe.stack.inflight import drain as drain_jobs
     from streamscribe.stack.inflight import in_flight, write_handoff
-    from streamscribe.stack.supervisor import pid_alive, read_stack, stack_file
+    from streamscribe.stack.state import pid_alive, read_stack, stack_file
 
     settings = _settings(home)
     stack = read_stack(settings.home)
@@ -203,7 +203,7 @@ def down(home: str | None, timeout: float, drain: bool, drain_timeout: float) ->
 @drain_timeout_option
 def restart(home: str | None, port: int | None, timeout: float, drain: bool, drain_timeout: float) -> None:
     """down, then up --detach with the same home and gateway port."""
-    from streamscribe.stack.supervisor import read_stack
+    from streamscribe.stack.state import read_stack
 
     settings = _settings(home)
     stack = read_stack(settings.home)
@@ -300,7 +300,7 @@ def status(home: str | None, server: str | None) -> None:
     """Health of every component and the lag of every consumer group."""
     from streams.kafka.admin import group_lag
     from streams.stages.registry import STAGES
-    from streamscribe.stack.supervisor import read_stack
+    from streamscribe.stack.state import read_stack
 
     settings = _stack_settings(home)
     stack = read_stack(settings.home)
@@ -326,7 +326,7 @@ def status(home: str | None, server: str | None) -> None:
 
 def _echo_stack(stack: dict[str, Any], settings: Settings) -> None:
     """The stack's processes, and its Kafka brokers: node id, pid, ports, alive."""
-    from streamscribe.stack.supervisor import pid_alive
+    from streamscribe.stack.state import pid_alive
 
     kafka = stack.get("kafka") or {}
     click.echo(f"kafka: {kafka.get('broker', 'tansu')} at {stack['kafka_bootstrap']}, "
@@ -345,7 +345,7 @@ def _echo_stack(stack: dict[str, Any], settings: Settings) -> None:
 def _stack_settings(home: str | None) -> Settings:
     """Settings pointed at the local stack's broker (with the client settings of its kind) and database when one
     is running from this home (the environment wins where it names them)."""
-    from streamscribe.stack.supervisor import read_stack, stack_client_environment
+    from streamscribe.stack.state import read_stack, stack_client_environment
 
     settings = _settings(home)
     stack = read_stack(settings.home)

@@ -26,7 +26,7 @@ from streamscribe.recovery import backlog
 from streamscribe.recovery.reconciler import EventWriter, Outcome, Reconciler
 from streamscribe.recovery.rules import Policy
 from streamscribe.stack.inflight import take_handoff
-from streamscribe.stack.supervisor import read_stack
+from streamscribe.stack.state import read_stack
 
 log = get_logger(__name__)
 

@@ -194,12 +194,14 @@ def restore_consumer(kafka: KafkaSettings, group: str, client_id: str) -> Consum
 
 
 def reader_consumer(kafka: KafkaSettings, group: str, client_id: str = "streamscribe-reader", *,
-                    read_committed: bool = True) -> Consumer:
+                    read_committed: bool = True, partition_eof: bool = False) -> Consumer:
     """A consumer for tools and readers outside the stages, in the consumer group ``group`` exactly as given
     (a throwaway name for probes). Offsets are committed only when the caller commits; a subscription with no
     committed offset starts at the beginning of the log. ``read_committed=False`` also shows what open and
-    aborted transactions wrote (for diagnosis and tests; never for results)."""
-    role = {
+    aborted transactions wrote (for diagnosis and tests; never for results). ``partition_eof`` reports the end
+    of each partition (a ``_PARTITION_EOF`` error event), for a probe that must not wait for events that will
+    not come."""
+    role: dict[str, Any] = {
         **_consumer_role(kafka),
         "group.id": group,
         "enable.auto.commit": False,
@@ -209,6 +211,8 @@ def reader_consumer(kafka: KafkaSettings, group: str, client_id: str = "streamsc
     }
     if not read_committed:
         role["isolation.level"] = "read_uncommitted"
+    if partition_eof:
+        role["enable.partition.eof"] = True
     return Consumer(_wired(kafka, client_id, role))
 
 

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from foundation.settings import KafkaSettings
 from streams.kafka.clients import end_offsets, reader_consumer
@@ -27,7 +27,8 @@ class Move:
 
 
 def _probe(kafka: KafkaSettings) -> Consumer:
-    return reader_consumer(kafka, f"offsets-probe-{uuid.uuid4().hex}", "streamscribe-offsets-probe")
+    return reader_consumer(kafka, f"offsets-probe-{uuid.uuid4().hex}", "streamscribe-offsets-probe",
+                           partition_eof=True)
 
 
 def _ends(kafka: KafkaSettings, tps: list[TopicPartition]) -> dict[int, int]:
@@ -39,11 +40,19 @@ def _ends(kafka: KafkaSettings, tps: list[TopicPartition]) -> dict[int, int]:
 
 
 def _timestamp_at(consumer: Consumer, topic: str, partition: int, offset: int) -> int | None:
+    """The timestamp of the first event at or after ``offset``; None when there is none before the end of the
+    partition (on Apache Kafka a transaction's commit marker holds an offset but no event: a probe that lands on
+    the last one reaches the end at once instead of waiting out its polls)."""
     consumer.assign([TopicPartition(topic, partition, offset)])
     for _ in range(50):
         msg = consumer.poll(0.2)
-        if msg is not None and not msg.error():
+        if msg is None:
+            continue
+        err = msg.error()
+        if err is None:
             return int(msg.timestamp()[1])
+        if err.code() == KafkaError._PARTITION_EOF:
+            return None
     return None
 
 

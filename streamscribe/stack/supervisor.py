@@ -11,7 +11,6 @@ storage, broker, each Apache Kafka node, PostgreSQL (``streamscribe.stack.servic
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -23,8 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from connectors.storage import spool
 from foundation.logs import get_logger
 from foundation.settings import Settings
@@ -34,10 +31,10 @@ from streamscribe.stack.liveness import Watchdog
 from streamscribe.stack.ports import free_port, wait_for_port
 from streamscribe.stack.seaweed import Seaweed
 from streamscribe.stack.services import Service, tend
+from streamscribe.stack.state import stack_file
 
 log = get_logger(__name__)
 
-STACK_FILE = "stack.json"
 # how often the supervisor looks at its processes: a crash is noticed this late (its restart waits a backoff of
 # 0.5 s or more anyway); longer than 0.2 s, so that an idle stack's supervisor stays idle
 SUPERVISE_S = 0.5
@@ -72,38 +69,6 @@ class Child:
         return self.proc.pid if self.proc else None
 
 
-def stack_file(home: Path) -> Path:
-    return home / STACK_FILE
-
-
-def read_stack(home: Path) -> dict[str, Any] | None:
-    path = stack_file(home)
-    if not path.exists():
-        return None
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return data
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-ORPHAN_NAMES = ("weed", "tansu", "postgres", "kafka.Kafka", "streamscribe.cli")
 KafkaKind = str  # "tansu" (the embedded default) or "apache"
 SECRET_KAFKA_SETTINGS = frozenset({"STREAMSCRIBE_KAFKA__SASL_PASSWORD", "STREAMSCRIBE_KAFKA__SSL_KEY_PASSWORD"})
 
@@ -120,25 +85,6 @@ def kafka_environment(kind: KafkaKind, brokers: int, given: dict[str, str]) -> d
                        "STREAMSCRIBE_KAFKA__REPLICATION_FACTOR": str(min(3, brokers)),
                        "STREAMSCRIBE_KAFKA__STATIC_MEMBERSHIP": "true"})
     return {k: v for k, v in wanted.items() if k not in given}
-
-
-def reap_orphans(stack: dict[str, Any]) -> list[int]:
-    """Kill what a supervisor that died without stopping (``kill -9``) left running: its object storage, broker,
-    PostgreSQL and workers would hold the data directories and ports a new stack needs. Only processes whose
-    command line is one of ours are touched (a pid may have been reused)."""
-    pids = [int(p["pid"]) for p in [*stack.get("infra", {}).values(), *stack.get("children", {}).values()]
-            if isinstance(p, dict) and p.get("pid")]
-    killed = []
-    for pid in pids:
-        try:
-            cmdline = " ".join(psutil.Process(pid).cmdline())
-        except psutil.Error:
-            continue
-        if any(name in cmdline for name in ORPHAN_NAMES):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-            killed.append(pid)
-    return killed
 
 
 class Supervisor:
@@ -396,15 +342,6 @@ class Supervisor:
         spool.remove_dead(self.settings.spool_root)
         stack_file(self.home).unlink(missing_ok=True)
         log.info("stack stopped")
-
-
-def stack_client_environment(stack: dict[str, Any]) -> dict[str, str]:
-    """The Kafka settings of a running stack (from its ``stack.json``), as environment variables, for the
-    commands and tests that talk to its broker."""
-    kafka = stack.get("kafka") or {}
-    env = dict(kafka.get("env") or {})
-    env.setdefault("STREAMSCRIBE_KAFKA__BOOTSTRAP_SERVERS", str(stack.get("kafka_bootstrap", "")))
-    return env
 
 
 def run_foreground(settings: Settings, gateway_port: int, kafka: KafkaKind = "tansu", brokers: int = 3) -> None:

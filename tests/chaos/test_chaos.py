@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 
 from connectors.storage.factory import store_from_settings
-from streamscribe.stack.supervisor import pid_alive, read_stack
+from streamscribe.stack.state import pid_alive, read_stack
 from tests.chaos.conftest import assert_batch_intact, finish, running, submit, wait_until
 from tests.integration.conftest import Stack
 from tests.integration.segments import Shape, assert_intact, rows
@@ -38,12 +38,16 @@ def _infra_pid(stack: Stack, name: str) -> int:
     return int(stack.info["infra"][name]["pid"])
 
 
-def _wait_infra_back(stack: Stack, name: str, old_pid: int, timeout: float = 120) -> None:
+def _wait_infra_back(stack: Stack, name: str, before: dict[str, Any], timeout: float = 120) -> None:
+    """Started again by the supervisor, ``stack.json`` counting the restart, on the same ports."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = read_stack(stack.home)
         now = info["infra"][name] if info else {}
-        if now.get("pid") not in (None, old_pid) and pid_alive(now["pid"]):
+        if (now.get("pid") not in (None, before["pid"]) and now.get("restarts") == before["restarts"] + 1
+                and pid_alive(now["pid"])):
+            for key in ("port", "endpoint", "ports"):
+                assert now.get(key) == before.get(key), f"{name} came back on another {key}"
             return
         time.sleep(0.2)
     raise AssertionError(f"{name} was not restarted within {timeout} s")
@@ -85,12 +89,16 @@ async def test_kill9_of_each_infrastructure_process_mid_batch(chaos_stack: Stack
     Every job completes with the clean run's segments. Most resume by themselves (revision 1); a ``kill -9`` of
     Tansu can lose the last event it acknowledged on a partition (seen once: a stream's end-of-stream event on
     ``audio.speech``, two FINAL windows kept), and then nothing is left on Kafka for that job: the reconciler must
-    run it again (revision 2), and the first run must say it was stuck."""
+    run it again (revision 2), and the first run must say it was stuck.
+
+    The supervisor starts each again on its ports and counts the restart in ``stack.json``. On Apache Kafka, a
+    node or PostgreSQL killed in the middle of a job is tests/integration/test_stack_recovery.py::
+    test_infrastructure_killed_mid_job_the_job_completes (this is its Tansu run)."""
     jobs = await _batch_in_flight(chaos_stack, recordings)
     for service in ("broker", "postgres", "objectstore"):
-        pid = _infra_pid(chaos_stack, service)
-        os.kill(pid, signal.SIGKILL)
-        _wait_infra_back(chaos_stack, service, pid)
+        before = dict(chaos_stack.info["infra"][service])
+        os.kill(before["pid"], signal.SIGKILL)
+        _wait_infra_back(chaos_stack, service, before)
     done = await assert_batch_intact(chaos_stack, jobs, references, revision=None)
     for path, got in done.items():
         if got["revision"] == 1:
@@ -124,22 +132,41 @@ def _down(stack: Stack) -> str:
     return down.stderr
 
 
-def _up(stack: Stack) -> None:
+def _up(stack: Stack) -> str:
     up = stack.cli("up", "--detach", "--home", str(stack.home), "--port", stack.url.rsplit(":", 1)[1],
                    *stack.kafka_args)
     assert up.returncode == 0, up.stdout + up.stderr
+    return up.stderr
 
 
 async def test_down_and_up_with_jobs_in_flight(chaos_stack: Stack, recordings: list[Path],
                                                references: dict[Path, list[Shape]]) -> None:
-    """The broker's log and offsets are kept: the pipeline resumes every job (no run again needed)."""
+    """``down`` names the jobs in flight and lists them in ``<home>/inflight.json`` for the reconciler; ``up``
+    says so. The broker's log (topics, offsets, history) is kept: the pipeline resumes every job (no run again
+    needed), and the events from before the stop are still in the log.
+
+    On Apache Kafka the same stop and start is tests/integration/test_stack_recovery.py::
+    test_down_names_jobs_in_flight_and_up_finishes_them (this is its Tansu run)."""
+    home = chaos_stack.home
+    (home / "inflight.json").unlink(missing_ok=True)
     jobs = await _batch_in_flight(chaos_stack, recordings)
+    up = ""
     try:
         stopped = _down(chaos_stack)
+        assert read_stack(home) is None
+        assert (home / "inflight.json").exists(), stopped
+        in_flight = {j["job_id"] for j in json.loads((home / "inflight.json").read_text())["jobs"]}
     finally:  # whatever happens, the next tests find the stack up
-        _up(chaos_stack)
-    assert any(j in stopped for j in jobs.values()), stopped
+        up = _up(chaos_stack)
+    assert in_flight and in_flight <= set(jobs.values()), (in_flight, jobs)
+    for job_id in in_flight:
+        assert job_id in stopped, stopped
+    assert "inflight.json" in stopped and "reconciler" in stopped, stopped
+    assert "were in flight" in up, up
     await assert_batch_intact(chaos_stack, jobs, references)
+    history = chaos_stack.cli("tail", "jobs.events", "--from-beginning", "--timeout", "5", "--home", str(home))
+    seen = {json.loads(line)["value"].get("job_id") for line in history.stdout.splitlines() if line.startswith("{")}
+    assert set(jobs.values()) <= seen, "the events from before down are still in the broker's log"
 
 
 async def test_down_broker_history_lost_up_the_reconciler_runs_them_again(

@@ -1,8 +1,9 @@
 """An Apache Kafka cluster of a test module's own: 3 KRaft nodes from the jars in .cache/kafka/libs
 (``streamscribe.stack.kafka_cluster``), with SASL_SSL listeners and one SCRAM-SHA-512 user whose password, CA and
-broker certificate are made here when the module starts. Module-scoped: only the modules that test the cluster
-itself (test_kafka_cluster.py) or SASL_SSL (test_kafka_sasl.py) pay for it, one at a time, beside the session
-stack's own cluster.
+broker certificate are made here when the first test that needs it starts. One for the session, shared by the
+tests that need a cluster of their own (test_analytics.py's SASL_SSL test, test_kafka_cluster.py, test_kafka_sasl.py;
+each under topic names of its own): tests/integration/conftest.py runs those tests last, one after another, so
+that only they pay for it (one start instead of one per module), beside the session stack's own cluster.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class ApacheKafka:
                 "STREAMSCRIBE_KAFKA__SSL_CA_LOCATION": str(self.cluster.ca_file)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafka]:
     password = secrets.token_hex(16)
     cluster = KafkaCluster(tmp_path_factory.mktemp("kafka"),

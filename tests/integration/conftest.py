@@ -31,11 +31,19 @@ import pytest
 from foundation.settings import Settings
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
-from streamscribe.stack.supervisor import pid_alive, read_stack, stack_client_environment
+from streamscribe.stack.state import pid_alive, read_stack, stack_client_environment
 from tests.conftest import BROKER
 from tests.integration.apache_kafka import apache_kafka  # noqa: F401 - an Apache Kafka cluster of a module's own
 
 CLI = [sys.executable, "-m", "streamscribe.cli"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that need an Apache Kafka cluster of their own (``apache_kafka``, session-scoped) run last, in
+    their order: the cluster starts once, for the first of them, and is not left running beside the others."""
+    own = [item for item in items if "apache_kafka" in getattr(item, "fixturenames", ())]
+    if own:
+        items[:] = [item for item in items if "apache_kafka" not in getattr(item, "fixturenames", ())] + own
 
 
 @dataclass

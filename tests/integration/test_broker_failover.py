@@ -18,7 +18,7 @@ import pytest
 from streams.kafka.clients import admin_client
 from streams.kafka.topics import TRANSCRIPTS
 from streamscribe.client import Client
-from streamscribe.stack.supervisor import pid_alive
+from streamscribe.stack.state import pid_alive
 from tests.integration.conftest import Stack
 from tests.integration.subscriber import Subscriber, repeated, segment_id
 

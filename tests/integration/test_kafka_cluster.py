@@ -202,7 +202,15 @@ def test_topics_create_makes_the_catalogue_with_its_configs_and_checks_them(apac
                    ConfigEntry("retention.ms", "-1", incremental_operation=AlterConfigOpType.SET)])]
     for fut in admin.incremental_alter_configs(drifted).values():
         fut.result(30)
-    assert set(topic_config_mismatches(admin, expected)) == {changelog, audio}
+    # each broker applies a config change when it replays the metadata log: wait until whichever broker answers
+    # shows both (three answers in a row), so that the next run finds the drift it is meant to repair
+    seen: list[bool] = []
+
+    def drift_shown() -> bool:
+        seen.append(set(topic_config_mismatches(admin, expected)) == {changelog, audio})
+        return seen[-3:] == [True] * 3
+
+    wait_until(drift_shown, 60, "the configs changed by hand to show on the cluster")
     second = _topics_create(apache_kafka, tmp_path, prefix)
     assert second["created"] == [] and second["grown"] == {}
     assert second["altered"] == {changelog: {"cleanup.policy": "compact"}, audio: {"retention.ms": str(7 * 86400000)}}

@@ -31,7 +31,7 @@ from connectors.producer.audio import AudioProducer
 from streams.kafka.topics import AUDIO_CHUNKS, AUDIO_SPEECH, TRANSCRIPTS
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
-from streamscribe.stack.supervisor import stack_client_environment
+from streamscribe.stack.state import stack_client_environment
 from tests.integration.conftest import CLI, Stack, stack_as_admin
 from tests.integration.subscriber import Subscriber, repeated, segment_id
 
