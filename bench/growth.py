@@ -10,7 +10,8 @@ of the shortest (the workers load their models at their first stream). Per lengt
 of the upload to the completed transcript, seconds per hour of audio and its ratio to the shortest's (linear
 growth gives 1.0; the target is within 10 %), the job's segment count, and the peak resident memory of every
 process of the stack (each worker, the gateway, maintenance, the broker, the object store; PostgreSQL as the
-proportional set size of all its processes) sampled every 2 s while the job ran.
+proportional set size of all its processes) sampled every 2 s while the job ran, and once more 10 s after it
+completed (what each process keeps once idle).
 """
 
 from __future__ import annotations
@@ -88,7 +89,12 @@ def main() -> None:
                 finally:
                     sampler.stop.set()
                     thread.join()
-                rows.append({"audio_s": seconds, "wall_s": took, **info, "peak_mb": peaks(sampler.samples)})
+                time.sleep(10)  # the workers go idle and give their freed heap back (streams.runtime.memory)
+                after = Sampler(home, 0.0)
+                after.stop.set()
+                after.run()
+                rows.append({"audio_s": seconds, "wall_s": took, **info, "peak_mb": peaks(sampler.samples),
+                             "after_mb": peaks(after.samples)})
                 print(f"{seconds / 60:.1f} min: {took:.1f} s ({info})", flush=True)
         finally:
             subprocess.run([*CLI, "down", "--home", tmp], env=env, capture_output=True)
@@ -113,6 +119,11 @@ def report(rows: list[dict[str, Any]]) -> None:
     print("|---|" + "---|" * len(rows))
     for n in names:
         print(f"| {n} | " + " | ".join(f"{r['peak_mb'].get(n, 0):.0f}" for r in rows) + " |")
+    print("\nRSS 10 s after each job completed (MB):\n")
+    print("| process | " + " | ".join(f"{r['audio_s'] / 60:.0f} min" for r in rows) + " |")
+    print("|---|" + "---|" * len(rows))
+    for n in names:
+        print(f"| {n} | " + " | ".join(f"{r['after_mb'].get(n, 0):.0f}" for r in rows) + " |")
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ class Sampler:
             self.stop.wait(self.interval)
 
 
-def verdict(values: list[float]) -> dict[str, Any]:
+def verdict(values: list[tuple[float, float]]) -> dict[str, Any]:
     """Growth after warm-up: first- and last-quarter medians, the slope (MB/h), flat or not."""
     times = [t for t, _ in values]
     mem = [v for _, v in values]

@@ -31,22 +31,30 @@ class _Clock:
         return self.now
 
 
-def test_idle_release_after_work_then_once_a_minute_while_busy() -> None:
+def test_idle_release_after_ten_idle_seconds_then_once_a_minute_while_busy() -> None:
     clock, released = _Clock(), []
-    memory = IdleRelease(every_s=60, release=lambda: released.append(clock.now), clock=clock)
+    memory = IdleRelease(idle_s=10, every_s=60, release=lambda: released.append(clock.now), clock=clock)
     assert not memory.after_step(0)  # idle from the start: nothing to give back
     clock.now = 100
     assert not memory.after_step(5)  # work began at 100
     clock.now = 130
-    assert not memory.after_step(5)
-    clock.now = 131
-    assert memory.after_step(0)  # first idle step after work
-    clock.now = 140
+    assert not memory.after_step(0)  # idle since 130
+    clock.now = 135
+    assert not memory.after_step(0)
+    clock.now = 136
+    assert not memory.after_step(5)  # work again before 10 idle seconds: the idle run starts over
+    clock.now = 137
+    assert not memory.after_step(0)
+    clock.now = 147
+    assert memory.after_step(0)  # 10 s idle after work
+    clock.now = 200
     assert not memory.after_step(0)  # still idle: nothing happened since
-    for t in range(150, 300, 10):  # busy for 150 s without a pause
+    for t in range(210, 360, 10):  # busy for 150 s without a pause
         clock.now = t
         memory.after_step(3)
-    assert released == [131, 210, 280]
-    clock.now = 300
+    assert released == [147, 270, 340]
+    clock.now = 360
+    assert not memory.after_step(0)
+    clock.now = 370
     assert memory.after_step(0)
-    assert released == [131, 210, 280, 300]
+    assert released == [147, 270, 340, 370]
