@@ -74,7 +74,8 @@ brokers_option = click.option("--brokers", type=click.IntRange(1, 9), default=3,
 def up(detach: bool, home: str | None, port: int | None, timeout: float, kafka: str, brokers: int) -> None:
     """Start the embedded stack: broker, PostgreSQL, storage, every processor and the gateway."""
     from foundation.logs import configure
-    from streamscribe.stack.state import pid_alive, read_stack, reap_orphans, stack_file
+    from foundation.processes import pid_alive
+    from streamscribe.stack.state import read_stack, reap_orphans, stack_file
 
     settings = _settings(home)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -154,9 +155,10 @@ def down(home: str | None, timeout: float, drain: bool, drain_timeout: float) ->
     Jobs still queued or running are listed in <home>/inflight.json for the reconciler at the next up
     (Kafka history and committed offsets are kept on disk); with --drain, down first waits for them.
     """
+    from foundation.processes import pid_alive
     from streamscribe.stack.inflight import drain as drain_jobs
     from streamscribe.stack.inflight import in_flight, write_handoff
-    from streamscribe.stack.state import pid_alive, read_stack, stack_file
+    from streamscribe.stack.state import read_stack, stack_file
 
     settings = _settings(home)
     stack = read_stack(settings.home)
@@ -326,7 +328,7 @@ def status(home: str | None, server: str | None) -> None:
 
 def _echo_stack(stack: dict[str, Any], settings: Settings) -> None:
     """The stack's processes, and its Kafka brokers: node id, pid, ports, alive."""
-    from streamscribe.stack.state import pid_alive
+    from foundation.processes import pid_alive
 
     kafka = stack.get("kafka") or {}
     click.echo(f"kafka: {kafka.get('broker', 'tansu')} at {stack['kafka_bootstrap']}, "

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from connectors.storage.base import SyncStore
 from connectors.storage.crypto import DecryptedView
+from foundation.processes import pid_alive
 
 MODE = 0o700
 _mine: dict[tuple[Path, str, int], Path] = {}
@@ -56,20 +57,6 @@ def owner(directory: Path) -> tuple[str, int] | None:
     return parts[1], int(parts[2])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has left nothing it could still be writing
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def remove_dead(root: Path, pids: set[int] | None = None) -> list[Path]:
     """Remove the spool directories of processes of this host that are gone (or only those of ``pids``);
     files directly under ``root`` (left by versions without per-process directories) go too."""
@@ -87,7 +74,7 @@ def remove_dead(root: Path, pids: set[int] | None = None) -> list[Path]:
         entry_host, pid = found
         if entry_host != host or pid == os.getpid():
             continue
-        if (pid not in pids) if pids is not None else _alive(pid):
+        if (pid not in pids) if pids is not None else pid_alive(pid):
             continue
         _remove(entry)
         removed.append(entry)

@@ -36,22 +36,6 @@ def read_stack(home: Path) -> dict[str, Any] | None:
     return data
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def stack_client_environment(stack: dict[str, Any]) -> dict[str, str]:
     """The Kafka settings of a running stack (from its ``stack.json``), as environment variables, for the
     commands and tests that talk to its broker."""

@@ -26,7 +26,8 @@ from typing import Any
 import psutil
 
 from connectors.storage.factory import store_from_settings
-from streamscribe.stack.state import pid_alive, read_stack
+from foundation.processes import pid_alive
+from streamscribe.stack.state import read_stack
 from tests.chaos.conftest import assert_batch_intact, finish, running, submit, wait_until
 from tests.integration.conftest import Stack
 from tests.integration.segments import Shape, assert_intact, rows

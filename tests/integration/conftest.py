@@ -28,10 +28,11 @@ from typing import Any
 import asyncpg
 import pytest
 
+from foundation.processes import pid_alive
 from foundation.settings import Settings
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
-from streamscribe.stack.state import pid_alive, read_stack, stack_client_environment
+from streamscribe.stack.state import read_stack, stack_client_environment
 from tests.conftest import BROKER
 from tests.integration.apache_kafka import apache_kafka  # noqa: F401 - an Apache Kafka cluster of a module's own
 

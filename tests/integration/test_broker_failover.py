@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from foundation.processes import pid_alive
 from streams.kafka.clients import admin_client
 from streams.kafka.topics import TRANSCRIPTS
 from streamscribe.client import Client
-from streamscribe.stack.state import pid_alive
 from tests.integration.conftest import Stack
 from tests.integration.subscriber import Subscriber, repeated, segment_id
 

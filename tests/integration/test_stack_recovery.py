@@ -28,8 +28,9 @@ from typing import Any
 
 import pytest
 
+from foundation.processes import pid_alive
 from streamscribe.client import Client
-from streamscribe.stack.state import pid_alive, read_stack
+from streamscribe.stack.state import read_stack
 from tests.conftest import BROKER
 from tests.integration.conftest import Stack, stack_as_admin
 
