@@ -13,6 +13,7 @@ from foundation.events import SpeechSegment
 from streams.kafka.topics import AUDIO_SPEECH, AUDIO_SPEECH_HIGH, AUDIO_SPEECH_LOW, SPEECH_LANES
 from streams.runtime.fairness import MAX_AHEAD, FairPool, decode_ahead, encode_ahead
 from streams.runtime.stage import BaseStage, Context, Record, StageSpec
+from tests.unit.fake_clock import FakeClock
 from tests.unit.kafka_fakes import FakeMessage, FakeTransactionalProducer
 from tests.unit.test_runner import Harness
 
@@ -25,16 +26,8 @@ def names(messages: Sequence[object]) -> list[str]:
     return [f"{m.key().decode()}{m.offset()}" for m in messages]  # type: ignore[attr-defined]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_short_stream_behind_a_long_one_is_served_in_the_next_batch() -> None:
-    clock = Clock()
+    clock = FakeClock()
     pool = FairPool(SPEECH_LANES, 10_000, settle_s=5, clock=clock)
     pool.add([msg("L", i) for i in range(30)])  # a long recording's windows, all ahead in the log
     pool.add([msg("S", 30), msg("S", 31), msg("T", 32), msg("U", 0, partition=1)])
@@ -56,7 +49,7 @@ def test_a_short_stream_behind_a_long_one_is_served_in_the_next_batch() -> None:
 
 
 def test_short_jobs_one_after_another_beside_a_long_one_wait_for_one_window_each() -> None:
-    clock = Clock()
+    clock = FakeClock()
     pool = FairPool(SPEECH_LANES, 10_000, settle_s=5, clock=clock)
     pool.add([msg("L", i) for i in range(40)])
     assert len(pool.take(8)) == 8
@@ -71,7 +64,7 @@ def test_short_jobs_one_after_another_beside_a_long_one_wait_for_one_window_each
 
 
 def test_a_new_call_beside_running_calls_is_batched_with_them() -> None:
-    clock = Clock()
+    clock = FakeClock()
     pool = FairPool(SPEECH_LANES, 10_000, settle_s=5, clock=clock)
     pool.add([msg(f"call{n}", n, topic=AUDIO_SPEECH_HIGH) for n in range(6)])
     assert len(pool.take(8)) == 6

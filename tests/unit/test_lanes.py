@@ -8,6 +8,7 @@ from foundation.settings import Settings
 from streams.kafka.lanes import priority_of, speech_lane
 from streams.kafka.topics import AUDIO_SPEECH, AUDIO_SPEECH_HIGH, AUDIO_SPEECH_LOW, SPEECH_LANES
 from streams.runtime.priority import Backlogs, LaneDecision, LanePriority
+from tests.unit.fake_clock import FakeClock
 from tests.unit.kafka_fakes import FakeConsumer
 
 ASSIGNED = {(t, p) for t in SPEECH_LANES for p in (0, 1)}
@@ -24,21 +25,13 @@ def test_lane_of_a_stream() -> None:
     assert priority_of({"priority": "urgent!"}, "upload") == "normal"  # not a priority: the default
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Lanes:
     """The asr stage's lane priority (32 events per batch, default lane settings) fed by backlog facts read
     from a fake consumer's watermarks and positions."""
 
     def __init__(self) -> None:
         self.consumer = FakeConsumer()
-        self.clock = Clock()
+        self.clock = FakeClock()
         lanes = Settings().lanes
         self.priority = LanePriority(SPEECH_LANES, 32, yield_batch=lanes.yield_batch_of("asr"),
                                      lower_batch=lanes.lower_batch_of("asr", 32), busy_s=lanes.busy_s,

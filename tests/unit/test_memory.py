@@ -5,6 +5,7 @@ from __future__ import annotations
 import psutil
 
 from streams.runtime.memory import IdleRelease, release_memory
+from tests.unit.fake_clock import FakeClock
 
 MB = 1024 * 1024
 
@@ -23,16 +24,8 @@ def test_freed_heap_goes_back_to_the_system() -> None:
     assert len(pin) == 64 * 1024
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_idle_release_after_ten_idle_seconds_then_once_a_minute_while_busy() -> None:
-    clock, released = _Clock(), []
+    clock, released = FakeClock(0.0), []
     memory = IdleRelease(idle_s=10, every_s=60, release=lambda: released.append(clock.now), clock=clock)
     assert not memory.after_step(0)  # idle from the start: nothing to give back
     clock.now = 100
