@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 from collections.abc import Set
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,9 +17,14 @@ from foundation.logs import configure, get_logger
 from foundation.settings import Settings
 from streams.kafka.admin import wait_for_topics
 from streams.kafka.clients import check_connection, describe
+from streams.runtime.checkpoint import ProducerWedged
 from streams.runtime.faust_stage import FaustStageSpec, FaustWorker
 from streams.runtime.runner import StageRunner
 from streams.stages.registry import spec_of
+
+# The exit status of a worker whose transactional producer wedged (EX_SOFTWARE + 5): the supervisor restarts it
+# like any crashed worker; the code tells the two apart in its log.
+WEDGED_EXIT_CODE = 75
 
 
 class Worker(Protocol):
@@ -71,13 +78,20 @@ def run_worker(name: str, settings: Settings, metrics_port: int | None = None) -
     brokers = check_connection(settings.kafka)
     log.info("kafka reachable", brokers=brokers, **describe(settings.kafka))
     runner: Worker
-    if isinstance(spec, FaustStageSpec):
-        # faust assigns nothing for a topic it does not see at its first rebalance
-        wait_for_topics(settings.kafka, [settings.kafka.topic_prefix + t for t in (*spec.inputs, *spec.changelogs)])
-        runner = FaustWorker(spec, spec.build(settings), settings)
-    else:
-        runner = StageRunner.connect(spec, spec.build(settings), settings)
-    if metrics_port:
-        serve_health(metrics_port, name, runner, settings.worker.health_host)
-    log.info("worker starting", stage=name, group=spec.group, batch=spec.batch_size(settings))
-    runner.run()
+    try:
+        if isinstance(spec, FaustStageSpec):
+            # faust assigns nothing for a topic it does not see at its first rebalance
+            wait_for_topics(settings.kafka, [settings.kafka.topic_prefix + t for t in (*spec.inputs, *spec.changelogs)])
+            runner = FaustWorker(spec, spec.build(settings), settings)
+        else:
+            runner = StageRunner.connect(spec, spec.build(settings), settings)  # exactly-once: init_transactions
+        if metrics_port:
+            serve_health(metrics_port, name, runner, settings.worker.health_host)
+        log.info("worker starting", stage=name, group=spec.group, batch=spec.batch_size(settings))
+        runner.run()
+    except ProducerWedged as exc:
+        # a thread is stuck inside librdkafka: a normal exit would wait for it (and for the clients' close) forever
+        log.error("kafka producer wedged; the worker exits at once to be started again", stage=name, error=str(exc))
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(WEDGED_EXIT_CODE)

@@ -32,12 +32,18 @@ is handled again by the same worker (``TransactionAborted``). A retriable error 
 broker failover) is retried within the timeout. A fatal one (``ProducerFenced``: another process took this
 worker's transactional.id, or any fatal producer error) or one that a retry cannot cure (``TransactionFailed``)
 stops the worker, whose restart starts a new producer.
+A transactional call that does not return at all (``ProducerWedged``; librdkafka 2.16 can wait forever in
+``send_offsets_to_transaction`` for a group coordinator on a broker that left the cluster and came back,
+confluentinc/librdkafka#5511, whatever the timeout given) is given a bounded time (``wedged_after``); then the
+worker exits at once, without closing its clients (closing waits on the same coordinator), and its restart
+aborts the open transaction and handles the batch again.
 A worker killed mid-batch leaves its transaction open; its restart (same transactional.id) aborts it at once
 in ``init_transactions``, and the cluster aborts it after ``transaction.timeout.ms`` otherwise.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
@@ -83,6 +89,44 @@ class TransactionFailed(CheckpointError):
 
 class ProducerFenced(TransactionFailed):
     """Exactly-once: another process took this worker's transactional.id, or the producer failed fatally."""
+
+
+class ProducerWedged(TransactionFailed):
+    """Exactly-once: a transactional call did not return within its timeout and grace; the producer (and the
+    coordinator it waits on) cannot be trusted again in this process: the worker exits without closing it."""
+
+
+# How long a transactional call may take before the producer counts as wedged: ``commit_transaction`` (it flushes
+# the batch's outputs) its timeout plus WEDGED_GRACE_S; the others, small requests to a coordinator, their timeout
+# but at most WEDGED_AFTER_S (a failover moves a coordinator in seconds, and a worker restart costs less than a
+# long wait: its transaction is aborted and the batch handled again, nothing is lost or doubled).
+WEDGED_AFTER_S = 30.0
+WEDGED_GRACE_S = 30.0
+
+
+def wedged_after(step: str, timeout: float) -> float:
+    return timeout + WEDGED_GRACE_S if step == "commit_transaction" else min(timeout, WEDGED_AFTER_S)
+
+
+def call_within(step: str, call: Callable[[], object], limit_s: float) -> None:
+    """Run ``call`` on a daemon thread and wait ``limit_s`` for it; ``ProducerWedged`` if it has not returned
+    (the thread is left waiting: the process is to exit). Its exception, if any, is raised here."""
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the caller
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"txn-{step}", daemon=True).start()
+    if not done.wait(limit_s):
+        raise ProducerWedged(f"{step} did not return in {limit_s:.0f} s: the transactional producer is wedged")
+    if failure:
+        raise failure[0]
 
 
 class Checkpoint(Protocol):
@@ -279,7 +323,7 @@ class ExactlyOnceCheckpoint:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                call()
+                call_within(f"{self.stage}: {step}", call, wedged_after(step, self.timeout))
                 return
             except KafkaException as exc:
                 err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None

@@ -31,7 +31,13 @@ from streams.kafka.clients import restore_consumer, stage_consumer, stage_produc
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import dlq_name
-from streams.runtime.checkpoint import Checkpoint, CheckpointError, TransactionAborted, open_checkpoint
+from streams.runtime.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    ProducerWedged,
+    TransactionAborted,
+    open_checkpoint,
+)
 from streams.runtime.fairness import FairPool
 from streams.runtime.memory import IdleRelease
 from streams.runtime.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE, EVENTS, LAG, LANE_PAUSES, PAUSED_PARTITIONS
@@ -114,11 +120,18 @@ class StageRunner:
         try:
             while self._running:
                 self.memory.after_step(self.step())
-        finally:
-            self.stage.close()
-            self.consumer.close()
-            self.producer.flush(10)
-            log.info("stage stopped", stage=self.name)
+        except ProducerWedged:
+            raise  # closing the clients would wait on the same coordinator: the process exits as it is
+        except BaseException:
+            self._close()
+            raise
+        self._close()
+
+    def _close(self) -> None:
+        self.stage.close()
+        self.consumer.close()
+        self.producer.flush(10)
+        log.info("stage stopped", stage=self.name)
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions assigned", stage=self.name, partitions=[p.partition for p in partitions])
@@ -259,6 +272,8 @@ class StageRunner:
                 self.stage.forget(record)
             log.warning("batch aborted; it is handled again", stage=self.name, error=str(exc))
             return len(messages)
+        except ProducerWedged:
+            raise  # nothing more can be asked of that producer, not even an abort
         except CheckpointError as exc:
             log.error("checkpoint failed; no offset committed, the worker stops", stage=self.name, error=str(exc))
             self.checkpoint.abort()

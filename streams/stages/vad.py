@@ -4,6 +4,13 @@ Each stream's chunks are resampled to 16 kHz, mixed to mono (or split per channe
 ``processors.vad.Segmenter``. The segmenter's state and the audio it still needs live in the stage's
 changelog, keyed by stream, so a worker that dies mid-utterance resumes it exactly on restart. Chunks are
 recognised by their per-stream ``seq``: a redelivered chunk is skipped.
+
+An upload's chunks come from ingest with every ``seq`` from 0, so a chunk missing from that run of numbers (or an
+audio piece missing from the changelog) was lost in transit: a broker that loses records it acknowledged (Tansu
+killed with ``kill -9``) is the one way seen. Finding speech around the hole would complete the job without the
+words that were in it, so the stream is given up instead: no END is published, the stage reports why, and the
+reconciler runs the job again from its stored recording (``streamscribe.recovery``). Live and producer streams
+have no stored recording to run again from; there a hole is filled with silence, so the time stays right.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from streams.runtime.metrics import AUDIO_SECONDS
 from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 
 log = get_logger(__name__)
+
+# Sources whose chunks carry every seq from 0 and whose recording is stored, so a job can run again from it.
+REPLAYABLE_SOURCES = frozenset({"upload"})
 
 
 @dataclass
@@ -108,7 +118,13 @@ class VadStage(BaseStage):
             return  # redelivered
         if meta is None:
             meta = self._open(chunk, ctx)
+        if chunk["seq"] != meta.seq + 1 and meta.source in REPLAYABLE_SOURCES:
+            self._give_up(key, meta, chunk, f"chunks {meta.seq + 1} to {chunk['seq'] - 1} never arrived", ctx)
+            return
         segmenters = self._segmenters(key, meta, ctx)
+        if segmenters is None:
+            self._give_up(key, meta, chunk, "audio the stage kept for the stream is missing from its changelog", ctx)
+            return
 
         frames = decode_pcm(chunk["data"], chunk["channels"], chunk["encoding"])
         gap = chunk["start_sample"] - meta.source_samples
@@ -172,7 +188,9 @@ class VadStage(BaseStage):
     def _new_segmenter(self, meta: StreamMeta) -> Segmenter:
         return Segmenter(self._config(meta))
 
-    def _segmenters(self, key: str, meta: StreamMeta, ctx: Context) -> dict[str, Segmenter]:
+    def _segmenters(self, key: str, meta: StreamMeta, ctx: Context) -> dict[str, Segmenter] | None:
+        """The stream's segmenters, from memory or rebuilt from the changelog; None when an upload's audio piece
+        is missing there (lost in transit)."""
         cached = self._cache.get(key)
         if cached is not None and cached[0] == meta.seq:
             return cached[1]
@@ -180,8 +198,10 @@ class VadStage(BaseStage):
         out: dict[str, Segmenter] = {}
         for name, ch in meta.channels.items():
             state = SegmenterState.from_json(ch["state"])
-            pieces = [_unpiece(raw) for seq, _, _ in ch["pieces"]
-                      if (raw := ctx.get(f"{key}/pcm/{name}/{seq:012d}")) is not None]
+            stored = [ctx.get(f"{key}/pcm/{name}/{seq:012d}") for seq, _, _ in ch["pieces"]]
+            if None in stored and meta.source in REPLAYABLE_SOURCES:
+                return None
+            pieces = [_unpiece(raw) for raw in stored if raw is not None]
             start = pieces[0][0] if pieces else state.total
             buf = np.concatenate([p for _, p in pieces]) if pieces else np.zeros(0, dtype=np.int16)
             out[name] = Segmenter(self._config(meta), state, buf, start)
@@ -217,6 +237,24 @@ class VadStage(BaseStage):
         meta.next_report = min(1.0, (int(position / total * 10) + 1) / 10)
         ctx.job_event(meta.__dict__, "RUNNING", progress=min(1.0, position / total),
                       message=f"{meta.finals} speech segments so far")
+
+    def _give_up(self, key: str, meta: StreamMeta, chunk: dict[str, Any], what: str, ctx: Context) -> None:
+        """An upload whose audio was lost in transit: no END (nothing downstream completes it without the lost
+        words); the reconciler runs the job again from its stored recording once nothing moves it on."""
+        reason = (f"audio lost in transit ({what}, at chunk {chunk['seq']}); finding speech stopped, and the "
+                  "job runs again from its stored recording")
+        log.error("audio lost in transit; stream given up", stream_id=meta.stream_id, job_id=meta.job_id,
+                  revision=meta.revision, seq=chunk["seq"], last_seq=meta.seq, reason=what)
+        ctx.job_event(meta.__dict__, "RUNNING", message=reason)
+        for name, ch in meta.channels.items():
+            for seq, _, _ in ch["pieces"]:
+                ctx.put(f"{key}/pcm/{name}/{seq:012d}", None)
+        meta.channels = {}
+        meta.ended = True
+        ctx.put(key, meta.dumps())
+        self._cache.pop(key, None)
+        for k in [k for k in self._resamplers if k[0] == key]:
+            del self._resamplers[k]
 
     def _end(self, key: str, meta: StreamMeta, chunk: dict[str, Any], duration: float, ctx: Context) -> None:
         error = chunk.get("error")

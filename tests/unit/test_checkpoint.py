@@ -3,8 +3,11 @@ no offset and leaves the state as it was."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -23,8 +26,10 @@ from streams.runtime.checkpoint import (
     OffsetsNotCommitted,
     OutputsNotDelivered,
     ProducerFenced,
+    ProducerWedged,
     TransactionAborted,
     open_checkpoint,
+    wedged_after,
 )
 from streams.runtime.state import StateStore
 from tests.unit.kafka_fakes import FakeConsumer, FakeProducer, FakeRestoreConsumer, FakeTransactionalProducer
@@ -276,3 +281,32 @@ def test_restore_markers_go_out_in_their_own_transaction(tmp_path: Path) -> None
     t = Transactional(tmp_path)
     t.state.assign([1])
     assert t.producer.journal == ["begin_transaction", f"produce {CHANGELOG}", "commit_transaction"]
+
+
+def test_a_call_that_never_returns_wedges_the_producer(tmp_path: Path) -> None:
+    """librdkafka can wait forever in send_offsets_to_transaction whatever its timeout (confluentinc/librdkafka#5511):
+    after its timeout (at most 30 s) the checkpoint gives up on the producer, and asks nothing more of it."""
+    t = Transactional(tmp_path)
+    t.batch()
+    release = threading.Event()
+    hung = t.producer.send_offsets_to_transaction
+
+    def never_returns(*args: Any) -> None:
+        release.wait(30)
+        hung(*args)
+
+    t.producer.send_offsets_to_transaction = never_returns  # type: ignore[method-assign,assignment]
+    started = time.monotonic()
+    try:
+        with pytest.raises(ProducerWedged, match="send_offsets_to_transaction did not return in 1 s"):
+            t.checkpoint.commit([(JOBS_EVENTS, _event(1))], OFFSETS)
+        assert time.monotonic() - started >= 1.0  # its timeout (1 s here) was given first
+        assert "commit_transaction" not in t.producer.journal and "abort_transaction" not in t.producer.journal
+    finally:
+        release.set()
+
+
+def test_how_long_a_transactional_call_may_take() -> None:
+    assert wedged_after("send_offsets_to_transaction", 60.0) == 30.0
+    assert wedged_after("begin_transaction", 10.0) == 10.0
+    assert wedged_after("commit_transaction", 60.0) == 90.0  # it flushes the batch's outputs
