@@ -88,9 +88,10 @@ async def test_kill9_of_each_infrastructure_process_mid_batch(chaos_stack: Stack
     under one batch (one batch for the three keeps the suite short; each kill hits jobs in flight).
 
     Every job completes with the clean run's segments. Most resume by themselves (revision 1); a ``kill -9`` of
-    Tansu can lose the last event it acknowledged on a partition (seen once: a stream's end-of-stream event on
-    ``audio.speech``, two FINAL windows kept), and then nothing is left on Kafka for that job: the reconciler must
-    run it again (revision 2), and the first run must say it was stuck.
+    Tansu can lose events it acknowledged (seen: a stream's end-of-stream event on ``audio.speech``; an upload's
+    chunk on ``audio.chunks``, which VAD then gives up rather than complete the job without its words), and then
+    nothing is left on Kafka for that job: the reconciler must run it again (revision 2), and the first run must
+    say it was stuck.
 
     The supervisor starts each again on its ports and counts the restart in ``stack.json``. On Apache Kafka, a
     node or PostgreSQL killed in the middle of a job is tests/integration/test_stack_recovery.py::
