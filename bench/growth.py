@@ -91,8 +91,7 @@ def main() -> None:
                     thread.join()
                 time.sleep(10)  # the workers go idle and give their freed heap back (streams.runtime.memory)
                 after = Sampler(home, 0.0)
-                after.stop.set()
-                after.run()
+                after.sample()
                 rows.append({"audio_s": seconds, "wall_s": took, **info, "peak_mb": peaks(sampler.samples),
                              "after_mb": peaks(after.samples)})
                 print(f"{seconds / 60:.1f} min: {took:.1f} s ({info})", flush=True)

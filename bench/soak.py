@@ -109,13 +109,17 @@ class Sampler:
     def run(self) -> None:
         started = time.monotonic()
         while not self.stop.is_set():
-            row: dict[str, Any] = {"t": round(time.monotonic() - started, 1), "jobs": self.jobs_done}
-            for name, pids in _processes(self.home).items():
-                mems = [_memory(p) for p in pids]
-                # PostgreSQL: proportional set size over its processes (shared buffers counted once)
-                row[name] = round((sum(m[1] for m in mems) if name == "postgres" else mems[0][0]) / MB, 1)
-            self.samples.append(row)
+            self.sample(time.monotonic() - started)
             self.stop.wait(self.interval)
+
+    def sample(self, t: float = 0.0) -> None:
+        """One reading of every process's memory."""
+        row: dict[str, Any] = {"t": round(t, 1), "jobs": self.jobs_done}
+        for name, pids in _processes(self.home).items():
+            mems = [_memory(p) for p in pids]
+            # PostgreSQL: proportional set size over its processes (shared buffers counted once)
+            row[name] = round((sum(m[1] for m in mems) if name == "postgres" else mems[0][0]) / MB, 1)
+        self.samples.append(row)
 
 
 def verdict(values: list[tuple[float, float]]) -> dict[str, Any]:
