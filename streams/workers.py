@@ -22,7 +22,7 @@ from streams.runtime.faust_stage import FaustStageSpec, FaustWorker
 from streams.runtime.runner import StageRunner
 from streams.stages.registry import spec_of
 
-# The exit status of a worker whose transactional producer wedged (EX_SOFTWARE + 5): the supervisor restarts it
+# The exit status of a worker whose transactional producer wedged (EX_TEMPFAIL): the supervisor restarts it
 # like any crashed worker; the code tells the two apart in its log.
 WEDGED_EXIT_CODE = 75
 

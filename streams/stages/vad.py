@@ -246,15 +246,9 @@ class VadStage(BaseStage):
         log.error("audio lost in transit; stream given up", stream_id=meta.stream_id, job_id=meta.job_id,
                   revision=meta.revision, seq=chunk["seq"], last_seq=meta.seq, reason=what)
         ctx.job_event(meta.__dict__, "RUNNING", message=reason)
-        for name, ch in meta.channels.items():
-            for seq, _, _ in ch["pieces"]:
-                ctx.put(f"{key}/pcm/{name}/{seq:012d}", None)
-        meta.channels = {}
-        meta.ended = True
+        self._close_stream(key, meta, ctx)
         ctx.put(key, meta.dumps())
         self._cache.pop(key, None)
-        for k in [k for k in self._resamplers if k[0] == key]:
-            del self._resamplers[k]
 
     def _end(self, key: str, meta: StreamMeta, chunk: dict[str, Any], duration: float, ctx: Context) -> None:
         error = chunk.get("error")
@@ -266,6 +260,10 @@ class VadStage(BaseStage):
         if not error:
             ctx.job_event(meta.__dict__, "COMPLETED", progress=1.0,
                           message=f"{meta.finals} speech segments in {duration:.1f} s of audio")
+        self._close_stream(key, meta, ctx)
+
+    def _close_stream(self, key: str, meta: StreamMeta, ctx: Context) -> None:
+        """The stream is over (ended or given up): its kept audio and resamplers go; later chunks are skipped."""
         for name, ch in meta.channels.items():
             for seq, _, _ in ch["pieces"]:
                 ctx.put(f"{key}/pcm/{name}/{seq:012d}", None)
