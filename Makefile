@@ -71,10 +71,9 @@ $(DEMO_WAV): | $(STAMP)
 demo: $(STAMP) $(WEB_BUILT) $(DEMO_WAV)
 	$(VENV)/bin/streamscribe demo $(DEMO_WAV) --home $(CACHE)/demo-home
 
-# The README's test command, and CI's (.ci/run). Three pytest runs, one after the other (-k: each runs even when one
-# before it failed; make still fails at the end), each naming in its summary every test it deselects
-# (tests/conftest.py), every failure, error and skip with its reason (-rfEs; integration failures as short tracebacks
-# with their messages, so that a CI excerpt of the log holds all of them), and the slowest tests:
+# The README's test command, and CI's (.ci/run). Four pytest runs, each naming in its summary every test it
+# deselects (tests/conftest.py), every failure, error and skip with its reason (-rfEs; integration failures as short
+# tracebacks with their messages, so that a CI excerpt of the log holds all of them), and the slowest tests:
 #   1. unit, deployment (chart, Compose file) and browser tests (on the embedded stack);
 #   2. the whole integration suite on a 3-broker Apache Kafka KRaft cluster (`up --kafka apache`), the production
 #      engine: exactly-once, broker failover, scale-out and SASL_SSL included;
@@ -82,8 +81,15 @@ demo: $(STAMP) $(WEB_BUILT) $(DEMO_WAV)
 #      live, replay, the broker's own log and authentication);
 #   4. the chaos suite on Tansu (tests/chaos: kills of every worker, the broker, PostgreSQL and the object store,
 #      a frozen worker and database, `down`/`up` with jobs in flight, the reconciler; about 6 minutes).
+# 1 first; then 2 beside 3 and 4 (which run one after the other): the Apache Kafka run spends most of its time
+# waiting (clusters forming, brokers and workers coming back, timeouts running out), so the Tansu runs fit in beside
+# it on two cores; each run's stacks take free ports of their own. Every run runs even when one before it failed
+# (-k, and the exit status of 1 kept for the end); `make` fails at the end if any did. --output-sync prints each
+# run's output whole when it ends, not interleaved.
 test: setup $(DEMO_WAV)
-	$(MAKE) -k --no-print-directory test-fast test-apache test-embedded test-chaos
+	$(MAKE) -k --no-print-directory test-fast; fast=$$?; \
+	$(MAKE) -k -j2 --output-sync=target --no-print-directory test-apache test-embedded test-chaos; rest=$$?; \
+	test $$fast -eq 0 && test $$rest -eq 0
 
 test-fast: setup $(DEMO_WAV)
 	$(PY) -m pytest -q -rfEs --durations=15 -m "not image" tests/unit tests/deploy tests/e2e

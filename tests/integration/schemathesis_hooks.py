@@ -13,9 +13,10 @@
   finished job (``STREAMSCRIBE_FUZZ_SEGMENTS``), as the other phases' mostly do; their word indices stay as
   generated, so the bounds are still sent (and a word the segment lacks is a 404).
 - Replays stay small: a positive case of ``POST /v1/replays`` that names jobs names the one job made for it
-  before the run (``STREAMSCRIBE_FUZZ_REPLAY``: a two-second recording; in the coverage phase one case in eight,
-  the others a job that does not exist), and one that names a time range gets a range before the run began (it
-  selects nothing, through the same query). Otherwise every accepted replay re-runs every job the run has made,
+  before the run (``STREAMSCRIBE_FUZZ_REPLAY``: a two-second recording; in the coverage phase one case in 32,
+  the others a job that does not exist; re-diarizations, cancels and retries likewise, one coverage case in
+  eight), and one that names a time range gets a range before the run began (it selects nothing, through the
+  same query). Otherwise every accepted replay re-runs every job the run has made,
   hundreds of pipeline runs that only make the run slow and its duration depend on the machine; replays
   themselves are tested in tests/integration/test_replay.py.
 - The run does not saw off the branch it sits on: a case that would delete or erase what the run stands on
@@ -58,14 +59,20 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.transport.serialization import Binary
 
 # An accepted upload costs work. Files and voice profiles get real speech in every positive case; in the coverage
-# phase, which generates hundreds of cases per operation, jobs get it in one of eight (each is transcribed in the
+# phase, which generates hundreds of cases per operation, jobs get it in one of 32 (each is transcribed in the
 # background) and the OpenAI-compatible endpoint, which answers only once its job is transcribed, in one of
 # forty; in the fuzzing and stateful phases every positive case gets it. Which coverage cases is decided from
-# their other fields, so it is the same on every run.
-UPLOADS = {"POST /v1/files": 1, "POST /v1/speakers": 1, "POST /v1/jobs": 8, "POST /v1/audio/transcriptions": 40}
-# coverage cases of POST /v1/replays that replay the job made for it (the others name a job that does not exist:
-# the replay is accepted and selects nothing)
-REPLAYS_ONE_IN = 8
+# their other fields, so it is the same on every run. The coverage phase's background work is waited out before
+# the fuzzing phase (``_drain``): with one job in eight, replays and re-diarizations in one in eight and one, that
+# wait was 5-6 minutes of a 10-minute run on a 2-core machine, and checked nothing the answers had not.
+UPLOADS = {"POST /v1/files": 1, "POST /v1/speakers": 1, "POST /v1/jobs": 32, "POST /v1/audio/transcriptions": 40}
+# coverage cases of POST /v1/replays and of POST /v1/jobs/{job_id}/rediarize that work on the job made for them
+# (the other replays name a job that does not exist: the replay is accepted and selects nothing; the other
+# re-diarizations name one that does not exist and are a 404)
+REPLAYS_ONE_IN = 32
+REDIARIZE_ONE_IN = 8
+# operations that run a job again
+RERUNS = ("POST /v1/jobs/{job_id}/cancel", "POST /v1/jobs/{job_id}/retry")
 PLAIN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -80,23 +87,32 @@ def _positive(case: Case) -> bool:
 
 
 def _chosen(case: Case, one_in: int) -> bool:
-    assert isinstance(case.body, dict) and case.meta is not None
+    # not the recording nor a stored file's id, which the server drew at random
+    fields = ({k: v for k, v in case.body.items() if k not in ("file", "file_id")} if isinstance(case.body, dict)
+              else case.body)
+    return _chosen_by(case, json.dumps([fields, case.query or {}], sort_keys=True, default=str), one_in)
+
+
+def _chosen_by(case: Case, text: str, one_in: int) -> bool:
+    """Whether a case does the costly thing: always outside the coverage phase; there, one case in ``one_in``,
+    decided from ``text`` (what the case was generated with), so the same on every run."""
+    assert case.meta is not None
     if str(case.meta.phase.name) != "coverage":
         return True
-    fields = {k: v for k, v in case.body.items() if k != "file"}
-    text = json.dumps([fields, case.query or {}], sort_keys=True, default=str)
     return zlib.crc32(text.encode("utf-8", "surrogatepass")) % one_in == 0
 
 
 BEFORE_THE_RUN = "2001-01-01T00:00:00Z"
 NO_SUCH_JOB = "replayed-by-no-case"
+NO_SUCH_FILE = "stored-by-no-case"
 
 
 def _small_replay(case: Case) -> None:
     if case.operation.label == "POST /v1/jobs/{job_id}/rediarize" and case.path_parameters and _positive(case):
         # re-diarizing makes a new latest revision with speakers of its own: it runs on the job made for replays,
         # so the finished job's speakers stay what the speaker-rename cases name
-        case.path_parameters["job_id"] = os.environ["STREAMSCRIBE_FUZZ_REPLAY"]
+        chosen = _chosen(case, REDIARIZE_ONE_IN)
+        case.path_parameters["job_id"] = os.environ["STREAMSCRIBE_FUZZ_REPLAY"] if chosen else NO_SUCH_JOB
         return
     if case.operation.label != "POST /v1/replays" or not isinstance(case.body, dict) or not _positive(case):
         return
@@ -120,6 +136,12 @@ def map_case(context: Any, case: Case) -> Case:
         # what the case carries now is what it was generated with: otherwise schemathesis revalidates the body,
         # cannot validate binary parts, and relabels the positive case negative
         case._record_starting_state()
+    elif (one_in and isinstance(case.body, dict) and case.body.get("file_id") and _positive(case)
+          and not isinstance(case.body.get("file"), Binary) and not _chosen(case, one_in)):
+        # a job made from a stored file (``file_id``, which the coverage phase takes from what POST /v1/files
+        # gave back, each time real speech) is as much work as an upload: the same share of them is made
+        case.body["file_id"] = NO_SUCH_FILE
+        case._record_starting_state()
     return case
 
 
@@ -131,6 +153,13 @@ SATISFIABLE_RANGE = "bytes=0-1023"
 
 def _on_fixtures(case: Case) -> None:
     if not ON_FIXTURES.match(case.operation.path) or not _positive(case):
+        return
+    if case.operation.label in RERUNS and case.path_parameters:
+        # a retry runs its job again (after a cancel, or a failure): on the two-second job made for replays, not
+        # the finished job the other operations read, and in the coverage phase one case in eight (the others
+        # name a job that does not exist); before, the coverage phase re-ran the finished job some twenty times
+        chosen = _chosen_by(case, json.dumps(case.path_parameters, sort_keys=True), REDIARIZE_ONE_IN)
+        case.path_parameters["job_id"] = os.environ["STREAMSCRIBE_FUZZ_REPLAY"] if chosen else NO_SUCH_JOB
         return
     ids: dict[str, str] = json.loads(os.environ.get("STREAMSCRIBE_FUZZ_IDS", "{}"))
     for name in list(case.path_parameters or {}):
@@ -255,9 +284,11 @@ def _drain(case: Case) -> None:
     if _Pipeline.drained or case.meta is None or str(case.meta.phase.name) in ("examples", "coverage"):
         return
     _Pipeline.drained = True
-    deadline = time.monotonic() + DRAIN_S
+    started = time.monotonic()
+    deadline = started + DRAIN_S
     while time.monotonic() < deadline:
         if not _busy("queued") and not _busy("running"):
+            print(f"the coverage phase's jobs were worked off in {time.monotonic() - started:.0f} s", file=sys.stderr)
             return
         time.sleep(2)
     print(f"jobs were still queued or running {DRAIN_S:.0f} s after the coverage phase", file=sys.stderr)
