@@ -40,9 +40,12 @@ class ErasureStore:
 
     # -- jobs ---------------------------------------------------------------------------------------------
     async def delete_jobs(self, job_ids: list[str]) -> list[tuple[str, str | None]]:
-        """Delete jobs (with everything that cascades from them); (job_id, file_id) of each deleted one."""
+        """Delete jobs (with everything that cascades from them); (job_id, file_id) of each deleted one. Each
+        leaves its id in ``deleted_jobs``, so that results of it still in flight do not bring it back."""
         rows = await self._pool.fetch(
-            "DELETE FROM jobs WHERE job_id = ANY($1::text[]) RETURNING job_id, file_id", job_ids)
+            "WITH gone AS (DELETE FROM jobs WHERE job_id = ANY($1::text[]) RETURNING job_id, file_id), "
+            "marked AS (INSERT INTO deleted_jobs (job_id) SELECT job_id FROM gone ON CONFLICT DO NOTHING) "
+            "SELECT job_id, file_id FROM gone", job_ids)
         return [(r["job_id"], r["file_id"]) for r in rows]
 
     async def object_keys_still_used(self, file_ids: list[str]) -> set[str]:

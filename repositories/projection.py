@@ -53,6 +53,8 @@ class Projection:
         if ev["kind"] != "FINAL":
             return
         job_id = await self._ensure_job(conn, ev)
+        if job_id is None:
+            return  # a deleted job
         await conn.execute("DELETE FROM speaker_turns WHERE job_id = $1 AND revision = $2", job_id, ev["revision"])
         await conn.executemany(
             "INSERT INTO speaker_turns (job_id, revision, idx, start_s, end_s, speaker_id) "
@@ -79,19 +81,24 @@ class Projection:
             await analytics.project_call(conn, ev)
 
     # -- jobs.events ---------------------------------------------------------------------------------
-    async def _ensure_job(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> str:
-        """Streams produced straight to Kafka have no job until their first result: it is made here."""
-        job_id = ev.get("job_id") or ev["stream_id"]
-        created = await conn.fetchval(
-            "INSERT INTO jobs (job_id, stream_id, status, source, model) VALUES ($1, $2, 'running', $3, $4) "
-            "ON CONFLICT (job_id) DO NOTHING RETURNING true",
+    async def _ensure_job(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> str | None:
+        """Streams produced straight to Kafka have no job until their first result: it is made here. None for a
+        job that was deleted (its results still in flight are dropped, not made into a job again)."""
+        job_id = str(ev.get("job_id") or ev["stream_id"])
+        created, deleted = await conn.fetchrow(
+            "WITH made AS (INSERT INTO jobs (job_id, stream_id, status, source, model) "
+            "SELECT $1, $2, 'running', $3, $4 WHERE NOT EXISTS (SELECT 1 FROM deleted_jobs WHERE job_id = $1) "
+            "ON CONFLICT (job_id) DO NOTHING RETURNING true) "
+            "SELECT EXISTS (SELECT 1 FROM made), EXISTS (SELECT 1 FROM deleted_jobs WHERE job_id = $1)",
             job_id, ev["stream_id"], ev.get("source") or "producer", ev.get("model"),
         )
+        if deleted:
+            return None
         if created:
             await conn.execute(
                 "INSERT INTO revisions (job_id, revision, model, request_key, status) VALUES ($1, 1, $2, 'r1', "
                 "'running') ON CONFLICT DO NOTHING", job_id, ev.get("model") or "")
-        return str(job_id)
+        return job_id
 
     @staticmethod
     async def _revision_status(conn: asyncpg.Connection, job_id: str, revision: int, status: str,
@@ -110,6 +117,8 @@ class Projection:
 
     async def _job_event(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> None:
         job_id = await self._ensure_job(conn, ev)
+        if job_id is None:
+            return  # a deleted job
         at = _ts(ev["at"])
         state = ev["state"].lower()
         await conn.execute(
@@ -158,6 +167,8 @@ class Projection:
 
     async def _transcript_event(self, conn: asyncpg.Connection, ev: dict[str, Any]) -> None:
         job_id = await self._ensure_job(conn, ev)
+        if job_id is None:
+            return  # a deleted job
         await self._ensure_transcript(conn, job_id, ev)
         kind = ev["kind"]
         if kind == "SEGMENT":

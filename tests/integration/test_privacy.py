@@ -174,6 +174,34 @@ async def test_cancel_and_retry(stack: Stack, org: dict[str, str], speech: Path)
     assert status == 200 and t["revision"] == 2 and "scarf" in t["text"].lower()
 
 
+async def test_a_job_deleted_in_flight_stays_deleted(stack: Stack, org: dict[str, str], speech: Path) -> None:
+    """Deleted while the pipeline works on it: what it still sends is dropped, and the job does not come back. (The
+    materializer makes a job of a stream it does not know, for streams produced straight to Kafka; it used to make
+    one of a deleted job's later results too, a running "producer" job with part of the transcript, found by the
+    OpenAPI fuzzing.) A twin of the job, uploaded beside it, sets how long to wait: once it is done, so is the
+    pipeline's work on the deleted one."""
+    token = org["user"]
+    meeting = speech / "meetings" / "ami_dev00.flac"
+    deleted = await _upload(stack, token, meeting)
+    twin = await _upload(stack, token, meeting)
+    for _ in range(600):
+        _, job = await _call(stack, token, "GET", f"/v1/jobs/{deleted}")
+        if job["status"] == "running" and any(st["state"] == "completed" for st in job["stages"].values()):
+            break
+        await asyncio.sleep(0.1)
+    assert job["status"] == "running", job  # in flight: its first stage is done, the rest is still to come
+    assert (await _call(stack, token, "DELETE", f"/v1/jobs/{deleted}"))[0] == 204
+    assert (await _wait(stack, token, twin))["status"] == "completed"
+    await asyncio.sleep(5)  # the materializer's last batch
+    db = await stack.db()
+    try:
+        for table in ("jobs", "revisions", "transcripts", "transcript_segments", "job_stages"):
+            assert await db.fetchval(f"SELECT count(*) FROM {table} WHERE job_id = $1", deleted) == 0, table
+        assert await db.fetchval("SELECT count(*) FROM deleted_jobs WHERE job_id = $1", deleted) == 1
+    finally:
+        await db.close()
+
+
 async def test_cursor_pagination_walks_every_job_once(stack: Stack, org: dict[str, str]) -> None:
     seen: list[str] = []
     cursor = None
