@@ -110,11 +110,18 @@ async def erase_org(rows: ErasureStore, store: ObjectStore, org_id: str, delete_
     return out
 
 
+# How long the id of a deleted job is kept (repositories/migrations/0008_deleted_jobs.sql): longer than any topic
+# keeps events (4 weeks, streams/kafka/topics.py), so that none of its results, even re-read by a consumer group
+# moved back in time, can bring it back.
+DELETED_JOBS_KEPT = timedelta(days=35)
+
+
 async def apply_retention(rows: ErasureStore, audit: AuditLog, store: ObjectStore,
                           now: datetime | None = None) -> dict[str, Erased]:
     """Delete the jobs (audio and transcripts) and files of every organization that are older than its
-    retention period."""
+    retention period; forget the ids of jobs deleted more than ``DELETED_JOBS_KEPT`` ago."""
     now = now or datetime.now(UTC)
+    await rows.forget_deleted_jobs(now - DELETED_JOBS_KEPT)
     results: dict[str, Erased] = {}
     for org_id, days in await rows.retention_periods():
         cutoff = now - timedelta(days=days)

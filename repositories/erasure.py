@@ -48,6 +48,12 @@ class ErasureStore:
             "SELECT job_id, file_id FROM gone", job_ids)
         return [(r["job_id"], r["file_id"]) for r in rows]
 
+    async def forget_deleted_jobs(self, deleted_before: datetime) -> int:
+        """Forget the ids of jobs deleted before ``deleted_before`` (``deleted_jobs``); how many."""
+        return int(await self._pool.fetchval(
+            "WITH gone AS (DELETE FROM deleted_jobs WHERE deleted_at < $1 RETURNING 1) SELECT count(*) FROM gone",
+            deleted_before))
+
     async def object_keys_still_used(self, file_ids: list[str]) -> set[str]:
         """The object keys of those files that some job is still made from."""
         rows = await self._pool.fetch(

@@ -247,11 +247,17 @@ async def test_retention_and_user_erasure(stack: Stack, org: dict[str, str], spe
     conn = await stack.db()
     try:
         await conn.execute("UPDATE jobs SET created_at = now() - interval '31 days' WHERE job_id = $1", old)
+        # a job deleted long ago is forgotten (its id no longer needed to drop its late results), a recent one not
+        await conn.execute("INSERT INTO deleted_jobs (job_id, deleted_at) VALUES ('deleted-long-ago', now() - "
+                           "interval '36 days'), ('deleted-lately', now() - interval '34 days')")
         out = stack.cli("maintenance", "--once")
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)[org["org_id"]]["jobs"] >= 1
         assert await conn.fetchval("SELECT count(*) FROM jobs WHERE job_id = $1", old) == 0
         assert await conn.fetchval("SELECT count(*) FROM transcript_segments WHERE job_id = $1", old) == 0
+        assert await conn.fetchval("SELECT count(*) FROM deleted_jobs WHERE job_id = $1", old) == 1
+        assert [r["job_id"] for r in await conn.fetch(
+            "SELECT job_id FROM deleted_jobs WHERE job_id LIKE 'deleted-%'")] == ["deleted-lately"]
         assert not (stack.home / "objects" / "uploads" / old).exists() or not any(
             (stack.home / "objects" / "uploads" / old).iterdir())
 
