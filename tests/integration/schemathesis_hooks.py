@@ -63,9 +63,10 @@ from schemathesis.transport.serialization import Binary
 # is transcribed in the background) and the OpenAI-compatible endpoint, which answers only once its job is
 # transcribed, in one of forty; in the fuzzing and stateful phases every positive case gets it. Which coverage
 # cases is decided by their order (``_chosen``), the same on every run. The coverage phase's background work is
-# waited out before the fuzzing phase (``_drain``): with jobs from one upload in eight and from every stored file,
-# and replays, re-diarizations and retries in one in eight and one, that wait was 3-6 minutes of a 7-10-minute
-# run on a 2-core machine, and checked nothing the answers had not.
+# waited out before the fuzzing phase (``_drain``): that wait was 3-6 minutes of a 7-10-minute run on a 2-core
+# machine, and checked nothing the answers had not. What it waited for (the queue, dumped during it): some forty
+# re-runs with base by replays that named only ``since`` (``_small_replay``), some twenty retries of the finished
+# job, and the jobs of one upload in eight.
 UPLOADS = {"POST /v1/files": 1, "POST /v1/speakers": 1, "POST /v1/jobs": 32, "POST /v1/audio/transcriptions": 40}
 # coverage cases of POST /v1/replays and of POST /v1/jobs/{job_id}/rediarize that work on the job made for them
 # (the other replays name a job that does not exist: the replay is accepted and selects nothing; the other
