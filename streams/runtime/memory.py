@@ -8,7 +8,10 @@ square of the stream's length) can keep, as resident memory, much of the largest
 goes back towards what it holds (bench/diarization_memory.py measures it).
 
 Every stage worker does the same on its own rhythm (``IdleRelease``, called by the runner after each step): once
-it has been idle for 10 s after work, and once a minute while it keeps working. The recogniser's batches of audio
+it has been idle for 10 s after work, and once a minute while it keeps working; and right after the commit of a
+batch whose stage asked for it (``Context.release_memory_after_commit``), never inside a stage's ``handle``, where
+the batch's outputs would wait for it (a release took 1.2 s in the diarization worker after each stream, all of it
+added to the time to the transcript). The recogniser's batches of audio
 windows of varying lengths, on CTranslate2's threads and librdkafka's, left the asr worker's resident memory
 creeping up by about 100 MB an hour of repeated jobs (bench/soak.py) without it.
 """
@@ -62,6 +65,11 @@ class IdleRelease:
         self._clock = clock
         self._since: float | None = None  # when the work not yet followed by a release began
         self._idle: float | None = None  # when the current run of idle steps began
+
+    def now(self) -> None:
+        """Release at once (a stage asked for it after a large step); the rhythm starts again from here."""
+        self._release()
+        self._since = self._idle = None
 
     def after_step(self, consumed: int) -> bool:
         """Called after each step with the number of events it consumed; True when memory was released."""

@@ -262,6 +262,8 @@ class StageRunner:
             self.checkpoint.commit(ctx.outbox, offsets, metadata)
             if metadata is not None and self.pool is not None:
                 self.pool.committed(offsets)
+            if ctx.release_requested:  # the outputs are out: their readers do not wait for the release
+                self.memory.now()
         except TransactionAborted as exc:
             # exactly-once: nothing of the batch is visible and the consumer is back at its last commit; drop what
             # the stage derived from it in memory and take the batch again

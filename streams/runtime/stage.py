@@ -42,6 +42,13 @@ class Context:
         self.outbox: list[tuple[str, Event]] = []
         self.drained = 0  # events handed to the producer before the end of the batch
         self.partition = -1
+        self.release_requested = False  # give freed memory back once the batch is committed
+
+    def release_memory_after_commit(self) -> None:
+        """Ask the runner to return the freed heap to the system once this batch's outputs are committed (after a
+        step that built large temporary arrays), not before: a release takes up to a second in a worker holding
+        models, and the batch's events would wait for it."""
+        self.release_requested = True
 
     def emit(self, topic: str, event: Event) -> None:
         """Publish ``event`` on ``topic`` once the batch is handled (keyed by ``event.partition_key``)."""

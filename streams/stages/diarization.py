@@ -44,7 +44,6 @@ from processors.diarization.labels import channel_speaker, display_name, speaker
 from processors.diarization.online import OnlineConfig, OnlineSpeakers, finish_online, label_window
 from repositories.profiles import TRANSIENT_PROFILE_ERRORS, ProfileSource, profile_source
 from streams.kafka.topics import SPEAKER_ENROLLMENTS, SPEAKER_PROFILES, SPEAKER_TURNS, SPEECH_LANES
-from streams.runtime.memory import release_memory
 from streams.runtime.metrics import DIARIZATION_SECONDS
 from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 from streams.stages.vad import stream_key
@@ -171,8 +170,9 @@ class DiarizationStage(BaseStage):
                           message=f"{len(speakers)} speakers, {len(turns)} turns ({mode})")
         meta.update(windows=[], seen=[], provisional=[])
         # Clustering a stream builds matrices that grow with the square of its length; glibc keeps the freed heap
-        # unless told (streams.runtime.memory; bench/diarization_memory.py measures it)
-        release_memory()
+        # unless told (streams.runtime.memory; bench/diarization_memory.py measures it). After the commit: the
+        # turns are published first.
+        ctx.release_memory_after_commit()
 
     def _speakers(self, meta: dict[str, Any], windows: dict[int, WindowEmbeddings], online: OnlineSpeakers,
                   mode: str, opts: dict[str, str]) -> Clustering:

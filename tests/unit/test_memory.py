@@ -51,3 +51,17 @@ def test_idle_release_after_ten_idle_seconds_then_once_a_minute_while_busy() -> 
     clock.now = 370
     assert memory.after_step(0)
     assert released == [147, 270, 340, 370]
+
+
+def test_a_release_asked_for_resets_the_rhythm() -> None:
+    clock, released = FakeClock(0.0), []
+    memory = IdleRelease(idle_s=10, every_s=60, release=lambda: released.append(clock.now), clock=clock)
+    clock.now = 100
+    assert not memory.after_step(5)
+    clock.now = 150
+    memory.now()  # a stage asked for it after a large step
+    clock.now = 165
+    assert not memory.after_step(0)  # nothing happened since that release: no idle release follows
+    clock.now = 200
+    assert not memory.after_step(0)
+    assert released == [150]

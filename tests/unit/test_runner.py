@@ -217,3 +217,27 @@ def test_exactly_once_an_aborted_batch_is_rewound_and_handled_again(tmp_path: Pa
     assert [c["stream_id"] for c in h.read(AUDIO_CHUNKS)] == ["a", "b"]
     assert h.producer.offsets[-1][0] == {(INGEST_REQUESTS, 0): 9} and h.consumer.committed_offsets == []
     assert h.state.get(0, "a") == b"seen"
+
+
+class Clusterer(Splitter):
+    """A stage whose step builds large temporary arrays and asks for the freed memory to be given back."""
+
+    def handle(self, record: Record, ctx: Context) -> None:
+        super().handle(record, ctx)
+        ctx.release_memory_after_commit()
+
+
+def test_memory_asked_back_by_a_stage_is_released_after_the_batch_is_committed(tmp_path: Path) -> None:
+    h = Harness(tmp_path, SPLITTER, Clusterer())
+    seen: list[tuple[list[str], list[dict[tuple[str, int], int]]]] = []  # at each release: produced, committed
+    h.runner.memory._release = lambda: seen.append(
+        ([c["stream_id"] for c in h.read(AUDIO_CHUNKS)], list(h.consumer.committed_offsets)))
+    h.consumer.batches = [[h.request(0, "a"), h.request(1, "b")]]
+    assert h.runner.step() == 2
+    # one release, once the batch's outputs and offsets were out
+    assert seen == [(["a", "b"], [{(INGEST_REQUESTS, 0): 2}])]
+
+    h.runner.stage = Splitter()  # a stage that asks for nothing: no release after its batch
+    h.consumer.batches = [[h.request(2, "c")]]
+    assert h.runner.step() == 1
+    assert len(seen) == 1

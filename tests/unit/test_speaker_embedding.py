@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from bench.corpus import read_mono
-from processors.diarization.speaker_embedding import MIN_SAMPLES, MIN_TRACED_FRAMES, RATE, CamppEmbedder
+from processors.diarization.speaker_embedding import (
+    MIN_SAMPLES,
+    MIN_TRACED_FRAMES,
+    RATE,
+    CamppEmbedder,
+    fbank,
+    frame_count,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +59,27 @@ def test_pieces_too_short_for_the_graph_run_eagerly(embedder: CamppEmbedder, rea
     assert not torch.isfinite(traced).all(), "the graph now handles tiny inputs: MIN_TRACED_FRAMES can go"
     got = embedder([reading[RATE: RATE + MIN_SAMPLES]])
     assert np.isfinite(got).all()
+
+
+def _reference_fbank(audio: np.ndarray) -> np.ndarray:
+    """Kaldi filter banks from kaldi-native-fbank (Kaldi's own code), mean-normalised like ``fbank``."""
+    import kaldi_native_fbank as knf
+
+    opts = knf.FbankOptions()
+    opts.frame_opts.samp_freq = RATE
+    opts.frame_opts.dither = 0.0
+    opts.mel_opts.num_bins = 80
+    extractor = knf.OnlineFbank(opts)
+    extractor.accept_waveform(RATE, audio.tolist())
+    extractor.input_finished()
+    feats = np.stack([extractor.get_frame(i) for i in range(extractor.num_frames_ready)]).astype(np.float32)
+    return feats - feats.mean(axis=0, keepdims=True)
+
+
+@pytest.mark.parametrize("seconds", [0.025, 0.5, 3.3, 10.0])
+def test_filter_banks_are_kaldis(reading: np.ndarray, seconds: float) -> None:
+    piece = reading[RATE // 3: RATE // 3 + max(MIN_SAMPLES, int(seconds * RATE)) + 77]
+    ours, kaldi = fbank(piece), _reference_fbank(piece)
+    assert ours.shape == kaldi.shape == (frame_count(len(piece)), 80)
+    assert np.abs(ours - kaldi).max() < 5e-3, np.abs(ours - kaldi).max()  # log mel energies, measured <= 5e-4
+    assert np.abs(ours - kaldi).mean() < 1e-4
