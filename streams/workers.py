@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -87,6 +88,10 @@ def run_worker(name: str, settings: Settings, metrics_port: int | None = None) -
             runner = StageRunner.connect(spec, spec.build(settings), settings)  # exactly-once: init_transactions
         if metrics_port:
             serve_health(metrics_port, name, runner, settings.worker.health_host)
+        # What exists now (modules, models, clients) lives as long as the worker: the garbage collector need not
+        # look at it again. Without this a full collection (streams.runtime.memory) walked the diarization
+        # worker's 310 000 startup objects, 0.2 s of CPU alone and over a second beside a busy recogniser.
+        gc.freeze()
         log.info("worker starting", stage=name, group=spec.group, batch=spec.batch_size(settings))
         runner.run()
     except ProducerWedged as exc:
