@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bench.corpus import write_long_recording
+from bench.corpus import mono_pcm, write_wav
 from streams.kafka.topics import ASR_SEGMENTS, AUDIO_CHUNKS, TRANSCRIPTS
 from streamscribe.client import Client
 from tests.integration.conftest import Stack
@@ -32,9 +32,15 @@ RESULTS = (AUDIO_CHUNKS, ASR_SEGMENTS, TRANSCRIPTS)
 
 @pytest.fixture(scope="module")
 def long_recording(speech: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About six minutes of real speech, 16 kHz mono: decoding it keeps ingest's transaction open a while."""
+    """About 4.8 minutes of real speech, 16 kHz mono (the LJ Speech reads, two AMI meeting excerpts and the phone
+    call, laid end to end): decoding it keeps ingest's transaction open a while (about 0.6 s by the second that
+    7.8 minutes took; the kill is tried every 5 ms, and the test tries again if it missed), and there are windows
+    enough for asr to be killed in the middle of them. Before, all eight excerpts (7.8 minutes,
+    ``bench.corpus.write_long_recording``): the other six only made the job longer after the kills."""
     path = tmp_path_factory.mktemp("eos") / "long_recording.wav"
-    write_long_recording(path, speech)
+    sources = [*sorted((speech / "read").glob("LJ*.wav")), *sorted((speech / "meetings").glob("ami_*.flac"))[:2],
+               speech / "calls" / "call_center_phone_call.mp3"]
+    write_wav(path, mono_pcm(sources))
     return path
 
 
@@ -66,7 +72,7 @@ async def _kill_ingest_inside_its_transaction(stack: Stack, peek: Subscriber, co
                                               recording: Path) -> str:
     """Submit a job and ``kill -9`` ingest as soon as its first chunks are written but not committed; returns the
     job id. Tries up to three jobs until a kill lands inside the transaction (ingest commits a file's chunks
-    at once, after decoding it: about a second here, so the first try normally does)."""
+    at once, after decoding it: some tenths of a second here, so the first try normally does)."""
     for _ in range(3):
         async with Client(stack.url) as client:
             job_id = str((await client.submit(recording))["job_id"])

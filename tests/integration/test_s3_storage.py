@@ -133,9 +133,12 @@ def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Weed]:
             time.sleep(0.5)
         yield server
     finally:
+        # a clean stop, briefly: weed mini stops its S3, filer and volume servers within seconds of SIGTERM, but its
+        # master keeps it running for half a minute more (the teardown took 29 s, the whole of the wait); this
+        # throwaway server's data goes with the test's temporary directory, so it is killed after that
         proc.terminate()
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
