@@ -21,12 +21,20 @@ once: the sequential script a user would write.
 
 ``--code DIR`` runs the stack from another checkout (e.g. the main branch, for a before/after comparison);
 options that checkout does not know are not sent.
+
+``--paired`` measures the diarized pipeline and the direct script in turns instead, one pipeline job then one
+direct run (then the other way round, and so on), ``--runs`` pairs per file, with the share of the machine's CPU
+time the hypervisor took (``steal`` in ``/proc/stat``) during each: on a shared virtual machine that share
+changes by the minute (6 to 22 % within ten minutes on 2026-12-01), and a pipeline measured minutes before the
+direct script is then compared with another machine. Reports the median of the per-pair differences.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import os
 import re
@@ -36,6 +44,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,62 +113,122 @@ async def job_run(url: str, db: str, path: Path, fields: dict[str, str], metrics
             "embeddings": None if before is None else embeddings_computed(metrics_port or 0) - before}
 
 
-def pipeline(recordings: dict[str, tuple[Path, bool]], runs: int, code: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+@contextlib.contextmanager
+def stack(code: Path) -> Iterator[tuple[str, str, int | None, int]]:
+    """An embedded stack from ``code`` in a temporary home: (URL, database URL, the diarization worker's metrics
+    port if it is this checkout's, its pid)."""
     work = Path(tempfile.mkdtemp(prefix="ss-speaker-bench-"))
     home, port = work / "home", free_port()
     env = {**os.environ, "PYTHONPATH": str(code), "STREAMSCRIBE_HOME": str(home)}
     env.pop("STREAMSCRIBE_API_KEY", None)
     cli = [sys.executable, "-m", "streamscribe.cli"]
     subprocess.run([*cli, "up", "--detach", "--home", str(home), "--port", str(port)], check=True, env=env, cwd=code)
-    os.environ["STREAMSCRIBE_API_KEY"] = json.loads((home / "secrets" / "credentials.json").read_text())["api_key"]
-    info = read_stack(home) or {}
-    diar = info["children"]["diarization"]
-    metrics_port = diar.get("metrics_port") if code.resolve() == ROOT.resolve() else None
-    memory: dict[str, Any] = {"diarization RSS at start (MB)": psutil.Process(diar["pid"]).memory_info().rss >> 20}
-    results: dict[str, Any] = {}
     try:
-        url = f"http://127.0.0.1:{port}"
-        for name, (path, stereo) in recordings.items():
-            for variant, fields in variants(stereo, code.resolve() == ROOT.resolve()).items():
-                asyncio.run(job_run(url, info["database_url"], path, fields, metrics_port))  # untimed first run
-                results[f"{name} | {variant}"] = [asyncio.run(job_run(url, info["database_url"], path, fields,
-                                                                      metrics_port)) for _ in range(runs)]
-                print(f"{name} {variant}: {[r['seconds'] for r in results[f'{name} | {variant}']]}",
-                      file=sys.stderr, flush=True)
-        memory["diarization RSS at the end (MB)"] = psutil.Process(diar["pid"]).memory_info().rss >> 20
+        os.environ["STREAMSCRIBE_API_KEY"] = json.loads((home / "secrets" / "credentials.json").read_text())["api_key"]
+        info = read_stack(home) or {}
+        diar = info["children"]["diarization"]
+        metrics_port = diar.get("metrics_port") if code.resolve() == ROOT.resolve() else None
+        yield f"http://127.0.0.1:{port}", info["database_url"], metrics_port, diar["pid"]
     finally:
         subprocess.run([*cli, "down", "--home", str(home)], check=True, env=env, cwd=code)
+
+
+def pipeline(recordings: dict[str, tuple[Path, bool]], runs: int, code: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    results: dict[str, Any] = {}
+    with stack(code) as (url, db, metrics_port, diar_pid):
+        memory: dict[str, Any] = {"diarization RSS at start (MB)": psutil.Process(diar_pid).memory_info().rss >> 20}
+        for name, (path, stereo) in recordings.items():
+            for variant, fields in variants(stereo, code.resolve() == ROOT.resolve()).items():
+                asyncio.run(job_run(url, db, path, fields, metrics_port))  # untimed first run
+                results[f"{name} | {variant}"] = [asyncio.run(job_run(url, db, path, fields, metrics_port))
+                                                  for _ in range(runs)]
+                print(f"{name} {variant}: {[r['seconds'] for r in results[f'{name} | {variant}']]}",
+                      file=sys.stderr, flush=True)
+        memory["diarization RSS at the end (MB)"] = psutil.Process(diar_pid).memory_info().rss >> 20
     return results, memory
 
 
 # -- directly --------------------------------------------------------------------------------------------
+class Direct:
+    """faster-whisper then senko in this process, models loaded and warmed once."""
+
+    def __init__(self) -> None:
+        import senko
+        from faster_whisper import WhisperModel, decode_audio
+
+        from processors.asr.models import ModelRegistry
+
+        self.decode = decode_audio
+        self.model = WhisperModel(str(ModelRegistry().get("tiny.en").path), device="cpu", compute_type="int8",
+                                  cpu_threads=2)
+        self.diarizer = senko.Diarizer(device="cpu", vad="silero", warmup=False, quiet=True)
+        warm = decode_audio(str(SPEECH / "read" / "jfk.flac"))
+        list(self.model.transcribe(warm, beam_size=5, word_timestamps=True)[0])
+        self.diarizer.diarize_samples(warm)
+
+    def __call__(self, path: Path) -> tuple[float, float]:
+        """Seconds of faster-whisper (decoding included) and of senko on ``path``."""
+        import torch
+
+        torch.set_num_threads(2)
+        started = time.perf_counter()
+        audio = self.decode(str(path))
+        list(self.model.transcribe(audio, beam_size=5, word_timestamps=True)[0])
+        fw = time.perf_counter() - started
+        started = time.perf_counter()
+        self.diarizer.diarize_samples(audio)
+        return fw, time.perf_counter() - started
+
+
 def direct(recordings: dict[str, tuple[Path, bool]], runs: int) -> dict[str, dict[str, float]]:
-    import senko
-    import torch
-    from faster_whisper import WhisperModel, decode_audio
-
-    from processors.asr.models import ModelRegistry
-
-    model = WhisperModel(str(ModelRegistry().get("tiny.en").path), device="cpu", compute_type="int8", cpu_threads=2)
-    diarizer = senko.Diarizer(device="cpu", vad="silero", warmup=False, quiet=True)
-    warm = decode_audio(str(SPEECH / "read" / "jfk.flac"))
-    list(model.transcribe(warm, beam_size=5, word_timestamps=True)[0])
-    diarizer.diarize_samples(warm)
+    run = Direct()
     out: dict[str, dict[str, float]] = {}
     for name, (path, _) in recordings.items():
-        fw, sk = [], []
-        for _ in range(runs):
-            torch.set_num_threads(2)
-            started = time.perf_counter()
-            audio = decode_audio(str(path))
-            list(model.transcribe(audio, beam_size=5, word_timestamps=True)[0])
-            fw.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            diarizer.diarize_samples(audio)
-            sk.append(time.perf_counter() - started)
+        fw, sk = zip(*(run(path) for _ in range(runs)), strict=True)
         out[name] = {"faster-whisper": statistics.median(fw), "senko": statistics.median(sk),
                      "faster-whisper + senko": statistics.median([a + b for a, b in zip(fw, sk, strict=True)])}
     return out
+
+
+# -- in turns --------------------------------------------------------------------------------------------
+def steal() -> float:
+    """CPU time the hypervisor took from this machine so far, in seconds (all CPUs)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+
+
+def stolen_share(run: Callable[[], Any]) -> tuple[Any, float, float]:
+    """What ``run`` returns, its wall seconds, and the share of the machine's CPU time stolen meanwhile."""
+    before, started = steal(), time.perf_counter()
+    out = run()
+    wall = time.perf_counter() - started
+    return out, wall, (steal() - before) / (wall * (os.cpu_count() or 1))
+
+
+def paired(recordings: dict[str, tuple[Path, bool]], runs: int, code: Path) -> list[str]:
+    """The diarized pipeline and the direct script in turns, alternating which goes first."""
+    direct_run = Direct()
+    lines = ["| file | pair | pipeline, diarized | stolen | fw + senko | stolen | diarized - (fw + senko) |",
+             "|---|---|---|---|---|---|---|"]
+    summary = []
+    with stack(code) as (url, db, metrics_port, _):
+        for name, (path, stereo) in recordings.items():
+            fields = variants(stereo, code.resolve() == ROOT.resolve())["diarized"]
+            asyncio.run(job_run(url, db, path, fields, metrics_port))  # untimed first run
+            diffs = []
+            job = functools.partial(lambda p, f: asyncio.run(job_run(url, db, p, f, metrics_port)), path, fields)
+            script = functools.partial(direct_run, path)
+            for i in range(runs):
+                first, second = (job, script) if i % 2 == 0 else (script, job)
+                done = {first: stolen_share(first), second: stolen_share(second)}
+                (result, _, p_steal), ((fw, sk), _, d_steal) = done[job], done[script]
+                diffs.append(result["seconds"] - (fw + sk))
+                lines.append(f"| {name} | {i + 1} | {result['seconds']:.2f} s | {100 * p_steal:.0f} % | "
+                             f"{fw + sk:.2f} s | {100 * d_steal:.0f} % | {diffs[-1]:+.2f} s |")
+                print(lines[-1], file=sys.stderr, flush=True)
+            summary.append(f"{name}: median of the differences {statistics.median(diffs):+.2f} s over {runs} pairs; "
+                           f"{sum(d <= 1.0 for d in diffs)} of {runs} within +1 s")
+    return [*lines, "", *summary]
 
 
 def report(recordings: dict[str, tuple[Path, bool]], results: dict[str, Any],
@@ -190,10 +259,18 @@ def main() -> None:
     ap.add_argument("--files", default="5s,11s,30s,2min,call3min")
     ap.add_argument("--code", type=Path, default=ROOT, help="checkout whose stack is measured (default: this one)")
     ap.add_argument("--no-direct", action="store_true", help="skip faster-whisper + senko run directly")
+    ap.add_argument("--paired", action="store_true",
+                    help="the diarized pipeline and faster-whisper + senko in turns, with the CPU time stolen")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ss-speaker-files-"))
     recordings = files(work, args.files.split(","))
     started = machine()
+    if args.paired:
+        lines = paired(recordings, args.runs, args.code)
+        print(f"# Diarized pipeline and faster-whisper + senko in turns — {time.strftime('%Y-%m-%d %H:%M')}, "
+              f"code {args.code}\n\nmachine at start: {started}; at the end: {machine()}\n")
+        print("\n".join(lines))
+        return
     results, memory = pipeline(recordings, args.runs, args.code)
     direct_times = {} if args.no_direct else direct(recordings, args.runs)
     print(f"# Time to transcript — {time.strftime('%Y-%m-%d %H:%M')}, code {args.code}\n")
