@@ -204,6 +204,8 @@ class Reuse:
         return None
 
     def add(self, chunk: int, first: int, use: np.ndarray, piece_id: int) -> None:
+        if self.overlap > 1:  # reuse is off: nothing will be looked up
+            return
         self._kept.append((chunk, self._mask(first, use), piece_id))
         while self._kept and self._kept[0][0] < chunk - self.LOOK_BACK:
             self._kept.pop(0)

@@ -87,6 +87,5 @@ class IdleRelease:
                 self._idle = now
             if now - self._idle < self.idle_s:
                 return False
-        self._release()
-        self._since = self._idle = None
+        self.now()
         return True
