@@ -330,6 +330,10 @@ class EmbeddedSettings(BaseModel):
     # How often the embedded broker's log is swept of record batches older than their topic's retention.ms
     # (Tansu applies no retention itself; streamscribe.stack.retention).
     retention_sweep_interval_s: float = Field(default=300.0, gt=0)
+    # How often the audio lanes of that log are trimmed of what every consumer group has committed past, while
+    # there is something to trim (streamscribe.stack.retention.trim_consumed: each fetch lists every batch object
+    # of a partition, so an untrimmed week of audio slows every hop). 0 turns it off.
+    trim_interval_s: float = Field(default=5.0, ge=0)
     # Longest wait between two restarts of a process of the stack that keeps dying (the backoff doubles from
     # 0.5 s up to this).
     max_restart_backoff_s: float = Field(default=10.0, gt=0)

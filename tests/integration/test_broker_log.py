@@ -26,7 +26,7 @@ from foundation.settings import KafkaSettings
 from streams.kafka.clients import admin_client, stage_consumer, stage_producer
 from streamscribe.stack import broker, seaweed
 from streamscribe.stack.ports import free_port, wait_for_port
-from streamscribe.stack.retention import sweep
+from streamscribe.stack.retention import sweep, trim_consumed
 
 # Tansu's own log on SeaweedFS: nothing of it exists on Apache Kafka
 pytestmark = [pytest.mark.integration, pytest.mark.embedded, pytest.mark.broker("tansu")]
@@ -191,3 +191,43 @@ def test_retention_deletes_old_batches_and_the_log_stays_readable(log: Log) -> N
     assert [v for _, _, v in consume(fresh, 32 - first_kept) + consume(fresh, 1, timeout=3)] == list(
         range(first_kept, 32))
     fresh.close()
+
+
+def test_consumed_audio_is_trimmed_only_below_what_every_group_committed(log: Log) -> None:
+    """Three batches; one group commits past the second, another only into the first: nothing is deleted while
+    the slower group holds it; once it commits into the third batch, the two batches below are deleted, the log
+    start moves, and both groups (and a new one) read on from what each committed."""
+    topic = "audio.chunks.trimmed"
+    create(log, topic, 1)
+    for values in (range(0, 10), range(10, 20), range(20, 30)):  # one batch object each
+        produce(log, topic, values)
+    batches = [o["Key"] for o in log.objects(topic)]
+    assert len(batches) == 3
+    fast, slow = group(log, "g-trim-fast", topic), group(log, "g-trim-slow", topic)
+    assert len(consume(fast, 25)) == 25 and len(consume(slow, 5)) == 5
+    fast.commit(offsets=[TopicPartition(topic, 0, 25)], asynchronous=False)
+    slow.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+    fast.close()
+    slow.close()
+    done: dict[str, int] = {}
+
+    held = trim_consumed(log.store.client(), [topic], done=done)
+    assert held.total == 0 and [o["Key"] for o in log.objects(topic)] == batches, "the slow group holds them"
+    assert trim_consumed(log.store.client(), ["audio.chunks.other"]).total == 0, "only the topics named"
+
+    slow = group(log, "g-trim-slow", topic)
+    assert [v for _, _, v in consume(slow, 17)] == list(range(5, 22))
+    slow.commit(offsets=[TopicPartition(topic, 0, 22)], asynchronous=False)
+    slow.close()
+    result = trim_consumed(log.store.client(), [topic], done=done)
+
+    assert result.deleted == {f"{topic}/0": 2}, "both batches wholly below 22, not the one holding it"
+    assert [o["Key"] for o in log.objects(topic)] == batches[2:]
+    assert log.watermark(topic)["low"] == 20 == result.low[f"{topic}/0"]
+    assert trim_consumed(log.store.client(), [topic], done=done).total == 0, "nothing moved: nothing to do"
+    produce(log, topic, range(30, 35))
+    for name, start in (("g-trim-fast", 25), ("g-trim-slow", 22), ("g-trim-new", 20)):
+        reader = group(log, name, topic)
+        got = consume(reader, 35 - start) + consume(reader, 1, timeout=3)
+        reader.close()
+        assert [v for _, _, v in got] == list(range(start, 35)), name
