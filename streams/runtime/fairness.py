@@ -5,7 +5,9 @@ stream (a one-hour recording's few hundred speech windows) hold up every stream 
 lane. ``FairPool`` holds what the consumer has fetched, up to ``capacity`` bytes, and answers each batch with
 records of the highest lane present (``streams.runtime.priority``), one per stream in turn, the stream served
 least recently first (a newcomer before all): a stream that has waited is served in the next batch, whatever
-the length of the others. A stream's own records keep their order.
+the length of the others. A stream's own records keep their order. In the top lane (live calls) a stream's
+turn takes all it holds: a session's partials and the final behind them are answered together (the ASR stage
+answers only the newest partial of an utterance), so a final never waits one batch per partial queued before it.
 
 Batches stay small while streams come and go beside one that has run for a while: a stream is *fresh* from
 when it is held until ``settle_s`` after it was first served, and while the pool holds a stream that is not
@@ -106,7 +108,11 @@ class FairPool:
             return []
         rank = min(self._queues)
         streams = self._queues[rank]
-        if rank > 0:  # the top lane (live calls): short utterances of many sessions, batched as they come
+        # the top lane (live calls): short utterances of many sessions, batched as they come, and a session's
+        # held records all at once: a call's final must not wait a turn per partial queued before it (the stage
+        # answers only the newest partial of an utterance)
+        whole = rank == 0
+        if not whole:
             limit = self._limit(streams, limit)
         taken: list[Held] = []
         waiting: set[object] = set()  # streams whose partition has as many handled-ahead offsets as it may
@@ -119,27 +125,34 @@ class FairPool:
             if not self._may_take(queue[0]):
                 waiting.add(stream)
                 continue
-            msg = queue.popleft()
-            taken.append(msg)
+            while True:
+                msg = queue.popleft()
+                taken.append(msg)
+                self._release(msg)
+                if not (whole and queue and len(taken) < limit and self._may_take(queue[0])):
+                    break
             if stream not in self._served:
                 self._first_served[stream] = self._clock()
             self._tick += 1
             self._served[stream] = self._tick
             if not queue:
                 del streams[stream]
-            tp = (msg.topic() or "", msg.partition() or 0)
-            self._held[tp].discard(msg.offset() or 0)
-            if not self._held[tp]:
-                del self._held[tp]
-            if self.exactly_once:
-                self._ahead.setdefault(tp, set()).add(msg.offset() or 0)
-            self.bytes -= _size(msg)
         if not streams:
             del self._queues[rank]
         if len(self._served) > _REMEMBERED:  # forget the turns of streams with nothing held
             held = {stream for queues in self._queues.values() for stream in queues}
             self._served = {s: t for s, t in self._served.items() if s in held}
         return taken
+
+    def _release(self, msg: Held) -> None:
+        """A record taken: no longer held back (under exactly-once, handled ahead of its partition's commit)."""
+        tp = (msg.topic() or "", msg.partition() or 0)
+        self._held[tp].discard(msg.offset() or 0)
+        if not self._held[tp]:
+            del self._held[tp]
+        if self.exactly_once:
+            self._ahead.setdefault(tp, set()).add(msg.offset() or 0)
+        self.bytes -= _size(msg)
 
     def _limit(self, streams: dict[object, deque[Held]], limit: int) -> int:
         """The batch size while streams come and go beside one that has run for a while: one record per fresh

@@ -73,6 +73,18 @@ def test_a_new_call_beside_running_calls_is_batched_with_them() -> None:
     assert len(pool.take(8)) == 7
 
 
+def test_a_call_turn_in_the_top_lane_takes_all_it_holds() -> None:
+    """Live sessions' partials and the final behind them are taken together, not one per batch: with one record per
+    turn, a final behind three partials would wait for four batches."""
+    pool = FairPool(SPEECH_LANES, 10_000)
+    pool.add([msg(f"call{c}", 10 * c + i, topic=AUDIO_SPEECH_HIGH) for i in range(4) for c in range(3)])
+    pool.add([msg("batch", 100 + i) for i in range(3)])  # a lower lane waits for the calls
+    assert names(pool.take(8)) == ["call00", "call01", "call02", "call03", "call110", "call111", "call112",
+                                   "call113"]
+    assert names(pool.take(8)) == ["call220", "call221", "call222", "call223"]  # the rest of the lane
+    assert names(pool.take(8)) == ["batch100", "batch101", "batch102"]
+
+
 def test_newcomers_arriving_together_fill_the_batch() -> None:
     pool = FairPool(SPEECH_LANES, 10_000)
     pool.add([msg(s, i) for i, s in enumerate("ABCDEFGHIJ")])  # none served yet: no round to cut short
