@@ -124,7 +124,7 @@ async def stage_metrics(home: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def _delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+def stage_delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     result = {}
     for stage, a in after.items():
         b = before.get(stage, {})
@@ -167,7 +167,7 @@ def main() -> None:
             time.sleep(1.0)  # py-spy attached
             wall = asyncio.run(run_job(url, audio, args.diarize))
             stop_profiles(running)
-            metrics = _delta(before, asyncio.run(stage_metrics(home)))
+            metrics = stage_delta(before, asyncio.run(stage_metrics(home)))
             report = {"date": date.today().isoformat(), "machine": machine(), "kafka": args.kafka,
                       "diarize": args.diarize, "audio_seconds": round(seconds, 1), "warm_run_s": warm,
                       "profiled_run_s": wall, "stages": metrics,

@@ -19,10 +19,12 @@ from streamscribe.stack.state import read_stack
 CLI = [sys.executable, "-m", "streamscribe.cli"]
 
 
-def up(home: Path, kafka: str, env: dict[str, str] | None = None) -> str:
-    """Start the stack; returns the gateway's URL and sets the admin's API key for the client."""
+def up(home: Path, kafka: str, env: dict[str, str] | None = None, brokers: int | None = None) -> str:
+    """Start the stack (``brokers``: Apache Kafka nodes, else the CLI's default); returns the gateway's URL and
+    sets the admin's API key for the client."""
     port = free_port()
-    subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port), "--kafka", kafka],
+    nodes = ["--brokers", str(brokers)] if brokers else []
+    subprocess.run([*CLI, "up", "--detach", "--home", str(home), "--port", str(port), "--kafka", kafka, *nodes],
                    check=True, env={**os.environ, **(env or {})})
     os.environ["STREAMSCRIBE_API_KEY"] = json.loads((home / "secrets" / "credentials.json").read_text())["api_key"]
     return f"http://127.0.0.1:{port}"
