@@ -163,7 +163,10 @@ class _Session:
 
     async def close(self) -> None:
         if self.audio is not None:
-            await self.audio.end()  # a dropped connection still finalizes what was heard
+            try:
+                await self.audio.end()  # a dropped connection still finalizes what was heard
+            except Exception as exc:  # the broker refused the end: the rest of the session still closes
+                log.error("live stream could not be ended", stream_id=self.stream_id, error=str(exc))
         if self.stream_id is not None:
             self.feed.unregister(self.stream_id)
         if self.sender is not None:
