@@ -161,6 +161,14 @@ def stack_as_admin(home: Path, extra_env: dict[str, str] | None = None, broker: 
             os.environ["STREAMSCRIBE_API_KEY"] = old_key
 
 
+def on_the_broker_of(stack: Stack, topic_prefix: str) -> dict[str, str]:
+    """The environment that starts another stack on ``stack``'s broker (``start_stack``, ``stack_as_admin``), under
+    a topic prefix of its own: its topics, consumer groups and transactional ids are its own, and so are its
+    PostgreSQL, storage, workers and gateway. No second broker or cluster to start, stop and keep running beside
+    the session's."""
+    return {**stack.info["kafka"]["env"], "STREAMSCRIBE_KAFKA__TOPIC_PREFIX": topic_prefix}
+
+
 def stop_stack(stack: Stack) -> None:
     """``streamscribe down``, and check that it left nothing running."""
     info = read_stack(stack.home)

@@ -11,12 +11,12 @@ the fuzzing stayed shallow (operations that only ever answered 404, positive dat
 authentication that failed, rate limits) fail the run.
 
 Determinism: a fixed seed with schemathesis' deterministic generation, no example database or cache carried
-between runs, one worker, a stack of its own (rate limits and login throttling, which depend on the clock, are
-lifted there and tested in test_access.py), and a finished job made before the run for the operations that need
-one (the hooks give its id to their positive cases; negative cases keep fuzzed ids). Duration: replays re-run
-only a two-second job made for them (the hooks), so the run's background work stays small whatever it generates,
-and the fuzzing phase begins once the coverage phase's backlog is worked off (the hooks wait for it), so that no
-answer depends on how fast this machine transcribes.
+between runs, one worker, a stack of its own (on the session's broker, under topics of its own: rate limits and
+login throttling, which depend on the clock, are lifted there and tested in test_access.py), and a finished job
+made before the run for the operations that need one (the hooks give its id to their positive cases; negative
+cases keep fuzzed ids). Duration: replays re-run only a two-second job made for them (the hooks), so the run's
+background work stays small whatever it generates, and the fuzzing phase begins once the coverage phase's backlog
+is worked off (the hooks wait for it), so that no answer depends on how fast this machine transcribes.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import pytest
 
 from foundation.settings import Settings
 from gateway.app import create_app
-from tests.integration.conftest import Stack, start_stack, stop_stack
+from tests.integration.conftest import Stack, on_the_broker_of, start_stack, stop_stack
 
 pytestmark = pytest.mark.integration
 
@@ -98,14 +98,16 @@ FUZZ_ENV = {
 
 
 @pytest.fixture(scope="module")
-def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def fuzz_stack(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own: the fuzzer creates, changes and erases whatever the API lets an admin touch, and
-    follows the ids it is given back; other tests must not see that."""
-    stack = start_stack(tmp_path_factory.mktemp("fuzz"), FUZZ_ENV)
+    follows the ids it is given back; other tests must not see that. Its database, storage, workers and gateway
+    are its own; it runs on the session stack's broker under a topic prefix of its own (on Apache Kafka, a second
+    3-node cluster cost its start, its stop and its CPU beside the session's for the whole run)."""
+    own = start_stack(tmp_path_factory.mktemp("fuzz"), {**FUZZ_ENV, **on_the_broker_of(stack, "fuzz.")})
     try:
-        yield stack
+        yield own
     finally:
-        stop_stack(stack)
+        stop_stack(own)
 
 
 def _request(stack: Stack, method: str, path: str, token: str | None = None, body: bytes | None = None,
