@@ -111,7 +111,7 @@ class LiveAudio:
                 failure = failure or exc
         while self._unconfirmed and self._unconfirmed[0].done():  # settled ones: their errors count too
             task = self._unconfirmed.popleft()
-            if task.exception() is not None and failure is None:
+            if not task.cancelled() and task.exception() is not None and failure is None:
                 failure = task.exception()
         if failure is not None:
             raise failure
