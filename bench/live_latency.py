@@ -41,8 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import SPEECH
-from bench.profile_stages import stage_delta, stage_metrics
-from bench.stack_run import cpu_delta, cpu_seconds, down, machine, up
+from bench.stack_run import cpu_delta, cpu_seconds, down, machine, stage_delta, stage_metrics, up
 from connectors.ingest.decode import decode_chunks
 
 RATE = 16000

@@ -24,13 +24,10 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import write_long_recording
-from bench.stack_run import down, machine, up
+from bench.stack_run import down, machine, stage_delta, stage_metrics, up
 from streamscribe.client import Client
 from streamscribe.stack.state import read_stack
 
@@ -98,42 +95,6 @@ def summarise(path: Path, top: int) -> dict[str, object]:
     entry = ("cli.", "core.", "workers.run_worker", "runner.StageRunner.run", "?")  # every sample's ancestors
     busiest = Counter({k: v for k, v in inclusive.items() if "runpy" not in k and not k.startswith(entry)})
     return {"wall_seconds": round(total / RATE, 1), "self": share(own), "inclusive": share(busiest)}
-
-
-async def stage_metrics(home: Path) -> dict[str, dict[str, float]]:
-    """Per stage: batches, mean seconds per batch, mean event age (production to handling)."""
-    out: dict[str, dict[str, float]] = {}
-    children = (read_stack(home) or {})["children"]
-    async with aiohttp.ClientSession() as http:
-        for child in children.values():
-            if not child.get("metrics_port"):
-                continue
-            async with http.get(f"http://127.0.0.1:{child['metrics_port']}/metrics") as resp:
-                text = await resp.text()
-            for family in text_string_to_metric_families(text):
-                if family.name not in ("streamscribe_stage_batch_seconds", "streamscribe_stage_event_age_seconds"):
-                    continue
-                for s in family.samples:
-                    stage = s.labels.get("stage", "?").removeprefix("streamscribe-")
-                    key = {"streamscribe_stage_batch_seconds_count": "batches",
-                           "streamscribe_stage_batch_seconds_sum": "batch_s",
-                           "streamscribe_stage_event_age_seconds_count": "events",
-                           "streamscribe_stage_event_age_seconds_sum": "age_s"}.get(s.name)
-                    if key:
-                        out.setdefault(stage, {})[key] = out.setdefault(stage, {}).get(key, 0.0) + s.value
-    return out
-
-
-def stage_delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    result = {}
-    for stage, a in after.items():
-        b = before.get(stage, {})
-        d = {k: a.get(k, 0.0) - b.get(k, 0.0) for k in ("batches", "batch_s", "events", "age_s")}
-        if d["batches"] > 0:
-            result[stage] = {"batches": int(d["batches"]), "mean_batch_s": round(d["batch_s"] / d["batches"], 3),
-                             "events": int(d["events"]),
-                             "mean_event_age_s": round(d["age_s"] / d["events"], 3) if d["events"] else 0.0}
-    return result
 
 
 async def run_job(url: str, audio: Path, diarize: str) -> float:

@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from streamscribe.stack.ports import free_port
 from streamscribe.stack.state import read_stack
@@ -74,3 +76,39 @@ def machine() -> str:
         pass
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return f"{platform.machine()}, {model}, {len(os.sched_getaffinity(0))} cores, load average {load}"
+
+
+async def stage_metrics(home: Path) -> dict[str, dict[str, float]]:
+    """Per stage: batches, mean seconds per batch, mean event age (production to handling)."""
+    out: dict[str, dict[str, float]] = {}
+    children = (read_stack(home) or {})["children"]
+    async with aiohttp.ClientSession() as http:
+        for child in children.values():
+            if not child.get("metrics_port"):
+                continue
+            async with http.get(f"http://127.0.0.1:{child['metrics_port']}/metrics") as resp:
+                text = await resp.text()
+            for family in text_string_to_metric_families(text):
+                if family.name not in ("streamscribe_stage_batch_seconds", "streamscribe_stage_event_age_seconds"):
+                    continue
+                for s in family.samples:
+                    stage = s.labels.get("stage", "?").removeprefix("streamscribe-")
+                    key = {"streamscribe_stage_batch_seconds_count": "batches",
+                           "streamscribe_stage_batch_seconds_sum": "batch_s",
+                           "streamscribe_stage_event_age_seconds_count": "events",
+                           "streamscribe_stage_event_age_seconds_sum": "age_s"}.get(s.name)
+                    if key:
+                        out.setdefault(stage, {})[key] = out.setdefault(stage, {}).get(key, 0.0) + s.value
+    return out
+
+
+def stage_delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    result = {}
+    for stage, a in after.items():
+        b = before.get(stage, {})
+        d = {k: a.get(k, 0.0) - b.get(k, 0.0) for k in ("batches", "batch_s", "events", "age_s")}
+        if d["batches"] > 0:
+            result[stage] = {"batches": int(d["batches"]), "mean_batch_s": round(d["batch_s"] / d["batches"], 3),
+                             "events": int(d["events"]),
+                             "mean_event_age_s": round(d["age_s"] / d["events"], 3) if d["events"] else 0.0}
+    return result

@@ -267,9 +267,9 @@ class Sweeper:
             finally:
                 client.close()
         except (BotoCoreError, ClientError, OSError) as exc:  # the object store may be restarting
-            log.warning(f"broker {what} failed; next time", error=str(exc))
+            log.warning("broker log pass failed; next time", what=what, error=str(exc))
             return False
         if result.total:
-            log.info(f"broker {what}", deleted=result.deleted, low=result.low,
+            log.info("broker log pass", what=what, deleted=result.deleted, low=result.low,
                      seconds=round(time.monotonic() - started, 2))
         return bool(result.total)
