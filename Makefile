@@ -42,15 +42,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Apache Kafka's server jars (KRaft broker and storage tool) and their dependencies, resolved by Maven from its
-# default central repository (kafka/pom.xml) into the cache, once; streamscribe.stack.kafka_cluster runs them.
+# default central repository (kafka/pom.xml) into the cache, once; streamscribe.stack.kafka_cluster runs them. Then
+# the class-data-sharing archive every node maps (streamscribe.stack.kafka_archive: a node starts on a third of the
+# CPU).
 kafka: $(KAFKA_STAMP)
 
-$(KAFKA_STAMP): kafka/pom.xml
+$(KAFKA_STAMP): kafka/pom.xml | $(STAMP)
 	@command -v java >/dev/null && command -v mvn >/dev/null && command -v docker-compose >/dev/null \
 		|| $(MAKE) --no-print-directory apt-java
 	rm -rf $(KAFKA_LIBS)
 	mvn -q -B -ntp -Dstyle.color=never -f kafka/pom.xml dependency:copy-dependencies -Dlibs.dir=$(abspath $(KAFKA_LIBS))
 	ls $(KAFKA_LIBS)/kafka_2.13-*.jar $(KAFKA_LIBS)/kafka-storage-*.jar >/dev/null
+	$(PY) -m streamscribe.stack.kafka_archive
 	touch $@
 
 # Java 17 and Maven from Debian where missing (Apache Kafka's jars come from Maven Central through kafka/pom.xml),

@@ -12,6 +12,14 @@ Layout under ``root``: ``cluster.json`` (cluster id and each node's ports, reuse
 are free, so that a cluster stopped and started again keeps its addresses), ``log4j2.properties``,
 ``node-<id>/server.properties``, ``node-<id>/data`` (metadata and topic logs), ``tls/`` (CA and broker
 certificate); each node's output goes to ``<logs>/kafka-<id>.log``.
+
+Every JVM here (nodes and the storage tool) runs with the client compiler only and the serial collector, and maps
+the class-data-sharing archive ``make kafka`` writes beside the jars (``streamscribe.stack.kafka_archive``) when it
+is there. This cluster runs on a developer's or CI's machine for minutes to hours at a few hundred requests a
+second, where the server compiler never pays for itself: measured on 2 cores (BENCHMARKS.md, "The local Apache
+Kafka cluster's own CPU"), the server compiler's thread took more than half of a node's CPU through the
+integration suite, and a node's start took 25 CPU seconds against 9 with the client compiler and the archive.
+A production cluster (the ``apache/kafka`` image of docker-compose.kafka.yml, Strimzi) keeps its own JVM settings.
 """
 
 from __future__ import annotations
@@ -81,6 +89,8 @@ class ClusterSpec:
     # Kafka's default: shorter ones fence a node that is merely slow on a loaded machine (a node restarting with
     # a few hundred partitions to load was fenced again and again at 4 s with 30 runnable processes on 2 cores)
     broker_session_timeout_ms: int = 9000
+    # more options for each node's JVM (kafka_archive: where to write the class archive at exit)
+    jvm_options: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.brokers < 1:
@@ -203,6 +213,11 @@ def java_binary() -> str:
         raise KafkaClusterError("Java 17 or newer is needed to run Apache Kafka "
                                 "(apt-get install openjdk-17-jre-headless)")
     return found
+
+
+def class_archive(libs: Path) -> Path:
+    """Where ``make kafka`` writes the class-data-sharing archive of the jars in ``libs``."""
+    return libs.parent / "classes.jsa"
 
 
 def check_libs(libs: Path) -> None:
@@ -414,10 +429,13 @@ class KafkaCluster:
             fh.write(broker.key.read_bytes() + broker.cert.read_bytes())
         return keystore
 
-    def _java(self, main: str, *args: str, heap: str, tool: bool = False) -> list[str]:
-        # a short-lived tool starts faster with the client compiler and the serial collector
-        jvm = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"] if tool else ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"]
-        return [java_binary(), f"-Xmx{heap}", *jvm, "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+    def _java(self, main: str, *args: str, heap: str, node: bool = True) -> list[str]:
+        """The command of one JVM on the jars (see the module docstring); ``node``: a node, with the spec's own
+        JVM options, not a tool."""
+        archive = class_archive(self.libs)
+        shared = [f"-XX:SharedArchiveFile={archive}"] if archive.exists() else []  # a stale one is ignored
+        return [java_binary(), f"-Xmx{heap}", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", *shared,
+                *(self.spec.jvm_options if node else ()), "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}",
                 "-cp", f"{self.libs}/*", main, *args]
 
@@ -428,7 +446,7 @@ class KafkaCluster:
             scram += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
         procs = [(node, subprocess.Popen(
             self._java(STORAGE_TOOL, "format", "-t", self.cluster_id, "-c", str(node.properties_path), *scram,
-                       heap="128m", tool=True),
+                       heap="128m", node=False),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)) for node in nodes]
         for node, proc in procs:
             out, _ = proc.communicate(timeout=120)

@@ -34,6 +34,7 @@ from streams.kafka.clients import (
 from streams.kafka.topics import all_topics
 from streams.stages.registry import state_groups
 from streamscribe.stack.certificates import make_ca
+from streamscribe.stack.kafka_cluster import class_archive
 from tests.integration.apache_kafka import ApacheKafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker("apache")]
@@ -115,6 +116,17 @@ def test_three_brokers_replication_three_min_insync_two(apache_kafka: ApacheKafk
         assert sorted(replicas) == [1, 2, 3] and sorted(isr) == [1, 2, 3] and leader in replicas
     res = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
     assert next(iter(res.values())).result(timeout=30)["min.insync.replicas"].value == "2"
+
+
+def test_every_node_maps_the_class_archive_of_make_kafka(apache_kafka: ApacheKafka) -> None:
+    """``make kafka`` wrote the archive, and each running node's JVM mapped it (a stale or missing one would cost
+    every start of the suite's clusters 15 CPU seconds a node, silently)."""
+    archive = class_archive(apache_kafka.cluster.libs)
+    assert archive.exists(), "make kafka did not write the class archive"
+    for node in apache_kafka.cluster.nodes.values():
+        assert node.proc is not None
+        maps = Path(f"/proc/{node.proc.pid}/maps").read_text()
+        assert str(archive) in maps, f"kafka node {node.node_id} did not map {archive}"
 
 
 def test_acks_all_produce_and_consume_in_key_order(apache_kafka: ApacheKafka) -> None:

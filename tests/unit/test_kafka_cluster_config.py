@@ -15,9 +15,11 @@ from cryptography.exceptions import InvalidSignature
 from streamscribe.stack.certificates import issue_server_certificate, make_ca
 from streamscribe.stack.kafka_cluster import (
     ClusterSpec,
+    KafkaCluster,
     KafkaClusterError,
     Node,
     check_libs,
+    class_archive,
     new_cluster_id,
     render_properties,
     server_properties,
@@ -97,3 +99,20 @@ def test_server_certificate_is_signed_by_the_ca_for_loopback(tmp_path: Path) -> 
     assert stat.S_IMODE(server.key.stat().st_mode) == 0o600
     with pytest.raises(ValueError, match="at least one host"):
         issue_server_certificate(ca, tmp_path / "tls", "nohost", [])
+
+
+def test_every_jvm_uses_the_client_compiler_and_maps_the_class_archive_when_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("streamscribe.stack.kafka_cluster.java_binary", lambda: "java")
+    libs = tmp_path / "kafka" / "libs"
+    libs.mkdir(parents=True)
+    cluster = KafkaCluster(tmp_path / "c", ClusterSpec(jvm_options=("-XX:ArchiveClassesAtExit=/x.jsa",)), libs=libs)
+    node, tool = cluster._java("kafka.Kafka", "p", heap="1m"), cluster._java("T", heap="1m", node=False)
+    for cmd in (node, tool):
+        assert "-XX:TieredStopAtLevel=1" in cmd and "-XX:+UseSerialGC" in cmd
+        assert not any(a.startswith("-XX:SharedArchiveFile") for a in cmd)  # none made yet
+    assert "-XX:ArchiveClassesAtExit=/x.jsa" in node and "-XX:ArchiveClassesAtExit=/x.jsa" not in tool
+    class_archive(libs).write_bytes(b"archive")
+    for cmd in (cluster._java("kafka.Kafka", "p", heap="1m"), cluster._java("T", heap="1m", node=False)):
+        assert f"-XX:SharedArchiveFile={class_archive(libs)}" in cmd
+        assert cmd.index(f"-XX:SharedArchiveFile={class_archive(libs)}") < cmd.index("-cp")
