@@ -22,7 +22,8 @@ import yaml
 
 from foundation.settings import KafkaSettings
 from streams.kafka.topics import all_topics
-from streams.stages.registry import STAGES, state_groups
+from streams.stages.registry import stages as all_stages
+from streams.stages.registry import state_groups
 
 CHART = Path(__file__).resolve().parents[1] / "helm" / "streamscribe"
 CATALOGUE_FILE = CHART / "files" / "catalogue.yaml"
@@ -34,7 +35,7 @@ def catalogue() -> dict[str, Any]:
     """``{"topics": [{"name", "config"}], "stages": {stage: {"group", "inputs"}}}`` (unprefixed names)."""
     topics = [{"name": name, "config": dict(sorted(config.items()))}
               for name, config in all_topics(KafkaSettings(topic_prefix=""), state_groups())]
-    stages = {spec.name: {"group": spec.group, "inputs": list(spec.inputs)} for spec in STAGES}
+    stages = {spec.name: {"group": spec.group, "inputs": list(spec.inputs)} for spec in all_stages()}
     return {"topics": topics, "stages": stages}
 
 

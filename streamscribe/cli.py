@@ -301,7 +301,7 @@ async def _transcribe(url: str, file: Path, fields: dict[str, str | None], fmt: 
 def status(home: str | None, server: str | None) -> None:
     """Health of every component and the lag of every consumer group."""
     from streams.kafka.admin import group_lag
-    from streams.stages.registry import STAGES
+    from streams.stages.registry import stages
     from streamscribe.stack.state import read_stack
 
     settings = _stack_settings(home)
@@ -315,7 +315,7 @@ def status(home: str | None, server: str | None) -> None:
     if stack:
         _echo_stack(stack, settings)
     click.echo("consumer groups (committed / end of log = lag):")
-    for spec in STAGES:
+    for spec in stages():
         try:
             lags = group_lag(settings.kafka, settings.kafka.topic_prefix + spec.group,
                              [settings.kafka.topic_prefix + t for t in spec.inputs], timeout=5)
@@ -852,13 +852,13 @@ def worker(name: str, metrics_port: int | None) -> None:
 @click.option("--markdown", is_flag=True, help="Print docs/stages.md.")
 def stages(markdown: bool) -> None:
     """The pipeline stages: what each reads and writes, its consumer group and its state."""
-    from streams.stages.registry import STAGES
     from streams.stages.registry import markdown as stages_markdown
+    from streams.stages.registry import stages as all_stages
 
     if markdown:
         click.echo(stages_markdown(), nl=False)
         return
-    for spec in STAGES:
+    for spec in all_stages():
         click.echo(f"{spec.name:<13} group {spec.group:<27} reads {', '.join(spec.inputs)}")
         click.echo(f"{'':<13} writes {', '.join(spec.outputs) or '-'}"
                    + (f"; state in {', '.join(spec.changelogs)}" if spec.changelogs else ""))

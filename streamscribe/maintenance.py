@@ -21,7 +21,7 @@ from repositories.audit import AuditLog
 from repositories.db import create_pool
 from repositories.erasure import ErasureStore
 from repositories.jobs import JobStore
-from streams.stages.registry import STAGES
+from streams.stages.registry import stages
 from streamscribe.recovery import backlog
 from streamscribe.recovery.reconciler import EventWriter, Outcome, Reconciler
 from streamscribe.recovery.rules import Policy
@@ -50,7 +50,7 @@ async def run_once(settings: Settings) -> dict[str, Any]:
 
 def stage_inputs() -> dict[str, tuple[str, ...]]:
     """The consumer group of every stage a job waits for, with the topics it reads."""
-    return {spec.group: spec.inputs for spec in STAGES if spec.name not in OFF_THE_JOB_PATH}
+    return {spec.group: spec.inputs for spec in stages() if spec.name not in OFF_THE_JOB_PATH}
 
 
 def gateway_started(settings: Settings) -> Callable[[], float | None]:
