@@ -82,10 +82,20 @@ SNAPSHOT_JS = """() => [...document.querySelectorAll('li.job')].map((li) => ({
 }))"""
 
 
+# Every state the job list takes, recorded in the page as the DOM changes (a MutationObserver): on a fast machine a
+# stage of a short job can go from waiting to done between two reads of the DOM from the test.
+RECORD_JS = f"""() => {{
+  const snapshot = {SNAPSHOT_JS};
+  window.__seen = [];
+  new MutationObserver(() => window.__seen.push(snapshot())).observe(
+    document.body, {{subtree: true, childList: true, attributes: true, characterData: true}});
+}}"""
+
+
 @pytest.fixture(scope="module")
 def uploaded(browser: Browser, web: WebStack) -> dict[str, Any]:
-    """Two real recordings dropped at once on the jobs page with options set; what the page showed meanwhile
-    (read from the DOM every 100 ms, without reloading) and the requests it made."""
+    """Two real recordings dropped at once on the jobs page with options set; every state the page showed meanwhile
+    (recorded in the page at each change of the DOM, without reloading) and the requests it made."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     errors = watch(page, web)
@@ -97,17 +107,17 @@ def uploaded(browser: Browser, web: WebStack) -> dict[str, Any]:
     page.locator("details.options summary").click()
     page.get_by_label("Tags").fill("e2e,meeting")
     page.get_by_label("Priority").select_option("high")
+    page.evaluate(RECORD_JS)
     page.get_by_role("button", name="Transcribe 2 files").click()
     expect(page.locator("li.job")).to_have_count(2, timeout=30_000)
     screenshot(page, "jobs-running")
-    seen: list[list[dict[str, Any]]] = []
     deadline = time.monotonic() + JOB_TIMEOUT
     while time.monotonic() < deadline:
         snap = page.evaluate(SNAPSHOT_JS)
-        seen.append(snap)
         if len(snap) == 2 and all("job-completed" in j["status"] for j in snap):
             break
         time.sleep(0.1)
+    seen: list[list[dict[str, Any]]] = [*page.evaluate("window.__seen"), snap]
     ids = {j["id"] for j in seen[-1]}
     by_name = {}
     for job_id in ids:
