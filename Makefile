@@ -7,6 +7,7 @@ CACHE  := .cache
 DEMO_WAV := $(CACHE)/demo/pyannote/audio/sample/sample.wav
 KAFKA_LIBS  := $(CACHE)/kafka/libs
 KAFKA_STAMP := $(CACHE)/kafka/.installed
+KAFKA_ARCHIVE := $(CACHE)/kafka/classes.jsa
 export STREAMSCRIBE_SHARED ?= $(abspath ../shared)
 
 WEB_BUILT := gateway/static/app/index.html
@@ -16,7 +17,7 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: setup kafka apt-java demo test test-fast test-apache test-embedded test-unit test-e2e test-chaos test-image lint bench clean
 
-setup: $(STAMP) $(KAFKA_STAMP) $(WEB_BUILT) $(CHROMIUM)
+setup: $(STAMP) $(KAFKA_STAMP) $(KAFKA_ARCHIVE) $(WEB_BUILT) $(CHROMIUM)
 
 # The web app: dependencies from the committed lockfile with the machine's Node.js, bundled by esbuild into the
 # gateway's static directory (every asset served by the gateway; nothing from a CDN).
@@ -45,16 +46,18 @@ $(STAMP): pyproject.toml
 # default central repository (kafka/pom.xml) into the cache, once; streamscribe.stack.kafka_cluster runs them. Then
 # the class-data-sharing archive every node maps (streamscribe.stack.kafka_archive: a node starts on a third of the
 # CPU).
-kafka: $(KAFKA_STAMP)
+kafka: $(KAFKA_STAMP) $(KAFKA_ARCHIVE)
 
-$(KAFKA_STAMP): kafka/pom.xml | $(STAMP)
+$(KAFKA_STAMP): kafka/pom.xml
 	@command -v java >/dev/null && command -v mvn >/dev/null && command -v docker-compose >/dev/null \
 		|| $(MAKE) --no-print-directory apt-java
 	rm -rf $(KAFKA_LIBS)
 	mvn -q -B -ntp -Dstyle.color=never -f kafka/pom.xml dependency:copy-dependencies -Dlibs.dir=$(abspath $(KAFKA_LIBS))
 	ls $(KAFKA_LIBS)/kafka_2.13-*.jar $(KAFKA_LIBS)/kafka-storage-*.jar >/dev/null
-	$(PY) -m streamscribe.stack.kafka_archive
 	touch $@
+
+$(KAFKA_ARCHIVE): $(KAFKA_STAMP) streamscribe/stack/kafka_archive.py | $(STAMP)
+	$(PY) -m streamscribe.stack.kafka_archive
 
 # Java 17 and Maven from Debian where missing (Apache Kafka's jars come from Maven Central through kafka/pom.xml),
 # and docker-compose (validates docker-compose.kafka.yml in the tests, without an engine).
