@@ -340,6 +340,10 @@ class EmbeddedSettings(BaseModel):
     # How long ``up --kafka apache`` waits for its Apache Kafka nodes to elect a controller and register as
     # brokers (at the first start and after a node is restarted); JVMs on a busy machine take minutes.
     kafka_start_timeout_s: float = Field(default=300.0, gt=0)
+    # More JVM options for each node of ``up --kafka apache``, after the cluster's own (the last of each wins): e.g.
+    # ["-XX:TieredStopAtLevel=4", "-XX:-UseSerialGC", "-XX:+UseG1GC"] brings back the server compiler and G1 for a
+    # long, heavy local run (streamscribe.stack.kafka_cluster says why they are off).
+    kafka_jvm_options: list[str] = Field(default_factory=list)
     # Worker processes per stage (stage name -> count, 1 when not named), all in the stage's consumer group:
     # e.g. {"asr": 2, "vad": 2} on a machine with cores to spare. The second is named "asr-2" and so on.
     workers: dict[str, int] = Field(default_factory=dict)

@@ -207,7 +207,8 @@ class Supervisor:
         then an infrastructure service: a node that dies is started again on its ports and data and counts as
         back once it is a broker of the cluster again. Its address."""
         spec = ClusterSpec(brokers=self.brokers, replication_factor=min(3, self.brokers),
-                           min_insync_replicas=min(2, self.brokers), partitions=self.settings.kafka.partitions)
+                           min_insync_replicas=min(2, self.brokers), partitions=self.settings.kafka.partitions,
+                           jvm_options=tuple(self.settings.embedded.kafka_jvm_options))
         cluster = self.cluster = KafkaCluster(self.home / "kafka", spec, logs=self.logs)
         timeout = self.settings.embedded.kafka_start_timeout_s
         cluster.start(timeout)  # all nodes at once: a node is no broker until a quorum of controllers is up
