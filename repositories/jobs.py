@@ -15,6 +15,8 @@ from repositories.db import MissingReference
 from repositories.files import NewFile, insert_file
 from repositories.rows import changed_one, iso
 
+RERUN_ATTEMPTS = 3  # a rerun aborted by PostgreSQL's deadlock detection is run again, up to this many times in all
+
 # Options that change what a run produces; a replay asking for the same model and these is the same revision.
 RESULT_OPTIONS = ("language", "initial_prompt", "hotwords", "beam_size", "diarize", "speakers", "min_speakers",
                   "max_speakers", "speaker_names", "speaker_threshold", "diarization_backend", "channel_mode",
@@ -298,10 +300,26 @@ class JobStore:
         ``options``: the old revision fails with ``reason`` (its late results stay apart, under its own number),
         the job is queued at the new one. ``next_attempt`` counts the new run as another attempt of the same
         request (the reconciler); otherwise it starts the count again (a retry someone asked for). Returns the job
-        row with the new ``revision`` and ``attempt``, or None when the job has finished or moved on meanwhile."""
+        row with the new ``revision`` and ``attempt``, or None when the job has finished or moved on meanwhile.
+
+        The materializer may be writing the same job's progress meanwhile, locking its revision before its job row
+        (repositories.projection); when PostgreSQL breaks such a deadlock by aborting this transaction, it is run
+        again (a chaos run saw a retry answer 500 on it)."""
+        for attempt in range(RERUN_ATTEMPTS):
+            try:
+                return await self._rerun_once(job_id, revision, model, options, reason, next_attempt=next_attempt)
+            except (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError):
+                if attempt == RERUN_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _rerun_once(self, job_id: str, revision: int, model: str, options: dict[str, str], reason: str, *,
+                          next_attempt: bool) -> dict[str, Any] | None:
         async with self._pool.acquire() as conn, conn.transaction():
+            # NO KEY UPDATE: the job's key does not change, so the materializer's inserts of rows that reference it
+            # (job_stages, segments) are not blocked behind this transaction
             job = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1 AND revision = $2 "
-                                      "AND status IN ('queued', 'running') FOR UPDATE", job_id, revision)
+                                      "AND status IN ('queued', 'running') FOR NO KEY UPDATE", job_id, revision)
             if job is None:
                 return None
             attempt = int(await conn.fetchval(
