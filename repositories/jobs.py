@@ -305,13 +305,12 @@ class JobStore:
         The materializer may be writing the same job's progress meanwhile, locking its revision before its job row
         (repositories.projection); when PostgreSQL breaks such a deadlock by aborting this transaction, it is run
         again (a chaos run saw a retry answer 500 on it)."""
-        for attempt in range(RERUN_ATTEMPTS):
+        for _ in range(RERUN_ATTEMPTS - 1):
             try:
                 return await self._rerun_once(job_id, revision, model, options, reason, next_attempt=next_attempt)
             except (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError):
-                if attempt == RERUN_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+                continue
+        return await self._rerun_once(job_id, revision, model, options, reason, next_attempt=next_attempt)
 
     async def _rerun_once(self, job_id: str, revision: int, model: str, options: dict[str, str], reason: str, *,
                           next_attempt: bool) -> dict[str, Any] | None:

@@ -2,14 +2,13 @@
 
 Each stage module declares its ``SPEC`` (``streams.runtime.stage.StageSpec``: name, inputs, outputs, lanes,
 state, batch size, how it is built; or ``streams.runtime.faust_stage.FaustStageSpec`` for a stage hosted by
-faust-streaming, with its tables); from this tuple derive the ``streamscribe worker`` names, the stack's
+faust-streaming, with its tables); from these derive the ``streamscribe worker`` names, the stack's
 worker processes and their health checks, ``streamscribe status``, the state changelog topics created at
 start, and ``docs/stages.md`` (``streamscribe stages --markdown``; a unit test checks it is current).
 
 A stage's module is imported when its spec is first asked for: a worker loads its own stage and the libraries it
-needs, not every stage's (diarization's SciPy, analytics' faust, recognition's CTranslate2: 5 CPU seconds a worker
-on 2 cores, paid by every worker at every start of a stack), and the supervisor starts them knowing only their
-names.
+needs, not every stage's (diarization's SciPy, recognition's CTranslate2 ...: about 2 CPU seconds a worker, paid by
+every worker at every start of a stack), and the supervisor starts them knowing only their names.
 """
 
 from __future__ import annotations
