@@ -16,9 +16,9 @@ certificate); each node's output goes to ``<logs>/kafka-<id>.log``.
 Every JVM here (nodes and the storage tool) runs with the client compiler only and the serial collector, and maps
 the class-data-sharing archive ``make kafka`` writes beside the jars (``streamscribe.stack.kafka_archive``) when it
 is there. This cluster runs on a developer's or CI's machine for minutes to hours at a few hundred requests a
-second, where the server compiler never pays for itself: measured on 2 cores (BENCHMARKS.md, "The local Apache
-Kafka cluster's own CPU"), the server compiler's thread took more than half of a node's CPU through the
-integration suite, and a node's start took 25 CPU seconds against 9 with the client compiler and the archive.
+second, where the server compiler never pays for itself: measured on 2 cores (BENCHMARKS.md, "The test suite's
+CPU"), the server compiler's thread took more than half of a node's CPU through the integration suite, and a
+3-node cluster's start took 31 CPU seconds with the JVM's server defaults against 10 with these settings.
 A production cluster (the ``apache/kafka`` image of docker-compose.kafka.yml, Strimzi) keeps its own JVM settings.
 """
 
