@@ -60,7 +60,8 @@ sys.path.insert(0, str(ROOT))
 from connectors.ingest.decode import decode_chunks  # noqa: E402
 from foundation.settings import VadSettings  # noqa: E402
 from processors.diarization.backend import Clustering, DiarizationBackend, WindowEmbeddings  # noqa: E402
-from processors.vad.segmenter import RATE, Segmenter, SegmenterConfig  # noqa: E402
+from processors.vad.segmenter import RATE, Segmenter  # noqa: E402
+from streams.stages.vad import segmenter_config  # noqa: E402
 
 SHARED = Path(os.environ.get("STREAMSCRIBE_SHARED", ROOT.parent / "shared"))
 SPEECH = SHARED / "data" / "speech"
@@ -137,10 +138,7 @@ def recordings() -> list[Recording]:
 # -- the pipeline's VAD windows --------------------------------------------------------------------------
 def vad_windows(mono: np.ndarray) -> list[tuple[float, np.ndarray]]:
     """FINAL cuts of the VAD stage in merge mode (uploads), fed 1 s chunks like ingest does."""
-    s = VadSettings()
-    seg = Segmenter(SegmenterConfig(aggressiveness=s.aggressiveness, frame_ms=s.frame_ms,
-                                    end_silence_ms=s.end_silence_ms, pad_ms=s.pad_ms,
-                                    max_segment_s=s.max_segment_s, mode="merge"))
+    seg = Segmenter(segmenter_config(VadSettings(), "merge"))
     cuts = []
     for i in range(0, len(mono), RATE):
         cuts += seg.feed(mono[i: i + RATE])

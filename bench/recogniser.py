@@ -44,17 +44,16 @@ from bench.corpus import SPEECH, long_sources, mono_pcm, read_sources, write_wav
 from foundation.settings import VadSettings
 from processors.asr.models import ModelRegistry
 from processors.asr.transcriber import DecodeOptions, Request, Transcriber
-from processors.vad.segmenter import Cut, Segmenter, SegmenterConfig
+from processors.audio.timeline import pack
+from processors.vad.segmenter import Cut, Segmenter
+from streams.stages.vad import segmenter_config
 
 RATE = 16_000
 
 
 def cut_windows(pcm: np.ndarray, mode: str = "merge") -> list[Cut]:
     """The FINAL windows the VAD stage cuts from this audio (its default settings)."""
-    s = VadSettings()
-    seg = Segmenter(SegmenterConfig(aggressiveness=s.aggressiveness, frame_ms=s.frame_ms, pad_ms=s.pad_ms,
-                                    end_silence_ms=s.end_silence_ms if mode == "merge" else s.utterance_end_silence_ms,
-                                    max_segment_s=s.max_segment_s, mode="merge" if mode == "merge" else "utterance"))
+    seg = Segmenter(segmenter_config(VadSettings(), "merge" if mode == "merge" else "utterance"))
     cuts: list[Cut] = []
     for i in range(0, len(pcm), RATE):
         cuts += seg.feed(pcm[i:i + RATE])
@@ -63,7 +62,19 @@ def cut_windows(pcm: np.ndarray, mode: str = "merge") -> list[Cut]:
 
 
 def requests(cuts: list[Cut], options: DecodeOptions) -> list[Request]:
-    return [Request(c.audio.astype(np.float32) / 32768, c.start_s, options, group_hint="bench") for c in cuts]
+    """What the ASR stage recognises: each window's pieces of speech laid end to end (processors.audio.timeline)."""
+    out = []
+    for c in cuts:
+        audio = c.audio.astype(np.float32) / 32768
+        if c.pieces:
+            audio = pack(audio, c.start_s, [(a / RATE, b / RATE) for a, b in c.pieces]).audio
+        out.append(Request(audio, c.start_s, options, group_hint="bench"))
+    return out
+
+
+def speech_clips(cuts: list[Cut]) -> list[dict[str, float]]:
+    """The windows' pieces of speech, as ``clip_timestamps`` (faster-whisper packs them into 30 s chunks)."""
+    return [{"start": a / RATE, "end": b / RATE} for c in cuts for a, b in (c.pieces or [(c.start, c.end)])]
 
 
 def timed(fn: Callable[[], Any], runs: int) -> tuple[list[float], Any]:
@@ -121,7 +132,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     wav = Path(tempfile.mkdtemp(prefix="ss-bench-")) / "long.wav"
     write_wav(wav, pcm)
     path = ModelRegistry().get("tiny.en").path
-    clips = [{"start": c.start_s, "end": c.end_s} for c in cuts]
+    clips = speech_clips(cuts)
     rows = []
     grid = [(b, beam, 2) for beam in (5, 1) for b in (1, 2, 4, 8, 16)] + [(8, 5, 1), (8, 5, 4)]
     references: dict[tuple[int, int], dict[str, float]] = {}

@@ -31,6 +31,11 @@ class Word(TypedDict):
     probability: float
 
 
+class SpeechPiece(TypedDict):
+    start: float
+    end: float
+
+
 class Turn(TypedDict):
     start: float
     end: float
@@ -129,6 +134,7 @@ class SpeechSegment(Event):
     duration: float | None = None
     error: str | None = None
     produced_at: int = field(default_factory=now_ms)
+    speech: list[SpeechPiece] | None = None  # the stretches a recogniser reads (merge windows); None: all
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,8 +3,12 @@
 Frames are classified by webrtcvad and smoothed: speech starts when most of a short window is voiced and ends
 after a run of silence. Two ways to cut segments:
 
-- ``merge`` (uploads): consecutive utterances are merged into windows of up to ``max_segment_s``, the unit
-  Whisper reads at once, so recognition sees context and batches well;
+- ``merge`` (uploads): consecutive utterances are merged into windows holding up to ``max_segment_s`` of speech
+  (each utterance with its padding), the unit Whisper reads at once, so recognition sees context and batches well.
+  A window's audio is contiguous, and it also lists its ``pieces``: the stretches of speech in it. A recogniser
+  reads the pieces laid end to end, without the silences between utterances (as faster-whisper's batched pipeline
+  packs its VAD's speech), so a window spans up to ``max_window_span_s`` of the stream while holding at most
+  ``max_segment_s`` of speech: fewer, fuller windows;
 - ``utterance`` (live): every utterance is a FINAL segment as soon as it ends, with growing PARTIAL segments
   while it lasts.
 
@@ -38,6 +42,7 @@ class SegmenterConfig:
     end_ratio: float = 0.9
     pad_ms: int = 200
     max_segment_s: float = 28.0
+    max_window_span_s: float = 28.0  # merge mode: a window's span, silences included (>= max_segment_s)
     partial_interval_s: float = 0.8
     first_partial_s: float = 0.4  # the first partial of an utterance comes this soon after speech starts
     mode: Mode = "merge"
@@ -57,6 +62,8 @@ class Cut:
     start: int  # samples
     end: int
     audio: np.ndarray  # int16 mono
+    # merge mode: the stretches of speech in the cut (absolute samples, ordered, not overlapping); None: all of it
+    pieces: list[tuple[int, int]] | None = None
 
     @property
     def start_s(self) -> float:
@@ -77,6 +84,7 @@ class SegmenterState:
     last_voiced_end: int = 0
     win_start: int | None = None  # merge mode: open window of finished utterances
     win_end: int = 0
+    win_pieces: list[list[int]] = field(default_factory=list)  # its utterances, [start, end) each, merged if touching
     emitted_end: int = 0  # end of the last FINAL: segments never overlap
     last_partial: int = 0
     finals: int = 0
@@ -99,6 +107,7 @@ class Segmenter:
         self._start_frames = max(1, config.start_window_ms // config.frame_ms)
         self._end_frames = max(1, config.end_silence_ms // config.frame_ms)
         self._max_len = int(config.max_segment_s * RATE)
+        self._max_span = max(self._max_len, int(config.max_window_span_s * RATE))
         if self.buf_start + len(self.buf) != self.st.total:
             raise ValueError(
                 f"segmenter buffer covers [{self.buf_start}, {self.buf_start + len(self.buf)}) "
@@ -199,9 +208,10 @@ class Segmenter:
                 cuts += self._close_utterance(st.utt_start, st.last_voiced_end, at_end=False)
             else:
                 cuts += self._cap_long_speech()
-        # a merge window that has reached its length is closed now, keeping latency bounded
+        # a merge window that has reached its span, or has no room for another utterance, is closed now, keeping
+        # latency bounded
         if (self.cfg.mode == "merge" and st.win_start is not None and not st.in_speech
-                and st.pos - st.win_start >= self._max_len):
+                and (st.pos - st.win_start >= self._max_span or self._content() > self._max_len - RATE)):
             cuts.append(self._emit_window())
         return cuts
 
@@ -213,11 +223,19 @@ class Segmenter:
         if self.cfg.mode == "utterance":
             return [self._final(seg_start, seg_end)]
         cuts: list[Cut] = []
-        if st.win_start is not None and seg_end - st.win_start > self._max_len:
+        if st.win_start is not None and (self._content() + seg_end - seg_start > self._max_len
+                                         or seg_end - st.win_start > self._max_span):
             cuts.append(self._emit_window())
             seg_start = max(seg_start, st.emitted_end)
         if st.win_start is None:
-            st.win_start = seg_start
+            st.win_start = st.win_end = seg_start
+            st.win_pieces = []
+        pieces = self._pieces()
+        if pieces and seg_start <= pieces[-1][1]:
+            pieces[-1][1] = max(pieces[-1][1], seg_end)
+        else:
+            pieces.append([seg_start, seg_end])
+        st.win_pieces = pieces
         st.win_end = seg_end
         return cuts
 
@@ -225,10 +243,13 @@ class Segmenter:
         st = self.st
         cuts: list[Cut] = []
         start = self._utt_cut_start()
-        window_start = st.win_start if (self.cfg.mode == "merge" and st.win_start is not None) else start
-        if st.pos - window_start < self._max_len:
+        window_open = self.cfg.mode == "merge" and st.win_start is not None
+        if not window_open and st.pos - start < self._max_len:
             return cuts
-        if self.cfg.mode == "merge" and st.win_start is not None:
+        if window_open and (self._content() + st.pos - start < self._max_len
+                            and st.pos - (st.win_start or 0) < self._max_span):
+            return cuts
+        if window_open:
             # the open window plus this utterance would be too long: emit the window, keep the utterance
             cuts.append(self._emit_window())
             if st.pos - self._utt_cut_start() < self._max_len:
@@ -253,11 +274,28 @@ class Segmenter:
                 best, best_energy = a + fl // 2, energy
         return best
 
+    def _pieces(self) -> list[list[int]]:
+        """The open window's utterances; a state persisted before windows listed them holds one stretch."""
+        st = self.st
+        if st.win_start is None:
+            return []
+        return st.win_pieces or [[st.win_start, st.win_end]]
+
+    def _content(self) -> int:
+        """Samples of speech (utterances with their padding) in the open window."""
+        return sum(b - a for a, b in self._pieces())
+
     def _emit_window(self) -> Cut:
         st = self.st
         assert st.win_start is not None
+        pieces = self._pieces()
         cut = self._final(st.win_start, st.win_end)
+        kept = [(max(a, cut.start), min(b, cut.end)) for a, b in pieces]
+        kept = [(a, b) for a, b in kept if b > a]
+        if len(kept) > 1:
+            cut.pieces = kept
         st.win_start = None
+        st.win_pieces = []
         return cut
 
     def _final(self, start: int, end: int) -> Cut:

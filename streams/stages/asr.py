@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,9 @@ from foundation.revision import runs
 from foundation.settings import AsrSettings, Settings
 from processors.asr.models import ModelRegistry, UnknownModel
 from processors.asr.transcriber import DecodeOptions, Request, Result, Transcriber
+from processors.asr.transcriber import Word as RecognisedWord
 from processors.audio.pcm import decode_pcm, to_float
+from processors.audio.timeline import Packed, pack
 from streams.kafka.topics import ASR_SEGMENTS, SPEECH_LANES
 from streams.runtime.metrics import AUDIO_SECONDS, REAL_TIME_FACTOR
 from streams.runtime.stage import BaseStage, Context, Record, StageSpec
@@ -87,33 +90,7 @@ class AsrStage(BaseStage):
         return True
 
     def _answer(self, records: Sequence[Record], indices: list[int], ctx: Context) -> None:
-        todo: list[int] = []
-        requests: list[Request] = []
-        failures: dict[int, str] = {}
-        for i in indices:
-            seg = records[i].value
-            if seg["kind"] == "END":
-                continue
-            try:
-                opts = self.decode_options(seg["options"], partial=seg["kind"] == "PARTIAL")
-                self.transcriber.registry.get(opts.model)
-            except (UnknownModel, ValueError) as exc:
-                failures[i] = str(exc)
-                continue
-            pcm = decode_pcm(seg["audio"], 1)[:, 0]
-            if seg["sample_rate"] != 16_000:
-                raise ValueError(f"speech segments must be 16 kHz, got {seg['sample_rate']}")
-            todo.append(i)
-            requests.append(Request(to_float(pcm), seg["start"], opts, group_hint=seg["stream_id"]))
-        results = dict(zip(todo, self.transcriber.transcribe(requests), strict=True)) if requests else {}
-        for i, req in zip(todo, requests, strict=True):
-            seconds = len(req.audio) / 16_000
-            kind = records[i].value["kind"].lower()
-            if kind == "final":
-                AUDIO_SECONDS.labels("asr").inc(seconds)
-            if seconds > 0:
-                REAL_TIME_FACTOR.labels(kind).observe(results[i].seconds / seconds)
-
+        results, failures = self._recognise(records, indices)
         progress: dict[str, dict[str, Any]] = {}
         for i in indices:
             seg = records[i].value
@@ -135,6 +112,40 @@ class AsrStage(BaseStage):
             ctx.job_event(seg, "RUNNING", progress=min(1.0, seg["end"] / total) if total > 0 else None,
                           message=f"recognised {seg['index'] + 1} segments")
 
+    def _recognise(self, records: Sequence[Record],
+                   indices: list[int]) -> tuple[dict[int, Result], dict[int, str]]:
+        """Results of the segments at ``indices`` that name a model this worker has, and why the others failed."""
+        todo: list[int] = []
+        requests: list[Request] = []
+        failures: dict[int, str] = {}
+        packed: dict[int, Packed] = {}
+        for i in indices:
+            seg = records[i].value
+            if seg["kind"] == "END":
+                continue
+            try:
+                opts = self.decode_options(seg["options"], partial=seg["kind"] == "PARTIAL")
+                self.transcriber.registry.get(opts.model)
+            except (UnknownModel, ValueError) as exc:
+                failures[i] = str(exc)
+                continue
+            todo.append(i)
+            request, timeline = _request(seg, opts)
+            requests.append(request)
+            if timeline is not None:
+                packed[i] = timeline
+        results = dict(zip(todo, self.transcriber.transcribe(requests), strict=True)) if requests else {}
+        for i, timeline in packed.items():
+            results[i] = in_stream_time(results[i], timeline)
+        for i, req in zip(todo, requests, strict=True):
+            seconds = len(req.audio) / 16_000
+            kind = records[i].value["kind"].lower()
+            if kind == "final":
+                AUDIO_SECONDS.labels("asr").inc(seconds)
+            if seconds > 0:
+                REAL_TIME_FACTOR.labels(kind).observe(results[i].seconds / seconds)
+        return results, failures
+
     def _emit(self, ctx: Context, seg: dict[str, Any], res: Result | None, error: str | None = None) -> None:
         opts = seg["options"]
         ctx.emit(ASR_SEGMENTS, AsrSegment(
@@ -149,6 +160,25 @@ class AsrStage(BaseStage):
             model=opts.get("model") or self.settings.default_model, pipeline_version=self.pipeline_version,
             options=opts, source=seg["source"], segment_count=seg.get("segment_count"),
             duration=seg.get("duration"), error=error, processing_seconds=round(res.seconds, 4) if res else None))
+
+
+def _request(seg: dict[str, Any], opts: DecodeOptions) -> tuple[Request, Packed | None]:
+    """What to recognise of a speech segment: its audio, or a window's pieces of speech laid end to end without
+    the silences between them (with the timeline that maps their word timings back to the stream)."""
+    if seg["sample_rate"] != 16_000:
+        raise ValueError(f"speech segments must be 16 kHz, got {seg['sample_rate']}")
+    audio = to_float(decode_pcm(seg["audio"], 1)[:, 0])
+    if not seg.get("speech"):
+        return Request(audio, seg["start"], opts, group_hint=seg["stream_id"]), None
+    timeline = pack(audio, seg["start"], [(piece["start"], piece["end"]) for piece in seg["speech"]])
+    return Request(timeline.audio, 0.0, opts, group_hint=seg["stream_id"]), timeline
+
+
+def in_stream_time(result: Result, timeline: Packed) -> Result:
+    """A packed window's result with its word timings where the words were said in the stream."""
+    words = [RecognisedWord(round(timeline.to_stream(w.start), 3), round(timeline.to_stream(w.end, end=True), 3),
+                            w.word, w.probability) for w in result.words]
+    return replace(result, words=words)
 
 
 def _age(seg: dict[str, Any], now: datetime) -> float:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from foundation.events import SpeechSegment
+from foundation.events import SpeechPiece, SpeechSegment
 from foundation.logs import get_logger
 from foundation.settings import Settings, VadSettings
 from processors.audio.pcm import PIPELINE_RATE, StreamResampler, decode_pcm, mix_down
@@ -69,6 +69,18 @@ def resolve_diarization(options: dict[str, str], channels: int) -> str:
     if requested == "auto":
         return "channels" if distinct else "acoustic"
     return requested if requested in ("channels", "acoustic", "off") else "off"
+
+
+def segmenter_config(s: VadSettings, mode: str) -> SegmenterConfig:
+    """How the stage cuts a stream: ``merge`` (uploads: windows of utterances) or ``utterance`` (live)."""
+    if mode == "merge":
+        return SegmenterConfig(aggressiveness=s.aggressiveness, frame_ms=s.frame_ms, end_silence_ms=s.end_silence_ms,
+                               pad_ms=s.pad_ms, max_segment_s=s.max_segment_s, max_window_span_s=s.max_window_span_s,
+                               partial_interval_s=s.partial_interval_s, mode="merge")
+    return SegmenterConfig(aggressiveness=s.aggressiveness, frame_ms=s.frame_ms,
+                           end_silence_ms=s.utterance_end_silence_ms, pad_ms=s.pad_ms, max_segment_s=s.max_segment_s,
+                           max_window_span_s=s.max_segment_s, partial_interval_s=s.partial_interval_s,
+                           mode="utterance")
 
 
 def stream_key(stream_id: str, revision: int) -> str:
@@ -177,13 +189,7 @@ class VadStage(BaseStage):
         return meta
 
     def _config(self, meta: StreamMeta) -> SegmenterConfig:
-        s = self.settings
-        live = meta.mode != "merge"
-        return SegmenterConfig(aggressiveness=s.aggressiveness, frame_ms=s.frame_ms,
-                               end_silence_ms=s.utterance_end_silence_ms if live else s.end_silence_ms,
-                               pad_ms=s.pad_ms,
-                               max_segment_s=s.max_segment_s, partial_interval_s=s.partial_interval_s,
-                               mode="merge" if meta.mode == "merge" else "utterance")
+        return segmenter_config(self.settings, "merge" if meta.mode == "merge" else "utterance")
 
     def _new_segmenter(self, meta: StreamMeta) -> Segmenter:
         return Segmenter(self._config(meta))
@@ -224,7 +230,9 @@ class VadStage(BaseStage):
             stream_id=meta.stream_id, job_id=meta.job_id, revision=meta.revision, kind=cut.kind,
             segment_id=f"{meta.stream_id}:{name}:{round(cut.start_s * 1000):09d}", index=index, channel=channel,
             start=round(cut.start_s, 3), end=round(cut.end_s, 3), sample_rate=PIPELINE_RATE,
-            audio=cut.audio.astype("<i2").tobytes(), options=meta.options, source=meta.source))
+            audio=cut.audio.astype("<i2").tobytes(), options=meta.options, source=meta.source,
+            speech=[SpeechPiece(start=a / PIPELINE_RATE, end=b / PIPELINE_RATE) for a, b in cut.pieces]
+            if cut.pieces else None))
 
     @staticmethod
     def _duration(meta: StreamMeta, chunk: dict[str, Any]) -> float:

@@ -7,9 +7,13 @@ a time. Speakers are not asked for: words are compared here, and speakers cost a
 from __future__ import annotations
 
 import asyncio
+import difflib
+import re
+import urllib.request
 from pathlib import Path
 
 import jiwer
+import numpy as np
 import pytest
 from faster_whisper import WhisperModel
 
@@ -21,6 +25,7 @@ from tests.integration.conftest import Stack
 pytestmark = pytest.mark.integration
 
 MODELS = ModelRegistry().names()
+RATE = 16_000
 
 
 def test_every_model_the_project_ships_is_installed() -> None:
@@ -69,3 +74,47 @@ async def test_pipeline_wer_matches_direct_faster_whisper(stack: Stack, speech: 
           f"direct {wer_long[1]:.2%}")
     assert wer_direct < 0.15  # the baseline itself is sane
     assert wer_pipeline <= wer_direct + 0.01, (wer_pipeline, wer_direct)
+
+
+def recognised_seconds(stack: Stack) -> float:
+    """Seconds of audio the recogniser has read so far (its Prometheus metrics)."""
+    port = stack.info["children"]["asr"]["metrics_port"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    found = re.search(r'^streamscribe_audio_seconds_total\{stage="asr"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.fixture(scope="module")
+def paused_recording(speech: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The read set laid end to end with 1.5 s of silence after each file, as people pause between turns."""
+    pause = np.zeros(int(1.5 * RATE), dtype=np.int16)
+    audio = np.concatenate([part for src in read_sources(speech) for part in (mono_pcm([src]), pause)])
+    out = tmp_path_factory.mktemp("paused") / "read_with_pauses.wav"
+    write_wav(out, audio)
+    return out
+
+
+async def test_word_timings_match_direct_faster_whisper_where_silences_were_left_out(
+        stack: Stack, paused_recording: Path) -> None:
+    # the recogniser reads a window's speech without the pauses between utterances (processors.audio.timeline);
+    # each word must still be placed where it was said
+    before = recognised_seconds(stack)
+    job, transcript = await stack.transcribe(paused_recording, diarize="off")
+    assert job["status"] == "completed", job
+    read = recognised_seconds(stack) - before
+    # 17 pauses of 1.5 s, each kept only as the 0.2 s padding on either side of the speech around it
+    print(f"\nthe recogniser read {read:.1f} s of {transcript['duration']:.1f} s")
+    assert read < transcript["duration"] - 17 * 1.0, (read, transcript["duration"])
+    ours = [(normalize(w["word"]), w["start"]) for s in transcript["segments"] for w in s["words"]]
+    model = WhisperModel(str(ModelRegistry().get("tiny.en").path), device="cpu", compute_type="int8", cpu_threads=2)
+    direct_segments, _ = model.transcribe(str(paused_recording), beam_size=5, word_timestamps=True, language="en")
+    theirs = [(normalize(w.word), w.start) for s in direct_segments for w in s.words or []]
+    matcher = difflib.SequenceMatcher(a=[w for w, _ in ours], b=[w for w, _ in theirs], autojunk=False)
+    gaps = [abs(ours[block.a + k][1] - theirs[block.b + k][1])
+            for block in matcher.get_matching_blocks() for k in range(block.size)]
+    assert len(gaps) > 0.8 * len(theirs), (len(gaps), len(theirs))
+    print(f"\nword starts against direct faster-whisper: {len(gaps)} words, median {np.median(gaps):.3f} s, "
+          f"95th percentile {np.percentile(gaps, 95):.3f} s, max {max(gaps):.3f} s")
+    # 0.8 s of pause is left out at each of the window's seams: a word mapped to the packed time would be seconds off
+    assert np.median(gaps) < 0.15 and np.percentile(gaps, 95) < 0.5, (np.median(gaps), np.percentile(gaps, 95))

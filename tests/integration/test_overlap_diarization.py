@@ -21,7 +21,8 @@ from foundation.settings import VadSettings
 from processors.diarization.backend import Clustering, WindowEmbeddings
 from processors.diarization.overlap_backend import OverlapBackend
 from processors.diarization.senko_backend import SenkoBackend
-from processors.vad.segmenter import RATE, Segmenter, SegmenterConfig
+from processors.vad.segmenter import RATE, Segmenter
+from streams.stages.vad import segmenter_config
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +31,7 @@ DEMO = Path(__file__).resolve().parents[2] / ".cache" / "demo" / "pyannote" / "a
 
 def windows(path: Path) -> list[tuple[float, np.ndarray]]:
     mono = np.concatenate([c.frames.astype(np.int32).mean(axis=1).astype(np.int16) for c in decode_chunks(path)])
-    s = VadSettings()
-    seg = Segmenter(SegmenterConfig(aggressiveness=s.aggressiveness, frame_ms=s.frame_ms,
-                                    end_silence_ms=s.end_silence_ms, pad_ms=s.pad_ms,
-                                    max_segment_s=s.max_segment_s, mode="merge"))
+    seg = Segmenter(segmenter_config(VadSettings(), "merge"))
     cuts = [c for i in range(0, len(mono), RATE) for c in seg.feed(mono[i: i + RATE])] + seg.finish()
     return [(c.start_s, c.audio.astype(np.float32) / 32768.0) for c in cuts if c.kind == "FINAL"]
 

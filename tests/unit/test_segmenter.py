@@ -68,12 +68,42 @@ def test_utterance_mode_sends_growing_partials(meeting: list[np.ndarray]) -> Non
         assert any(f.start == p.start for f in finals), p
 
 
+def test_merge_windows_list_their_speech_and_hold_at_most_a_whisper_window_of_it(meeting: list[np.ndarray]) -> None:
+    cfg = SegmenterConfig(mode="merge", end_silence_ms=300, max_window_span_s=60.0)
+    finals = [c for c in _run(meeting, cfg) if c.kind == "FINAL"]
+    packed = [c for c in finals if c.pieces]
+    assert len(packed) >= len(finals) // 2  # conversations pause: most windows leave silences out
+    for c in finals:
+        pieces = c.pieces or [(c.start, c.end)]
+        assert pieces[0][0] == c.start and pieces[-1][1] == c.end
+        for a, b in pieces:
+            assert c.start <= a < b <= c.end
+        for (_, b), (a, _) in pairwise(pieces):
+            assert b < a  # ordered, apart (touching utterances are one piece)
+        assert sum(b - a for a, b in pieces) <= cfg.max_segment_s * RATE + cfg.pad
+        assert c.end - c.start <= cfg.max_window_span_s * RATE + cfg.pad
+        assert len(c.audio) == c.end - c.start  # the event carries the whole span; the pieces say what to read
+    # the silences left out make room: fewer windows than when a window's span is its speech
+    contiguous = [c for c in _run(meeting, SegmenterConfig(mode="merge", end_silence_ms=300)) if c.kind == "FINAL"]
+    assert len(finals) < len(contiguous)
+
+
 @pytest.mark.parametrize("restart_at", [3, 17, 41])
 def test_restart_from_persisted_state_cuts_identically(meeting: list[np.ndarray], restart_at: int) -> None:
-    cfg = SegmenterConfig(mode="merge")
-    straight = [(c.kind, c.start, c.end) for c in _run(meeting, cfg)]
-    restarted = [(c.kind, c.start, c.end) for c in _run(meeting, cfg, restart_at)]
+    cfg = SegmenterConfig(mode="merge", end_silence_ms=300, max_window_span_s=60.0)
+    straight = [(c.kind, c.start, c.end, c.pieces) for c in _run(meeting, cfg)]
+    restarted = [(c.kind, c.start, c.end, c.pieces) for c in _run(meeting, cfg, restart_at)]
     assert restarted == straight
+
+
+def test_a_window_persisted_before_windows_listed_their_pieces_is_one_stretch() -> None:
+    state = SegmenterState(pos=RATE * 5, total=RATE * 5, win_start=RATE, win_end=RATE * 3)
+    state_json = state.to_json()
+    del state_json["win_pieces"]  # what an older worker persisted
+    seg = Segmenter(SegmenterConfig(mode="merge"), SegmenterState.from_json(state_json),
+                    np.zeros(RATE * 5, dtype=np.int16), 0)
+    cut = seg.finish()[0]
+    assert (cut.start, cut.end, cut.pieces) == (RATE, RATE * 3, None)
 
 
 def test_silence_gives_no_segments() -> None:
