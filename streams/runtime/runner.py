@@ -78,7 +78,7 @@ class StageRunner:
         # under exactly-once, the records handled past a committed offset travel in its metadata (so that they
         # are not handled twice after a restart); a stream is fresh for as long as a lane stays busy after its
         # events (batches stay small while streams come and go beside a long one); see streams.runtime.fairness
-        self.pool = FairPool(self.lanes.lanes, lookahead, settle_s=settings.lanes.busy_s,
+        self.pool = FairPool(self.lanes.lanes, lookahead, settle_s=settings.lanes.busy_s, free_bytes=spec.free_bytes,
                              exactly_once=settings.kafka.processing_guarantee == "exactly_once"
                              ) if lookahead > 0 else None
 

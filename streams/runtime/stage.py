@@ -141,6 +141,9 @@ class StageSpec:
     # bytes of consumed input held back to take batches fairly across streams (streams.runtime.fairness), or how
     # settings give it; 0: first come first served
     lookahead: BatchSize = 0
+    # input records smaller than this cost the stage nothing (a stream's END, no audio): the fair pool hands them
+    # out with the record before them, beyond a batch's limit
+    free_bytes: int = 0
 
     def __post_init__(self) -> None:
         if not set(self.lanes) <= set(self.inputs):

@@ -163,8 +163,8 @@ class AsrStage(BaseStage):
 
 
 def _request(seg: dict[str, Any], opts: DecodeOptions) -> tuple[Request, Packed | None]:
-    """What to recognise of a speech segment: its audio, or a window's pieces of speech laid end to end without
-    the silences between them (with the timeline that maps their word timings back to the stream)."""
+    """What to recognise of a speech segment: its audio, or what a long window lists to read of it, laid end to
+    end (with the timeline that maps their word timings back to the stream)."""
     if seg["sample_rate"] != 16_000:
         raise ValueError(f"speech segments must be 16 kHz, got {seg['sample_rate']}")
     audio = to_float(decode_pcm(seg["audio"], 1)[:, 0])
@@ -184,6 +184,11 @@ def in_stream_time(result: Result, timeline: Packed) -> Result:
 def _age(seg: dict[str, Any], now: datetime) -> float:
     produced = seg.get("produced_at")
     return (now - produced).total_seconds() if isinstance(produced, datetime) else 0.0
+
+
+# Below the smallest speech segment there is: one 30 ms frame of 16-bit audio (VAD drops shorter ones), so only a
+# stream's END (no audio) is smaller; the fair pool hands an END out with the window before it.
+END_BYTES = 960
 
 
 def build(settings: Settings) -> AsrStage:
@@ -206,4 +211,4 @@ def lookahead(settings: Settings) -> int:
 
 SPEC = StageSpec(name="asr", doc="recognises speech segments with faster-whisper, batched across streams",
                  inputs=SPEECH_LANES, outputs=(ASR_SEGMENTS,), lanes=SPEECH_LANES, build=build,
-                 batch=consume_batch, lookahead=lookahead)
+                 batch=consume_batch, lookahead=lookahead, free_bytes=END_BYTES)

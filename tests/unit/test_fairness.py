@@ -85,6 +85,24 @@ def test_a_call_turn_in_the_top_lane_takes_all_it_holds() -> None:
     assert names(pool.take(8)) == ["batch100", "batch101", "batch102"]
 
 
+def test_a_streams_end_goes_with_its_last_window_beyond_the_limit() -> None:
+    """An END costs the recogniser nothing: a short job beside a long one completes with its last window, instead of
+    its END waiting for the next batch of the long one's windows."""
+    clock = FakeClock()
+    pool = FairPool(SPEECH_LANES, 100_000, settle_s=5, free_bytes=100, clock=clock)
+    pool.add([msg("L", i, size=1000) for i in range(12)])
+    assert len(pool.take(8)) == 8
+    clock.now += 10
+    pool.add([msg("S", 20, size=1000), msg("S", 21, size=50)])  # a short job's one window and its END
+    assert names(pool.take(8)) == ["S20", "S21"]  # a batch of one window (S is fresh beside L), and the END
+    clock.now += 10  # S has left: full batches again
+    assert names(pool.take(8)) == ["L8", "L9", "L10", "L11"]
+    # an END alone costs no turn of the limit either
+    pool.add([msg("E", 30, size=50), msg("M", 31, size=1000), msg("N", 32, size=1000)])
+    clock.now += 10
+    assert names(pool.take(2)) == ["E30", "M31", "N32"]
+
+
 def test_newcomers_arriving_together_fill_the_batch() -> None:
     pool = FairPool(SPEECH_LANES, 10_000)
     pool.add([msg(s, i) for i, s in enumerate("ABCDEFGHIJ")])  # none served yet: no round to cut short

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from connectors.ingest.decode import decode_chunks
-from processors.vad.segmenter import RATE, Cut, Segmenter, SegmenterConfig, SegmenterState
+from processors.vad.segmenter import RATE, Cut, Segmenter, SegmenterConfig, SegmenterState, shorten_pauses
 
 
 def _chunks(path: Path) -> list[np.ndarray]:
@@ -68,29 +68,42 @@ def test_utterance_mode_sends_growing_partials(meeting: list[np.ndarray]) -> Non
         assert any(f.start == p.start for f in finals), p
 
 
-def test_merge_windows_list_their_speech_and_hold_at_most_a_whisper_window_of_it(meeting: list[np.ndarray]) -> None:
-    cfg = SegmenterConfig(mode="merge", end_silence_ms=300, max_window_span_s=60.0)
+def test_merge_windows_too_long_to_read_whole_list_a_whisper_window_of_speech(meeting: list[np.ndarray]) -> None:
+    cfg = SegmenterConfig(mode="merge", max_window_span_s=60.0)
     finals = [c for c in _run(meeting, cfg) if c.kind == "FINAL"]
-    packed = [c for c in finals if c.pieces]
-    assert len(packed) >= len(finals) // 2  # conversations pause: most windows leave silences out
+    assert any(c.pieces for c in finals)
     for c in finals:
-        pieces = c.pieces or [(c.start, c.end)]
+        assert c.end - c.start <= cfg.max_window_span_s * RATE + cfg.pad
+        assert len(c.audio) == c.end - c.start  # the event carries the whole span; the pieces say what to read
+        if c.end - c.start <= cfg.max_segment_s * RATE:
+            assert c.pieces is None  # read whole, pauses and all
+            continue
+        pieces = c.pieces or []
         assert pieces[0][0] == c.start and pieces[-1][1] == c.end
         for a, b in pieces:
             assert c.start <= a < b <= c.end
         for (_, b), (a, _) in pairwise(pieces):
-            assert b < a  # ordered, apart (touching utterances are one piece)
+            assert b < a  # ordered, apart
         assert sum(b - a for a, b in pieces) <= cfg.max_segment_s * RATE + cfg.pad
-        assert c.end - c.start <= cfg.max_window_span_s * RATE + cfg.pad
-        assert len(c.audio) == c.end - c.start  # the event carries the whole span; the pieces say what to read
-    # the silences left out make room: fewer windows than when a window's span is its speech
-    contiguous = [c for c in _run(meeting, SegmenterConfig(mode="merge", end_silence_ms=300)) if c.kind == "FINAL"]
+    # the pauses shortened make room: fewer windows than when a window's span is what Whisper reads
+    contiguous = [c for c in _run(meeting, SegmenterConfig(mode="merge")) if c.kind == "FINAL"]
+    assert not any(c.pieces for c in contiguous)
     assert len(finals) < len(contiguous)
+
+
+def test_pauses_are_shortened_to_one_common_length_that_fills_the_room() -> None:
+    s = RATE  # one second
+    pieces = [(0, 5 * s), (6 * s, 10 * s), (14 * s, 20 * s), (30 * s, 33 * s)]  # pauses of 1, 4 and 10 s; 18 s speech
+    out = shorten_pauses(pieces, 25 * s)  # 7 s of room for pauses: 1 s whole, then 3 s of each long one
+    assert out == [(0, 11.5 * s), (12.5 * s, 21.5 * s), (28.5 * s, 33 * s)]
+    assert sum(b - a for a, b in out) == 25 * s
+    assert shorten_pauses(pieces, 18 * s) == pieces  # no room: the pieces as they are
+    assert shorten_pauses(pieces, 40 * s) == [(0, 33 * s)]  # room for everything: one stretch
 
 
 @pytest.mark.parametrize("restart_at", [3, 17, 41])
 def test_restart_from_persisted_state_cuts_identically(meeting: list[np.ndarray], restart_at: int) -> None:
-    cfg = SegmenterConfig(mode="merge", end_silence_ms=300, max_window_span_s=60.0)
+    cfg = SegmenterConfig(mode="merge", max_window_span_s=60.0)
     straight = [(c.kind, c.start, c.end, c.pieces) for c in _run(meeting, cfg)]
     restarted = [(c.kind, c.start, c.end, c.pieces) for c in _run(meeting, cfg, restart_at)]
     assert restarted == straight
