@@ -79,8 +79,7 @@ def segmenter_config(s: VadSettings, mode: str) -> SegmenterConfig:
                                partial_interval_s=s.partial_interval_s, mode="merge")
     return SegmenterConfig(aggressiveness=s.aggressiveness, frame_ms=s.frame_ms,
                            end_silence_ms=s.utterance_end_silence_ms, pad_ms=s.pad_ms, max_segment_s=s.max_segment_s,
-                           max_window_span_s=s.max_segment_s, partial_interval_s=s.partial_interval_s,
-                           mode="utterance")
+                           partial_interval_s=s.partial_interval_s, mode="utterance")
 
 
 def stream_key(stream_id: str, revision: int) -> str:
