@@ -55,6 +55,7 @@ import psutil
 
 from bench.corpus import SPEECH, write_meeting, write_two_party_call
 from bench.diarization_der import demo_sample, machine
+from bench.stack_run import Steal
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
 from streamscribe.stack.state import read_stack
@@ -191,18 +192,11 @@ def direct(recordings: dict[str, tuple[Path, bool]], runs: int) -> dict[str, dic
 
 
 # -- in turns --------------------------------------------------------------------------------------------
-def steal() -> float:
-    """CPU time the hypervisor took from this machine so far, in seconds (all CPUs)."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-
-
 def stolen_share(run: Callable[[], Any]) -> tuple[Any, float, float]:
     """What ``run`` returns, its wall seconds, and the share of the machine's CPU time stolen meanwhile."""
-    before, started = steal(), time.perf_counter()
+    steal, started = Steal(), time.perf_counter()
     out = run()
-    wall = time.perf_counter() - started
-    return out, wall, (steal() - before) / (wall * (os.cpu_count() or 1))
+    return out, time.perf_counter() - started, steal.share()
 
 
 def paired(recordings: dict[str, tuple[Path, bool]], runs: int, code: Path) -> list[str]:
