@@ -40,11 +40,17 @@ CLI = [sys.executable, "-m", "streamscribe.cli"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that need an Apache Kafka cluster of their own (``apache_kafka``, session-scoped) run last, in
-    their order: the cluster starts once, for the first of them, and is not left running beside the others."""
-    own = [item for item in items if "apache_kafka" in getattr(item, "fixturenames", ())]
-    if own:
-        items[:] = [item for item in items if "apache_kafka" not in getattr(item, "fixturenames", ())] + own
+    """The tests that kill the session stack's infrastructure (``stack_to_kill``) run after every other test of
+    the session's stack, so that none runs on what their kills may leave. Then, last, the tests that need an Apache
+    Kafka cluster of their own (``apache_kafka``, session-scoped), in their order: the cluster starts once, for
+    the first of them, and is not left running beside the others."""
+    def uses(item: pytest.Item, fixture: str) -> bool:
+        return fixture in getattr(item, "fixturenames", ())
+
+    killers = [item for item in items if uses(item, "stack_to_kill") and not uses(item, "apache_kafka")]
+    own = [item for item in items if uses(item, "apache_kafka")]
+    if killers or own:
+        items[:] = [item for item in items if item not in killers and item not in own] + killers + own
 
 
 @dataclass
@@ -191,6 +197,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         stop_stack(stack)
+
+
+@pytest.fixture(scope="session")
+def stack_to_kill(stack: Stack) -> Stack:
+    """The session's stack, for a test that kills its infrastructure (``kill -9`` of the broker, the object storage
+    or PostgreSQL): such tests run after every other test of the session's stack (``pytest_collection_modifyitems``
+    above), so that a test of their own stack, and its start and stop, are not needed for them."""
+    return stack
 
 
 def dump(obj: Any) -> str:

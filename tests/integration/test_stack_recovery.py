@@ -1,7 +1,9 @@
 """The embedded stack survives its own infrastructure, stops and starts without losing work, and leaves no
 plaintext audio behind.
 
-One stack of its own (infrastructure is killed here), started with ``streamscribe up --detach``:
+A stack of its own (infrastructure is killed here, and it is stopped and started), started with ``streamscribe up
+--detach``; the idle kills hit the session's stack, after every other test that uses it (``stack_to_kill``,
+tests/integration/conftest.py), so that ``make test``'s embedded run starts no second stack for them:
 - ``kill -9`` of the object storage, the broker or PostgreSQL, idle or in the middle of a job: the supervisor
   starts it again on the same ports, ``stack.json`` counts the restart, the stack reports healthy, and jobs
   (in flight or new) complete with the text of a run without a crash;
@@ -68,7 +70,16 @@ def _texts(transcript: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="module")
 async def clean_run(own_stack: Stack, recording: Path) -> list[str]:
-    job, transcript = await own_stack.transcribe(recording)
+    return await _clean_run(own_stack, recording)
+
+
+@pytest.fixture(scope="module")
+async def session_clean_run(stack_to_kill: Stack, recording: Path) -> list[str]:
+    return await _clean_run(stack_to_kill, recording)
+
+
+async def _clean_run(stack: Stack, recording: Path) -> list[str]:
+    job, transcript = await stack.transcribe(recording)
     assert job["status"] == "completed", job
     assert "ask not what your country can do for you" in " ".join(_texts(transcript)).lower()
     return _texts(transcript)
@@ -126,14 +137,14 @@ async def _job_until(client: Client, job_id: str, done: Any, timeout: float = 12
 
 @pytest.mark.embedded
 @pytest.mark.parametrize("service", KILLABLE[BROKER])
-async def test_infrastructure_killed_while_idle_is_restarted(own_stack: Stack, clean_run: list[str],
+async def test_infrastructure_killed_while_idle_is_restarted(stack_to_kill: Stack, session_clean_run: list[str],
                                                              recording: Path, service: str) -> None:
-    before = _kill_infra(own_stack, service)
-    _wait_restarted(own_stack, service, before)
-    await _healthy(own_stack)
-    job, transcript = await own_stack.transcribe(recording)
+    before = _kill_infra(stack_to_kill, service)
+    _wait_restarted(stack_to_kill, service, before)
+    await _healthy(stack_to_kill)
+    job, transcript = await stack_to_kill.transcribe(recording)
     assert job["status"] == "completed", job
-    assert _texts(transcript) == clean_run
+    assert _texts(transcript) == session_clean_run
 
 
 @pytest.mark.broker("apache")
