@@ -3,7 +3,7 @@
 broker certificate are made here when the first test that needs it starts. One for the session, shared by the
 tests that need a cluster of their own (test_analytics.py's SASL_SSL test, test_kafka_cluster.py, test_kafka_sasl.py;
 each under topic names of its own): tests/integration/conftest.py runs those tests last, one after another, so
-that only they pay for it (one start instead of one per module), beside the session stack's own cluster.
+that only they pay for it (one start instead of one per module), once the session's stack is stopped.
 """
 
 from __future__ import annotations

@@ -39,18 +39,34 @@ from tests.integration.apache_kafka import apache_kafka  # noqa: F401 - an Apach
 CLI = [sys.executable, "-m", "streamscribe.cli"]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that kill the session stack's infrastructure (``stack_to_kill``) run after every other test of
-    the session's stack, so that none runs on what their kills may leave. Then, last, the tests that need an Apache
-    Kafka cluster of their own (``apache_kafka``, session-scoped), in their order: the cluster starts once, for
-    the first of them, and is not left running beside the others."""
-    def uses(item: pytest.Item, fixture: str) -> bool:
-        return fixture in getattr(item, "fixturenames", ())
+def _uses(item: pytest.Item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())  # every fixture the test needs, directly or not
 
-    killers = [item for item in items if uses(item, "stack_to_kill") and not uses(item, "apache_kafka")]
-    own = [item for item in items if uses(item, "apache_kafka")]
-    if killers or own:
-        items[:] = [item for item in items if item not in killers and item not in own] + killers + own
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The order of the session: first the tests on the session's stack (``stack``); then those that kill its
+    infrastructure (``stack_to_kill``), so that none runs on what their kills may leave; then the tests that do
+    without it, once it is stopped (``pytest_runtest_teardown``): an idle stack takes a third of a core on Apache
+    Kafka (its three JVMs), and the stacks and clusters of their own need the CPU. Last, in their order, the tests
+    that need an Apache Kafka cluster of their own (``apache_kafka``, session-scoped): the cluster starts once, for
+    the first of them."""
+    groups: tuple[list[pytest.Item], ...] = ([], [], [], [])
+    for item in items:
+        rank = (3 if _uses(item, "apache_kafka") else 1 if _uses(item, "stack_to_kill") else
+                0 if _uses(item, "stack") else 2)
+        groups[rank].append(item)
+    items[:] = [item for group in groups for item in group]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Once no test left needs the session's stack, it is stopped (after this test's own teardown), not at the
+    end of the session."""
+    yield
+    if nextitem is not None and "stack" in _RUNNING:
+        left = item.session.items[item.session.items.index(item) + 1:]
+        if not any(_uses(later, "stack") for later in left):
+            _stop_session_stack()
 
 
 @dataclass
@@ -184,6 +200,15 @@ def stop_stack(stack: Stack) -> None:
         assert not pid_alive(info["supervisor_pid"]), "streamscribe down left the supervisor running"
 
 
+_RUNNING: dict[str, Stack] = {}  # the session's stack, while it runs
+
+
+def _stop_session_stack() -> None:
+    stack = _RUNNING.pop("stack", None)
+    if stack is not None:
+        stop_stack(stack)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = start_stack(tmp_path_factory.mktemp("stack"), {
@@ -193,17 +218,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "STREAMSCRIBE_WEBHOOKS__POLL_INTERVAL_S": "0.2"})
     # tests act as the bootstrap admin, like the CLI does; test_access.py covers every other role
     os.environ["STREAMSCRIBE_API_KEY"] = stack.admin_key
+    _RUNNING["stack"] = stack
     try:
         yield stack
     finally:
-        stop_stack(stack)
+        _stop_session_stack()  # unless stopped already, once no test left needed it
 
 
 @pytest.fixture(scope="session")
 def stack_to_kill(stack: Stack) -> Stack:
     """The session's stack, for a test that kills its infrastructure (``kill -9`` of the broker, the object storage
     or PostgreSQL): such tests run after every other test of the session's stack (``pytest_collection_modifyitems``
-    above), so that a test of their own stack, and its start and stop, are not needed for them."""
+    above), so that a stack of their own, and its start and stop, are not needed for them."""
     return stack
 
 
