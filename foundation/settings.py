@@ -32,9 +32,13 @@ ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
 # Kafka's own defaults and exactly-once. Tansu, the embedded profile's broker, gets workarounds (DESIGN.md): it
 # holds a group join for session.timeout.ms / 2 (so a short session), it does not wake waiting fetches (so a short
 # fetch wait sets the latency floor per hop), and its transactions do not hide aborted records (so at-least-once).
+# It also reads each partition's watermark from storage on every fetch, empty or not, so the embedded stack (one
+# worker per stage, nothing to share partitions between) makes its topics with one partition: an idle stack's
+# broker took half the CPU it took with four (BENCHMARKS.md, "Embedded topics with one partition").
 BROKER_DEFAULTS: dict[str, dict[str, Any]] = {
     "apache": {"session_timeout_ms": 45_000, "fetch_wait_max_ms": 500, "processing_guarantee": "exactly_once"},
-    "tansu": {"session_timeout_ms": 6_000, "fetch_wait_max_ms": 50, "processing_guarantee": "at_least_once"},
+    "tansu": {"session_timeout_ms": 6_000, "fetch_wait_max_ms": 50, "processing_guarantee": "at_least_once",
+              "partitions": 1},
 }
 
 SecurityProtocol = Annotated[Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], BeforeValidator(_upper)]

@@ -84,12 +84,14 @@ def ensure_topics(kafka: KafkaSettings, state_groups: tuple[str, ...], timeout: 
 
 def _create_missing(admin: AdminClient, kafka: KafkaSettings, catalogue: list[tuple[str, dict[str, str]]],
                     timeout: float) -> list[str]:
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    existing = admin.list_topics(timeout=timeout).topics
     wanted = [(name, cfg) for name, cfg in catalogue if name not in existing]
     if not wanted:
         return []
+    partitions = new_topic_partitions(kafka, [len(existing[name].partitions) for name, _ in catalogue
+                                              if name in existing])
     futures = admin.create_topics(
-        [NewTopic(name, kafka.partitions, kafka.replication_factor, config=cfg) for name, cfg in wanted],
+        [NewTopic(name, partitions, kafka.replication_factor, config=cfg) for name, cfg in wanted],
         operation_timeout=timeout,
     )
     created = []
@@ -102,6 +104,14 @@ def _create_missing(admin: AdminClient, kafka: KafkaSettings, catalogue: list[tu
                 raise
     log.info("topics created", topics=created)
     return created
+
+
+def new_topic_partitions(kafka: KafkaSettings, existing: list[int]) -> int:
+    """Partitions of a catalogued topic made after others (``existing``: the partition counts of the catalogued
+    topics already there): ``kafka.partitions``, or more if the catalogue's topics have more. Topics read together
+    must keep one partition count (``asr.segments`` and ``speaker.turns``, a stage's input and its state
+    changelog), and a stack made when the default was higher keeps it (the embedded default went from 4 to 1)."""
+    return max([kafka.partitions, *existing])
 
 
 def _grow(admin: AdminClient, kafka: KafkaSettings, topics: list[str], timeout: float) -> dict[str, tuple[int, int]]:

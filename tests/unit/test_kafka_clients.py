@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from foundation.settings import KafkaSettings, Settings
+from streams.kafka.admin import new_topic_partitions
 from streams.kafka.clients import (
     admin_client,
     connection_config,
@@ -101,3 +102,18 @@ def test_librdkafka_accepts_every_client_with_sasl(factory: Callable[[KafkaSetti
     client = factory(kafka)
     if hasattr(client, "close"):
         client.close()
+
+
+def test_the_broker_picks_its_defaults_and_an_explicit_value_wins() -> None:
+    tansu, apache = KafkaSettings(broker="tansu"), KafkaSettings(broker="apache")
+    # the embedded broker reads every partition's watermark on every fetch: one partition a topic there
+    assert (tansu.partitions, tansu.fetch_wait_max_ms, tansu.processing_guarantee) == (1, 50, "at_least_once")
+    assert (apache.partitions, apache.fetch_wait_max_ms, apache.processing_guarantee) == (4, 500, "exactly_once")
+    assert KafkaSettings(broker="tansu", partitions=4).partitions == 4
+
+
+def test_a_topic_made_after_others_gets_as_many_partitions_as_they_have() -> None:
+    tansu = KafkaSettings(broker="tansu")
+    assert new_topic_partitions(tansu, []) == 1  # a new embedded stack
+    assert new_topic_partitions(tansu, [4, 4, 4]) == 4  # one made when the embedded default was 4 stays co-partitioned
+    assert new_topic_partitions(KafkaSettings(broker="apache", partitions=8), [4, 4]) == 8
