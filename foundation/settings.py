@@ -76,9 +76,10 @@ class KafkaSettings(BaseModel):
     # read_committed readers wait behind the open transaction of a worker that died and never came back.
     transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     topic_prefix: str = ""
-    # Partitions of every catalogued topic (the most workers a stage's group can use). Raising it grows existing
-    # topics (``streamscribe topics create``; Apache Kafka only) - with no stream in flight, since a stream's key
-    # then maps to another partition.
+    # Partitions of every catalogued topic (the most workers a stage's group can use): 4, and on Tansu 1 or the most
+    # workers a stage runs there (BROKER_DEFAULTS, ``Settings``). Raising it grows existing topics (``streamscribe
+    # topics create``; Apache Kafka only) - with no stream in flight, since a stream's key then maps to another
+    # partition.
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = 1
     session_timeout_ms: int = 45_000
@@ -405,6 +406,15 @@ class Settings(BaseSettings):
     chunk_seconds: float = 1.0
     # Health endpoints of the pipeline workers (stage -> URL), checked by the gateway's /health.
     worker_health_urls: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _a_partition_for_each_embedded_worker(self) -> Settings:
+        """On Tansu, topics get at least as many partitions as the most workers a stage runs
+        (``embedded.workers``): its default is one partition a topic, it cannot add partitions later, and a worker
+        beyond a topic's partitions would have nothing to read."""
+        if self.kafka.broker == "tansu":
+            self.kafka.partitions = max([self.kafka.partitions, *self.embedded.workers.values()])
+        return self
 
     @property
     def storage_root(self) -> Path:

@@ -117,3 +117,12 @@ def test_a_topic_made_after_others_gets_as_many_partitions_as_they_have() -> Non
     assert new_topic_partitions(tansu, []) == 1  # a new embedded stack
     assert new_topic_partitions(tansu, [4, 4, 4]) == 4  # one made when the embedded default was 4 stays co-partitioned
     assert new_topic_partitions(KafkaSettings(broker="apache", partitions=8), [4, 4]) == 8
+
+
+def test_embedded_topics_get_a_partition_for_each_worker_of_the_busiest_stage() -> None:
+    def partitions(broker: str, workers: dict[str, int]) -> int:
+        return Settings.model_validate({"kafka": {"broker": broker}, "embedded": {"workers": workers}}).kafka.partitions
+
+    assert partitions("tansu", {"asr": 2, "vad": 3}) == 3
+    assert partitions("tansu", {}) == 1
+    assert partitions("apache", {"asr": 2, "vad": 3}) == 4
