@@ -18,9 +18,11 @@ fetch lists *all* of a partition's batch objects (about 0.18 s of the object sto
 a week of audio events makes every hop of the pipeline slower as history builds up, and 16 live calls filled
 the partitions faster than the stages could list them. ``trim_consumed`` deletes, every few seconds while
 there is something to delete, the leading batches that lie wholly below the lowest offset any group has committed
-on the partition (Tansu keeps committed offsets as objects too); a group that is behind holds the trim back, and
-a partition no group has committed on is left alone. These topics carry audio on its way through the stages
-(the recording itself is stored apart), so this is how Kafka Streams purges its repartition topics; a consumer
+on the partition (Tansu keeps committed offsets as objects too). A group that is behind holds the trim back, and so
+does a stage that reads the topic but has not committed on the partition yet (a worker still loading its models
+after a restart, or after the broker lost its history: what it has not read yet must still be there when it comes);
+a partition no group has committed on is left alone. These topics carry audio on its way through the stages (the
+recording itself is stored apart), so this is how Kafka Streams purges its repartition topics; any other consumer
 group created later reads them from what is left, as it would after retention.
 
 Limits: topics with ``cleanup.policy=compact`` (state changelogs, voice profiles) are never swept, because
@@ -35,7 +37,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -46,7 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from streams.kafka.topics import CHUNK_LANES, SPEECH_LANES, all_topics
-from streams.stages.registry import state_groups
+from streams.stages.registry import stages, state_groups
 from streamscribe.stack.broker import CLUSTER
 from streamscribe.stack.seaweed import BUCKET, Seaweed
 
@@ -151,23 +153,29 @@ def sweep(client: Any, retention_ms: dict[str, int], now: datetime | None = None
     return result
 
 
-def trimmed_topics(settings: Settings) -> tuple[str, ...]:
-    """The topics trimmed of what every group has consumed: the audio lanes."""
-    return tuple(settings.kafka.topic_prefix + t for t in (*CHUNK_LANES, *SPEECH_LANES))
+Readers = Mapping[str, Collection[str]]  # topic -> the consumer groups that must have read a record before it goes
 
 
-def committed_offsets(client: Any, topics: Sequence[str], bucket: str = BUCKET,
-                      cluster: str = CLUSTER) -> dict[str, int]:
-    """The lowest offset any consumer group has committed on each partition of ``topics``, keyed by its prefix
-    ``clusters/<cluster>/topics/<topic>/partitions/<p>/`` (Tansu writes each group's commit to
-    ``clusters/<cluster>/groups/consumers/<group>/offsets/<topic>/partitions/<p>.json``)."""
+def trimmed_topics(settings: Settings) -> dict[str, frozenset[str]]:
+    """The topics trimmed of what every group has consumed (the audio lanes), each with the consumer groups of the
+    stages that read it (full names, with the deployment's prefix)."""
+    prefix = settings.kafka.topic_prefix
+    return {prefix + topic: frozenset(prefix + spec.group for spec in stages() if topic in spec.inputs)
+            for topic in (*CHUNK_LANES, *SPEECH_LANES)}
+
+
+def committed_offsets(client: Any, readers: Readers, bucket: str = BUCKET, cluster: str = CLUSTER) -> dict[str, int]:
+    """The lowest offset any consumer group has committed on each partition of the topics of ``readers``, keyed by
+    its prefix ``clusters/<cluster>/topics/<topic>/partitions/<p>/`` (Tansu writes each group's commit to
+    ``clusters/<cluster>/groups/consumers/<group>/offsets/<topic>/partitions/<p>.json``). A partition is left out
+    while one of the groups its topic names has not committed on it."""
     root = f"clusters/{cluster}/groups/consumers/"
-    wanted = set(topics)
     lowest: dict[str, int] = {}
+    seen: dict[str, set[str]] = {}
     for page in _pages(client, Bucket=bucket, Prefix=root):
         for obj in page.get("Contents", []):
             parts = obj["Key"][len(root):].split("/")
-            if len(parts) != 5 or parts[1] != "offsets" or parts[2] not in wanted or parts[3] != "partitions":
+            if len(parts) != 5 or parts[1] != "offsets" or parts[2] not in readers or parts[3] != "partitions":
                 continue
             try:
                 offset = int(json.loads(client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())["offset"])
@@ -177,7 +185,9 @@ def committed_offsets(client: Any, topics: Sequence[str], bucket: str = BUCKET,
                 continue
             prefix = f"clusters/{cluster}/topics/{parts[2]}/partitions/{parts[4].split('.', 1)[0]}/"
             lowest[prefix] = min(lowest.get(prefix, offset), offset)
-    return lowest
+            seen.setdefault(prefix, set()).add(parts[0])
+    return {prefix: offset for prefix, offset in lowest.items()
+            if set(readers[prefix.split("/")[3]]) <= seen[prefix]}
 
 
 def trim_partition(client: Any, bucket: str, partition_prefix: str, committed: int) -> tuple[int, int | None]:
@@ -196,12 +206,13 @@ def trim_partition(client: Any, bucket: str, partition_prefix: str, committed: i
                                    _base_offset(keys[len(consumed)]))
 
 
-def trim_consumed(client: Any, topics: Sequence[str], bucket: str = BUCKET, cluster: str = CLUSTER,
+def trim_consumed(client: Any, readers: Readers, bucket: str = BUCKET, cluster: str = CLUSTER,
                   done: dict[str, int] | None = None) -> SweepResult:
-    """One pass over ``topics``: delete what every group that committed on a partition has consumed. ``done``
-    (the committed offsets of the last pass, updated here) skips partitions whose offsets have not moved."""
+    """One pass over the topics of ``readers`` (topic -> the groups that must read it): delete what every group
+    that committed on a partition has consumed, once each group named has. ``done`` (the committed offsets of the
+    last pass, updated here) skips partitions whose offsets have not moved."""
     result = SweepResult()
-    for prefix, committed in committed_offsets(client, topics, bucket, cluster).items():
+    for prefix, committed in committed_offsets(client, readers, bucket, cluster).items():
         if done is not None and done.get(prefix) == committed:
             continue
         deleted, low = trim_partition(client, bucket, prefix, committed)

@@ -201,7 +201,7 @@ async def test_down_broker_history_lost_up_the_reconciler_runs_them_again(
     assert failed["status"] == "failed" and "stored recording is gone" in failed["error"], failed
     assert "in flight when the stack stopped" in failed["error"] and failed["error_stage"] == "streamscribe-reconciler"
     for path, got in done.items():
-        assert got["status"] == "completed", (path.name, got)
+        assert got["status"] == "completed", (path.name, got.get("error"), got.get("error_stage"), got)
         assert_intact(await rows(chaos_stack, got["job_id"]), references[path])
         if path not in in_flight:  # it had finished before the stop
             assert got["revision"] == 1, (path.name, got)

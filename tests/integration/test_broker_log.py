@@ -195,8 +195,10 @@ def test_retention_deletes_old_batches_and_the_log_stays_readable(log: Log) -> N
 
 def test_consumed_audio_is_trimmed_only_below_what_every_group_committed(log: Log) -> None:
     """Three batches; one group commits past the second, another only into the first: nothing is deleted while
-    the slower group holds it; once it commits into the third batch, the two batches below are deleted, the log
-    start moves, and both groups (and a new one) read on from what each committed."""
+    the slower group holds it; once it commits into the third batch, nothing is deleted either while a group the
+    topic names as a reader (a stage whose worker has not started yet) has not committed; without it, the two
+    batches below are deleted, the log start moves, and both groups (and a new one) read on from what each
+    committed."""
     topic = "audio.chunks.trimmed"
     create(log, topic, 1)
     for values in (range(0, 10), range(10, 20), range(20, 30)):  # one batch object each
@@ -211,20 +213,22 @@ def test_consumed_audio_is_trimmed_only_below_what_every_group_committed(log: Lo
     slow.close()
     done: dict[str, int] = {}
 
-    held = trim_consumed(log.store.client(), [topic], done=done)
+    held = trim_consumed(log.store.client(), {topic: ()}, done=done)
     assert held.total == 0 and [o["Key"] for o in log.objects(topic)] == batches, "the slow group holds them"
-    assert trim_consumed(log.store.client(), ["audio.chunks.other"]).total == 0, "only the topics named"
+    assert trim_consumed(log.store.client(), {"audio.chunks.other": ()}).total == 0, "only the topics named"
 
     slow = group(log, "g-trim-slow", topic)
     assert [v for _, _, v in consume(slow, 17)] == list(range(5, 22))
     slow.commit(offsets=[TopicPartition(topic, 0, 22)], asynchronous=False)
     slow.close()
-    result = trim_consumed(log.store.client(), [topic], done=done)
+    late = trim_consumed(log.store.client(), {topic: {"g-trim-fast", "g-trim-slow", "g-trim-not-started"}})
+    assert late.total == 0 and [o["Key"] for o in log.objects(topic)] == batches, "a reader yet to commit holds them"
+    result = trim_consumed(log.store.client(), {topic: {"g-trim-fast", "g-trim-slow"}}, done=done)
 
     assert result.deleted == {f"{topic}/0": 2}, "both batches wholly below 22, not the one holding it"
     assert [o["Key"] for o in log.objects(topic)] == batches[2:]
     assert log.watermark(topic)["low"] == 20 == result.low[f"{topic}/0"]
-    assert trim_consumed(log.store.client(), [topic], done=done).total == 0, "nothing moved: nothing to do"
+    assert trim_consumed(log.store.client(), {topic: ()}, done=done).total == 0, "nothing moved: nothing to do"
     produce(log, topic, range(30, 35))
     for name, start in (("g-trim-fast", 25), ("g-trim-slow", 22), ("g-trim-new", 20)):
         reader = group(log, name, topic)

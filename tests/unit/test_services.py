@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from foundation.settings import Settings
-from streamscribe.stack.retention import retention_by_topic
+from streamscribe.stack.retention import retention_by_topic, trimmed_topics
 from streamscribe.stack.services import Service, tend
 
 
@@ -80,3 +80,15 @@ def test_retention_covers_finite_topics_and_never_compacted_ones() -> None:
     assert "audio.chunks.dlq" not in retention
     assert "speakers.profiles" not in retention  # compacted
     assert not [t for t in retention if t.endswith(".state")]  # state changelogs are compacted
+
+
+def test_the_audio_lanes_are_trimmed_only_after_every_stage_that_reads_them() -> None:
+    """Recognition and diarization both read the speech lanes: a record one of them committed past stays until the
+    other has read it too, even if that one's worker has not committed anything yet (still loading its models)."""
+    settings = Settings.model_validate({"kafka": {"topic_prefix": "acme."}})
+    readers = trimmed_topics(settings)
+    assert readers["acme.audio.speech"] == {"acme.streamscribe-asr", "acme.streamscribe-diarization"}
+    assert readers["acme.audio.speech.high"] == readers["acme.audio.speech.low"] == readers["acme.audio.speech"]
+    assert readers["acme.audio.chunks"] == {"acme.streamscribe-vad"}
+    lanes = ("", ".high", ".low")
+    assert set(readers) == {f"acme.audio.{kind}{lane}" for kind in ("chunks", "speech") for lane in lanes}
