@@ -87,8 +87,8 @@ class LiveAudio:
             self._tmp.unlink(missing_ok=True)
 
     async def _publish(self, data: bytes, last: bool, error: str | None = None) -> None:
-        if data:
-            self._wav.writeframes(decode_pcm(data, self.channels, self.encoding).tobytes())
+        if data:  # the header's lengths are written once, at close (``writeframes`` rewrites them every frame)
+            self._wav.writeframesraw(decode_pcm(data, self.channels, self.encoding).tobytes())
         await self._confirm(self.max_unconfirmed - 1)
         # the task produces at its first step (tasks start in the order they are made): chunks keep their order
         self._unconfirmed.append(asyncio.ensure_future(self.publisher.publish(

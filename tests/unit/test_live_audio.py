@@ -4,6 +4,7 @@ its bound), chunks are published in order, ``end`` waits for every one, and a fa
 from __future__ import annotations
 
 import asyncio
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,17 @@ class SlowPublisher:
 
 
 class NullStore:
+    def __init__(self) -> None:
+        self.frames: dict[str, tuple[int, bytes]] = {}  # key -> (frames its header says, the frames read)
+
     async def put_file(self, key: str, source: Path, content_type: str | None = None) -> None:
-        assert source.exists()
+        with wave.open(str(source), "rb") as wav:
+            self.frames[key] = (wav.getnframes(), wav.readframes(wav.getnframes() + 1000))
 
 
-def audio(publisher: SlowPublisher, tmp_path: Path, max_unconfirmed_s: float = 0.5) -> LiveAudio:
-    return LiveAudio(publisher, NullStore(), stream_id="s", job_id="s", sample_rate=16000,  # type: ignore[arg-type]
+def audio(publisher: SlowPublisher, tmp_path: Path, max_unconfirmed_s: float = 0.5,
+          store: NullStore | None = None) -> LiveAudio:
+    return LiveAudio(publisher, store or NullStore(), stream_id="s", job_id="s", sample_rate=16000,  # type: ignore[arg-type]
                      channels=1, encoding="PCM_S16LE", options={}, source="live", object_key="k", spool=tmp_path,
                      max_unconfirmed_s=max_unconfirmed_s)
 
@@ -73,5 +79,21 @@ def test_a_failed_publication_fails_the_session(tmp_path: Path) -> None:
         await asyncio.sleep(0.01)
         with pytest.raises(RuntimeError, match="refused"):
             await live.write(FRAME)
+
+    asyncio.run(run())
+
+
+def test_the_archive_holds_every_frame_and_its_header_says_so(tmp_path: Path) -> None:
+    """Frames are spooled without rewriting the WAV header each time; it is written once, when the session ends."""
+    async def run() -> None:
+        pub, store = SlowPublisher(), NullStore()
+        pub.release.set()
+        live = audio(pub, tmp_path, store=store)
+        for i in range(7):
+            await live.write(bytes([i, 0]) * 1000)  # 1000 samples each, 7000 in all; the last 40 ms at end()
+        await live.end()
+        header, frames = store.frames["k"]
+        assert header == 7000 and frames == b"".join(bytes([i, 0]) * 1000 for i in range(7))
+        assert not list(tmp_path.iterdir()), "the spooled plaintext is gone"
 
     asyncio.run(run())
