@@ -5,6 +5,12 @@ checked with the rules of ``processors.asr.fallback``; only the windows that fai
 among themselves, at the next temperature (sampling ``best_of`` candidates, as faster-whisper does), until
 every window passes or the schedule ends. On clean speech the first pass passes everywhere, so the fallback
 costs nothing there.
+
+A sampled decoding is random, as it is in faster-whisper: CTranslate2 draws samples from a generator of its own
+worker thread, seeded once when the thread starts (``ctranslate2.set_random_seed`` before a call does not reset
+it), and from one stream for the whole batch. A window that needed the fallback may therefore get other words
+when it is recognised again (a retry, a replay, a batch handled again after a crash); a window the first pass
+accepted gets the same words in any batch. The recogniser logs each window it sampled (``streams.stages.asr``).
 """
 
 from __future__ import annotations
@@ -20,8 +26,6 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 
 from processors.asr.fallback import Attempt, Safeguards, is_silence, needs_fallback, settle
-
-SAMPLING_SEED = 0  # sampled fallbacks are reproducible: a re-delivered batch gets the same text
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,6 @@ def _generate(model: WhisperModel, tokenizer: Tokenizer, features: ctranslate2.S
     if temperature > 0:
         kwargs = {"beam_size": 1, "num_hypotheses": gen.guards.best_of, "sampling_topk": 0,
                   "sampling_temperature": temperature}
-        ctranslate2.set_random_seed(SAMPLING_SEED)
     else:
         kwargs = {"beam_size": gen.beam_size, "patience": 1.0}
     results = model.model.generate(

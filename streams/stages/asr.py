@@ -107,6 +107,9 @@ class AsrStage(BaseStage):
                 self._emit(ctx, seg, results[i])
                 if seg["kind"] == "FINAL":
                     progress[seg["stream_id"]] = seg
+                    if results[i].attempts > 1:  # its words were sampled: another run may give others
+                        log.info("window decoded by sampling", segment_id=seg["segment_id"],
+                                 temperature=results[i].temperature, attempts=results[i].attempts)
         for seg in progress.values():
             total = float(seg["options"].get("duration") or 0)
             ctx.job_event(seg, "RUNNING", progress=min(1.0, seg["end"] / total) if total > 0 else None,

@@ -20,7 +20,7 @@ from aiohttp import web
 from streamscribe.client import Client
 from streamscribe.stack.ports import free_port
 from tests.integration.conftest import Stack, stack_as_admin
-from tests.integration.segments import Shape, assert_intact, rows, shape
+from tests.integration.segments import Shape, assert_intact, rows, sampled_windows, shape
 
 # The reconciler of this stack: a job nothing is left for on Kafka is stuck after 15 s (default 180 s), a pass
 # every 2 s, two runs of a request at most.
@@ -126,7 +126,7 @@ async def assert_batch_intact(stack: Stack, jobs: dict[Path, str], references: d
         assert got["status"] == "completed", (path.name, got)
         if revision is not None:
             assert got["revision"] == revision, (path.name, got)
-        assert_intact(await rows(stack, got["job_id"]), references[path])
+        assert_intact(await rows(stack, got["job_id"]), references[path], sampled_windows(stack))
     return done
 
 

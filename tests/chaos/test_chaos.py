@@ -30,7 +30,7 @@ from foundation.processes import pid_alive
 from streamscribe.stack.state import read_stack
 from tests.chaos.conftest import assert_batch_intact, finish, running, submit, wait_until
 from tests.integration.conftest import Stack
-from tests.integration.segments import Shape, assert_intact, rows
+from tests.integration.segments import Shape, assert_intact, rows, sampled_windows
 
 WORKERS = ("ingest", "vad", "asr", "diarization", "post", "materializer", "webhooks", "gateway", "maintenance")
 
@@ -202,7 +202,7 @@ async def test_down_broker_history_lost_up_the_reconciler_runs_them_again(
     assert "in flight when the stack stopped" in failed["error"] and failed["error_stage"] == "streamscribe-reconciler"
     for path, got in done.items():
         assert got["status"] == "completed", (path.name, got.get("error"), got.get("error_stage"), got)
-        assert_intact(await rows(chaos_stack, got["job_id"]), references[path])
+        assert_intact(await rows(chaos_stack, got["job_id"]), references[path], sampled_windows(chaos_stack))
         if path not in in_flight:  # it had finished before the stop
             assert got["revision"] == 1, (path.name, got)
             continue

@@ -32,7 +32,7 @@ from streamscribe.recovery.backlog import stream_partition
 from tests.chaos.conftest import Receiver, job, wait_until
 from tests.conftest import normalize, read_references
 from tests.integration.conftest import Stack
-from tests.integration.segments import Shape, assert_intact, rows
+from tests.integration.segments import Shape, assert_intact, rows, sampled_windows
 
 
 async def _stored_file(stack: Stack, path: Path) -> dict[str, Any]:
@@ -100,7 +100,7 @@ async def test_a_job_whose_claim_check_was_lost_runs_again_and_completes(
     assert done["status"] == "completed" and done["revision"] == 2, done
     assert done["stages"]["reconciler"]["state"] in ("queued", "running")
     assert "no progress for" in done["stages"]["reconciler"]["message"]
-    assert_intact(await rows(chaos_stack, job_id), references[path])
+    assert_intact(await rows(chaos_stack, job_id), references[path], sampled_windows(chaos_stack))
     first, second = await _revisions(chaos_stack, job_id)
     assert first["status"] == "failed" and "no stage has anything left to read for it" in first["error"]
     assert second["status"] == "completed" and second["attempt"] == 2 and second["model"] == "tiny.en"
@@ -155,7 +155,7 @@ async def test_retry_of_a_running_job_runs_it_again(chaos_stack: Stack, recordin
         assert retried == {"job_id": job_id, "revision": 2, "created": True}
         done = await client.wait(job_id, timeout=300)
         assert done["status"] == "completed" and done["revision"] == 2, done
-        assert_intact(await rows(chaos_stack, job_id), references[path])
+        assert_intact(await rows(chaos_stack, job_id), references[path], sampled_windows(chaos_stack))
         first, second = await _revisions(chaos_stack, job_id)
         assert first["status"] == "failed" and "superseded by a retry" in first["error"]
         assert second["attempt"] == 1
