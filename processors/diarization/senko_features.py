@@ -22,9 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from processors.diarization.speaker_embedding import MEL_BINS, MIN_SAMPLES, fbank
-
-RATE = 16_000
+from processors.diarization.speaker_embedding import MEL_BINS, MIN_SAMPLES, RATE, fbank
 
 Features = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 
