@@ -302,6 +302,9 @@ class WorkerSettings(BaseModel):
     # workers of one stage on one host need different names; the same name after a restart lets the new process
     # abort what the old one left open at once.
     instance: str = ""
+    # A record in hand each time the worker process died this many times (a native crash, the OOM killer) is
+    # dead-lettered instead of being handled again (streams.runtime.poison).
+    poison_deaths: int = Field(default=3, ge=1)
 
 
 class GatewaySettings(BaseModel):
@@ -445,6 +448,11 @@ class Settings(BaseSettings):
             _write_secret(path, "k1:" + base64.b64encode(secrets.token_bytes(32)).decode("ascii"))
         spec = path.read_text().strip()
         return spec, spec.split(",")[-1].split(":", 1)[0]
+
+    def worker_hand_file(self, group: str, instance: str) -> Path:
+        """Where a stage worker notes the records in its hands, so that its next process knows what it died
+        with (``streams.runtime.poison``)."""
+        return self.home / "workers" / f"{group}-{instance}.hand"
 
     @property
     def spool_root(self) -> Path:

@@ -9,7 +9,8 @@ checkpoint's job (``streams.runtime.checkpoint``).
 A record that cannot be decoded, or whose handling raises, is sent with its error to ``<topic>.dlq`` and the
 stage moves on; its state changes and outputs are rolled back and its job gets a ``FAILED`` event. Errors a
 stage declares transient (e.g. a lost database connection) are not dead-lettered: the worker stops without
-committing, and its supervisor restarts it to retry. So does a checkpoint that fails.
+committing, and its supervisor restarts it to retry. So does a checkpoint that fails. A record that kills the
+process outright is found by the deaths it causes and dead-lettered after a few (``streams.runtime.poison``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from streams.runtime.checkpoint import (
 from streams.runtime.fairness import FairPool
 from streams.runtime.memory import IdleRelease
 from streams.runtime.metrics import BATCH_SECONDS, DEAD_LETTERS, EVENT_AGE, EVENTS, LAG, LANE_PAUSES, PAUSED_PARTITIONS
+from streams.runtime.poison import PoisonGuard
 from streams.runtime.priority import Backlogs, LaneDecision, LanePriority
 from streams.runtime.stage import Context, Record, Stage, StageSpec
 from streams.runtime.state import StateStore
@@ -54,7 +56,7 @@ class StageRunner:
 
     def __init__(self, spec: StageSpec, stage: Stage, settings: Settings, *, consumer: Consumer, producer: Producer,
                  serde: AvroSerde, state: StateStore | None = None, checkpoint: Checkpoint | None = None,
-                 poll_timeout: float = 0.5) -> None:
+                 poison: PoisonGuard | None = None, poll_timeout: float = 0.5) -> None:
         self.spec = spec
         self.stage = stage
         self.name = spec.group  # what job events, dead letters and metrics call the stage
@@ -66,6 +68,7 @@ class StageRunner:
         self.serde = serde
         self.state = state
         self.checkpoint = checkpoint or open_checkpoint(settings.kafka, self.name, producer, consumer, serde, state)
+        self.poison = poison or PoisonGuard(None)  # the records in hand, for the next process if this one dies
         self._running = True
         self.memory = IdleRelease()  # freed heap back to the system when idle (streams.runtime.memory)
         self.ready = threading.Event()  # set once the group has assigned this worker its partitions
@@ -99,8 +102,10 @@ class StageRunner:
                                transactional=exactly_once)
         serde = AvroSerde(make_registry(settings.schema_registry.url, settings.schema_registry_file),
                           kafka.topic_prefix)
+        poison = PoisonGuard.open(settings.worker_hand_file(spec.group, instance), settings.worker.poison_deaths,
+                                  spec.group)
         return cls(spec, stage, settings, consumer=stage_consumer(kafka, spec.group, client_id, instance),
-                   producer=producer, serde=serde, state=state)
+                   producer=producer, serde=serde, state=state, poison=poison)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -260,6 +265,7 @@ class StageRunner:
                 offsets = self.pool.commit_offsets(offsets)
                 metadata = self.pool.commit_metadata(offsets) if self.pool.exactly_once else None
             self.checkpoint.commit(ctx.outbox, offsets, metadata)
+            self.poison.release(records)
             if metadata is not None and self.pool is not None:
                 self.pool.committed(offsets)
             if ctx.release_requested:  # the outputs are out: their readers do not wait for the release
@@ -268,6 +274,7 @@ class StageRunner:
             # exactly-once: nothing of the batch is visible and the consumer is back at its last commit; drop what
             # the stage derived from it in memory and take the batch again
             self.checkpoint.abort()
+            self.poison.release()
             if self.pool is not None:  # what the pool holds of those partitions is consumed again
                 self.pool.rewind(start)
             for record in records:
@@ -275,12 +282,15 @@ class StageRunner:
             log.warning("batch aborted; it is handled again", stage=self.name, error=str(exc))
             return len(messages)
         except ProducerWedged:
+            self.poison.release()  # the worker stops by an exception of its own: no record killed it
             raise  # nothing more can be asked of that producer, not even an abort
         except CheckpointError as exc:
             log.error("checkpoint failed; no offset committed, the worker stops", stage=self.name, error=str(exc))
+            self.poison.release()
             self.checkpoint.abort()
             raise
         except BaseException:
+            self.poison.release()
             self.checkpoint.abort()
             raise
         self._observe(records, started)
@@ -309,9 +319,16 @@ class StageRunner:
         return records, offsets
 
     def _handle(self, records: list[Record], ctx: Context, messages: list[Message]) -> None:
+        by_offset = {(m.topic(), m.partition(), m.offset()): m for m in messages}
+        if self.poison.suspected(records):
+            # the previous process died with some of these in hand: one at a time, so a death names one record
+            for record in records:
+                self.poison.hold([record])
+                self._handle_one(record, ctx, by_offset[(self.prefix + record.topic, record.partition, record.offset)])
+            return
+        self.poison.hold(records)
         if len(records) > 1 and self.state is None and self._handle_batch(records, ctx):
             return
-        by_offset = {(m.topic(), m.partition(), m.offset()): m for m in messages}
         for record in records:
             self._handle_one(record, ctx, by_offset[(self.prefix + record.topic, record.partition, record.offset)])
 
@@ -338,6 +355,7 @@ class StageRunner:
         if self.state is not None:
             self.state.begin()
         try:
+            self.poison.check(record)  # PoisonEvent: the worker died handling it too often; dead-lettered below
             self.stage.handle(record, ctx)
         except self.stage.transient_errors:
             raise

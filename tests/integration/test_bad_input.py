@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import time
 import uuid
 import wave
 import zlib
@@ -17,10 +16,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from foundation.events import AudioChunk
-from streams.kafka.clients import publisher_producer, reader_consumer
+from streams.kafka.clients import publisher_producer
 from streams.kafka.schema_registry import make_registry
 from streams.kafka.serde import AvroSerde
 from streams.kafka.topics import (
@@ -30,10 +28,10 @@ from streams.kafka.topics import (
     INGEST_REQUESTS,
     JOBS_EVENTS,
     TRANSCRIPTS,
-    dlq_name,
 )
 from streamscribe.client import ApiError
 from tests.integration.conftest import Stack
+from tests.integration.dead_letters import read_dead_letters
 from tests.recordings import FORMATS, convert, cut, in_every_container
 
 pytestmark = [pytest.mark.integration, pytest.mark.embedded]
@@ -312,27 +310,6 @@ async def test_an_edit_naming_what_the_revision_lacks_is_a_404_and_makes_no_revi
             assert resp.status == 201, await resp.text()
 
 
-def _read_dlq(stack: Stack, topic: str, keys: set[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
-    settings = stack.settings()
-    serde = AvroSerde(make_registry("", settings.schema_registry_file))
-    consumer = reader_consumer(settings.kafka, f"t-{uuid.uuid4()}")
-    found: dict[str, dict[str, Any]] = {}
-    try:
-        consumer.assign([TopicPartition(dlq_name(topic), p, OFFSET_BEGINNING)
-                         for p in range(settings.kafka.partitions)])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not keys <= set(found):
-            for msg in consumer.consume(100, 0.5):
-                if msg.error() or msg.key() is None:
-                    continue
-                key = msg.key().decode()
-                if key in keys:
-                    found[key] = serde.deserialize(dlq_name(topic), msg.value())
-    finally:
-        consumer.close()
-    return found
-
-
 async def test_poison_events_are_dead_lettered_and_stages_keep_going(stack: Stack, speech: Path) -> None:
     settings = stack.settings()
     serde = AvroSerde(make_registry("", settings.schema_registry_file))
@@ -359,10 +336,10 @@ async def test_poison_events_are_dead_lettered_and_stages_keep_going(stack: Stac
     assert "block books" in transcript["text"].lower()
 
     for topic, events in sent.items():
-        found = _read_dlq(stack, topic, set(events))
+        found = read_dead_letters(stack, topic, set(events))
         assert set(found) == set(events), f"{topic}: dead letters missing for {set(events) - set(found)}"
         for key, letter in found.items():
             assert letter["topic"] == topic and letter["value"] == events[key]
             assert letter["error"] and letter["error_type"] and letter["stage"].startswith("streamscribe-")
-    odd = _read_dlq(stack, AUDIO_CHUNKS, {odd_pcm_key})[odd_pcm_key]
+    odd = read_dead_letters(stack, AUDIO_CHUNKS, {odd_pcm_key})[odd_pcm_key]
     assert odd["stage"] == "streamscribe-vad" and "even byte count" in odd["error"]

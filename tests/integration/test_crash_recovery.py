@@ -9,6 +9,10 @@ compares each job segment by segment, which covers the other stages on that brok
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,8 +24,11 @@ import pytest
 from bench.corpus import write_mixed_recording
 from connectors.ingest.decode import decode_chunks
 from connectors.producer.audio import AudioProducer
+from streams.kafka.topics import SPEECH_LANES
+from streams.stages.registry import spec_of
 from streamscribe.client import Client
 from tests.integration.conftest import Stack
+from tests.integration.dead_letters import read_dead_letters
 from tests.integration.segments import assert_intact, rows, sampled_windows, shape
 
 pytestmark = pytest.mark.integration
@@ -119,3 +126,69 @@ async def test_kill9_vad_mid_stream_keeps_its_state(stack: Stack, long_recording
         final = await client.job(stream_id)
     assert final["source"] == "producer"
     assert_intact(await rows(stack, stream_id, 1), reference, sampled_windows(stack))
+
+
+class WindowKiller:
+    """Kills the recognition worker (``kill -9``) each time it has one window in hand: the first one it is seen
+    to hold of ``stream`` (read from the worker's hand file, ``streams.runtime.poison``), as a native library
+    that crashes on that window would. Notes the deaths the worker had counted for it at each kill."""
+
+    def __init__(self, stack: Stack, stream: str) -> None:
+        self.stack, self.stream = stack, stream
+        self.hand = stack.settings().worker_hand_file(spec_of("asr").group, "asr")
+        self.window: tuple[str, int, int] | None = None
+        self.kills: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> WindowKiller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set() and len(self.kills) < 5:
+            try:
+                held = json.loads(self.hand.read_text())["records"]
+            except (OSError, ValueError):
+                held = []
+            for topic, partition, offset, deaths, key in held:
+                if self.window is None and key == self.stream:
+                    self.window = (topic, partition, offset)
+                if self.window == (topic, partition, offset):
+                    pid = self.stack.pid("asr")
+                    os.kill(pid, signal.SIGKILL)
+                    self.kills.append(deaths)
+                    self.stack.wait_restarted("asr", pid)
+                    break
+            time.sleep(0.002)
+
+
+async def test_a_window_that_kills_recognition_each_time_fails_its_job_alone(stack: Stack, speech: Path) -> None:
+    """The recogniser dies whenever it holds one window of a job: after its third death the window is
+    dead-lettered with the reason and that job fails; a job submitted beside it completes, and recognition goes
+    on past the window."""
+    poisoned, beside = speech / "read" / "LJ001-0004.wav", speech / "read" / "LJ001-0008.wav"
+    async with Client(stack.url) as client:
+        job = await client.submit(poisoned, diarize="off")
+        with WindowKiller(stack, job["job_id"]) as killer:
+            async def first_death() -> bool:
+                return len(killer.kills) >= 1
+
+            await _wait_until(first_death, timeout=120)
+            other = await client.submit(beside, diarize="off")
+            final = await client.wait(job["job_id"], timeout=300)
+            done = await client.wait(other["job_id"], timeout=300)
+    # the whole batch was in hand at the first death; then the window alone, counted at each death
+    assert killer.kills == [0, 1, 2], killer.kills
+    assert final["status"] == "failed", final
+    assert "PoisonEvent" in final["error"] and "died 3 times" in final["error"], final["error"]
+    assert done["status"] == "completed", done
+    assert killer.window is not None
+    letters = read_dead_letters(stack, killer.window[0], {job["job_id"]})
+    letter = letters[job["job_id"]]
+    assert (letter["partition"], letter["offset"], letter["error_type"]) == (*killer.window[1:], "PoisonEvent")
+    assert letter["stage"] == spec_of("asr").group and killer.window[0] in SPEECH_LANES

@@ -6,6 +6,9 @@ Avro serde and a real state store."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from streams.kafka.topics import (
     SPEECH_LANES,
     dlq_name,
 )
+from streams.runtime.poison import PoisonGuard
 from streams.runtime.runner import StageRunner
 from streams.runtime.stage import BaseStage, Context, Record, StageSpec
 from streams.runtime.state import StateStore
@@ -68,7 +72,8 @@ SPLITTER = StageSpec(name="splitter", doc="test stage", inputs=(INGEST_REQUESTS,
 class Harness:
     """The runner on fake clients; at-least-once unless ``exactly_once`` (a transactional producer)."""
 
-    def __init__(self, tmp_path: Path, spec: StageSpec, stage: Any, exactly_once: bool = False) -> None:
+    def __init__(self, tmp_path: Path, spec: StageSpec, stage: Any, exactly_once: bool = False,
+                 poison: PoisonGuard | None = None) -> None:
         self.settings = Settings(kafka=KafkaSettings(broker="apache" if exactly_once else "tansu"))
         self.producer = FakeTransactionalProducer() if exactly_once else FakeProducer()
         self.consumer = FakeConsumer(journal=self.producer.journal)
@@ -79,7 +84,7 @@ class Harness:
                                     transactional=exactly_once)
         self.stage = stage
         self.runner = StageRunner(spec, stage, self.settings, consumer=self.consumer, producer=self.producer,  # type: ignore
-                                  serde=self.serde, state=self.state)
+                                  serde=self.serde, state=self.state, poison=poison)
         self.runner.subscribe()
         self.consumer.rebalance(assign=[TopicPartition(t, p) for t in spec.inputs for p in (0, 1)])
         self.consumer.assigned = {(t, p) for t in spec.inputs for p in (0, 1)}
@@ -136,12 +141,22 @@ def test_an_output_on_an_undeclared_topic_is_a_failure_of_its_record(tmp_path: P
 
 
 class Batcher(BaseStage):
-    """Stateless, handles whole batches, and fails a batch holding a poisoned request."""
+    """Stateless, handles whole batches, and fails a batch holding a poisoned request; a request saying ``crash``
+    kills the process (as a native library's crash would), one saying ``disconnect`` raises a transient error."""
 
-    def __init__(self) -> None:
+    transient_errors: tuple[type[BaseException], ...] = (ConnectionError,)
+
+    def __init__(self, kills: bool = True) -> None:
         self.batches: list[int] = []
+        self.kills = kills  # False: a request saying ``crash`` raises (where a kill would take pytest with it)
 
     def handle(self, record: Record, ctx: Context) -> None:
+        if record.value["options"].get("crash"):
+            if not self.kills:
+                raise RuntimeError("the stage was handed the record that kills it")
+            os.kill(os.getpid(), signal.SIGKILL)
+        if record.value["options"].get("disconnect"):
+            raise ConnectionError("database gone")
         if record.value["options"].get("explode"):
             raise ValueError("poisoned")
         ctx.emit(AUDIO_CHUNKS, AudioChunk(stream_id=record.value["stream_id"], seq=0, start_sample=0,
@@ -164,6 +179,83 @@ def test_a_failed_batch_is_retried_record_by_record(tmp_path: Path) -> None:
     assert [c["stream_id"] for c in h.read(AUDIO_CHUNKS)] == ["a", "c"]  # no duplicate of "a" from the batch try
     assert [d["offset"] for d in h.read(dlq_name(INGEST_REQUESTS))] == [1]
     assert h.consumer.committed_offsets == [{(INGEST_REQUESTS, 0): 3}]
+
+
+BATCHER = StageSpec(name="batcher", doc="test", inputs=(INGEST_REQUESTS,), outputs=(AUDIO_CHUNKS,),
+                    build=lambda _settings: Batcher())
+
+
+def test_a_record_that_kills_the_worker_is_narrowed_down_and_dead_lettered_at_the_third_death(tmp_path: Path) -> None:
+    """Each attempt is a new worker process (a fork) on the same hand file, as the supervisor's restarts are."""
+    hand = tmp_path / "workers" / "batcher-w0.hand"
+    hands: list[list[list[Any]]] = []
+
+    def worker(kills: bool = True) -> Harness:
+        h = Harness(tmp_path, BATCHER, Batcher(kills), poison=PoisonGuard.open(hand, 3, "batcher"))
+        h.consumer.batches = [[h.request(0, "a"), h.request(1, "b", crash="yes"), h.request(2, "c")]]
+        return h
+
+    def dies(h: Harness) -> int:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                h.runner.step()
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        hands.append(json.loads(hand.read_text())["records"])
+        return os.waitstatus_to_exitcode(status)
+
+    assert [dies(worker()) for _ in range(3)] == [-signal.SIGKILL] * 3
+    # the whole batch was in hand at the first death; then one record at a time, so the deaths name "b" alone
+    assert hands == [[[INGEST_REQUESTS, 0, o, 0, k] for o, k in enumerate("abc")], [[INGEST_REQUESTS, 0, 1, 1, "b"]],
+                     [[INGEST_REQUESTS, 0, 1, 2, "b"]]]
+
+    h = worker(kills=False)  # the fourth process does not hand "b" to the stage: dead-lettered, the rest goes on
+    assert h.runner.poison.suspects[(INGEST_REQUESTS, 0, 1)] == 3
+    h.runner.step()
+    letters = h.read(dlq_name(INGEST_REQUESTS))
+    assert [(d["offset"], d["error_type"]) for d in letters] == [(1, "PoisonEvent")]
+    assert "died 3 times" in letters[0]["error"]
+    assert [c["stream_id"] for c in h.read(AUDIO_CHUNKS)] == ["a", "c"]
+    failed = [e for e in h.read(JOBS_EVENTS) if e["state"] == "FAILED"]
+    assert [e["job_id"] for e in failed] == ["job-b"] and "PoisonEvent" in failed[0]["error"]
+    assert h.consumer.committed_offsets == [{(INGEST_REQUESTS, 0): 3}]
+    assert hand.read_text() == "" and h.runner.poison.suspects == {}
+
+
+def test_a_condemned_record_is_not_noted_as_in_hand(tmp_path: Path) -> None:
+    """What the fourth process writes: only the records it hands to the stage (a watcher killing the worker
+    whenever "b" is in hand would otherwise kill it forever)."""
+    hand = tmp_path / "b.hand"
+    hand.write_text(json.dumps({"records": [[INGEST_REQUESTS, 0, 1, 2, "b"]]}))
+    guard = PoisonGuard.open(hand, 3, "batcher")
+    h = Harness(tmp_path, BATCHER, Batcher(kills=False))
+    records = [Record(INGEST_REQUESTS, 0, o, k, {}, 0) for o, k in enumerate("abc")]
+    guard.hold(records)
+    assert json.loads(hand.read_text())["records"] == [[INGEST_REQUESTS, 0, 0, 0, "a"], [INGEST_REQUESTS, 0, 2, 0, "c"]]
+    guard.release(records[:1])
+    assert hand.read_text() == "" and set(guard.suspects) == {(INGEST_REQUESTS, 0, 1)}  # "b" was not handled
+    assert h.runner.poison.path is None  # a runner given no guard notes nothing
+
+
+def test_a_hand_file_cut_short_by_the_death_is_ignored(tmp_path: Path) -> None:
+    hand = tmp_path / "cut.hand"
+    hand.write_text('{"records": [["ingest.requests", 0, 1')
+    assert PoisonGuard.open(hand, 3, "batcher").suspects == {}
+
+
+def test_a_worker_that_stops_on_an_error_of_its_own_leaves_no_suspects(tmp_path: Path) -> None:
+    hand = tmp_path / "workers" / "batcher-w0.hand"
+    h = Harness(tmp_path, BATCHER, Batcher(), poison=PoisonGuard.open(hand, 3, "batcher"))
+    h.consumer.batches = [[h.request(0, "a"), h.request(1, "b", disconnect="yes")]]
+    try:
+        h.runner.step()
+        raise AssertionError("a transient error stops the worker")
+    except ConnectionError:
+        pass
+    assert hand.read_text() == ""  # a database outage is no death: its records are not counted against them
+    assert PoisonGuard.open(hand, 3, "batcher").suspects == {}
 
 
 class Idle(BaseStage):
