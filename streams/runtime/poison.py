@@ -73,6 +73,8 @@ class PoisonGuard:
             log.warning("records in hand at the last death unreadable; ignored", stage=stage, path=str(path),
                         error=str(exc))
             return guard
+        if not guard.suspects:
+            return guard
         log.warning("the previous worker died with records in hand; they are handled one at a time",
                     stage=stage, records=[f"{t}[{p}]@{o}" for t, p, o in guard.suspects], streams=keys,
                     deaths=max(guard.suspects.values(), default=0), limit=limit)
