@@ -150,9 +150,11 @@ class WindowKiller:
         self._thread.join()
 
     def _watch(self) -> None:
+        written = 0  # the file as the killed process left it names the window too: only a newer write counts
         while not self._stop.is_set() and len(self.kills) < 5:
             try:
-                held = json.loads(self.hand.read_text())["records"]
+                mtime = self.hand.stat().st_mtime_ns
+                held = json.loads(self.hand.read_text())["records"] if mtime > written else []
             except (OSError, ValueError):
                 held = []
             for topic, partition, offset, deaths, key in held:
@@ -162,6 +164,7 @@ class WindowKiller:
                     pid = self.stack.pid("asr")
                     os.kill(pid, signal.SIGKILL)
                     self.kills.append(deaths)
+                    written = mtime
                     self.stack.wait_restarted("asr", pid)
                     break
             time.sleep(0.002)
