@@ -255,6 +255,7 @@ class StageRunner:
             start = self.pool.rewind_points(start)
         self.checkpoint.begin(start)
         records: list[Record] = []
+        committed = False
         try:
             ctx = Context(self.name, self.state, self.checkpoint.produce, self.spec.emits)
             records, offsets = self._decode(messages, ctx)
@@ -265,7 +266,7 @@ class StageRunner:
                 offsets = self.pool.commit_offsets(offsets)
                 metadata = self.pool.commit_metadata(offsets) if self.pool.exactly_once else None
             self.checkpoint.commit(ctx.outbox, offsets, metadata)
-            self.poison.release(records)
+            committed = True
             if metadata is not None and self.pool is not None:
                 self.pool.committed(offsets)
             if ctx.release_requested:  # the outputs are out: their readers do not wait for the release
@@ -274,7 +275,6 @@ class StageRunner:
             # exactly-once: nothing of the batch is visible and the consumer is back at its last commit; drop what
             # the stage derived from it in memory and take the batch again
             self.checkpoint.abort()
-            self.poison.release()
             if self.pool is not None:  # what the pool holds of those partitions is consumed again
                 self.pool.rewind(start)
             for record in records:
@@ -282,17 +282,18 @@ class StageRunner:
             log.warning("batch aborted; it is handled again", stage=self.name, error=str(exc))
             return len(messages)
         except ProducerWedged:
-            self.poison.release()  # the worker stops by an exception of its own: no record killed it
             raise  # nothing more can be asked of that producer, not even an abort
         except CheckpointError as exc:
             log.error("checkpoint failed; no offset committed, the worker stops", stage=self.name, error=str(exc))
-            self.poison.release()
             self.checkpoint.abort()
             raise
         except BaseException:
-            self.poison.release()
             self.checkpoint.abort()
             raise
+        finally:
+            # nothing is in hand any more: committed, taken again, or the worker stops by an exception of its own
+            # (no record killed it); only committed records stop being suspects
+            self.poison.release(records if committed else ())
         self._observe(records, started)
         return len(messages)
 
@@ -320,16 +321,14 @@ class StageRunner:
 
     def _handle(self, records: list[Record], ctx: Context, messages: list[Message]) -> None:
         by_offset = {(m.topic(), m.partition(), m.offset()): m for m in messages}
-        if self.poison.suspected(records):
-            # the previous process died with some of these in hand: one at a time, so a death names one record
-            for record in records:
-                self.poison.hold([record])
-                self._handle_one(record, ctx, by_offset[(self.prefix + record.topic, record.partition, record.offset)])
-            return
-        self.poison.hold(records)
-        if len(records) > 1 and self.state is None and self._handle_batch(records, ctx):
-            return
+        one_by_one = self.poison.suspected(records)  # the last process died with some in hand: a death names one
+        if not one_by_one:
+            self.poison.hold(records)
+            if len(records) > 1 and self.state is None and self._handle_batch(records, ctx):
+                return
         for record in records:
+            if one_by_one:
+                self.poison.hold([record])
             self._handle_one(record, ctx, by_offset[(self.prefix + record.topic, record.partition, record.offset)])
 
     def _handle_batch(self, records: list[Record], ctx: Context) -> bool:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from bench.corpus import write_mixed_recording
@@ -150,21 +151,21 @@ class WindowKiller:
         self._thread.join()
 
     def _watch(self) -> None:
-        written = 0  # the file as the killed process left it names the window too: only a newer write counts
         while not self._stop.is_set() and len(self.kills) < 5:
+            pid = self.stack.pid("asr")
             try:
-                mtime = self.hand.stat().st_mtime_ns
-                held = json.loads(self.hand.read_text())["records"] if mtime > written else []
-            except (OSError, ValueError):
+                # the file as a killed process left it names the window too: only what the live one wrote counts
+                # (its write time checked before the read, so what is read is that write or a later one)
+                written = self.hand.stat().st_mtime > psutil.Process(pid).create_time()
+                held = json.loads(self.hand.read_text())["records"] if written else []
+            except (OSError, ValueError, psutil.Error):
                 held = []
             for topic, partition, offset, deaths, key in held:
                 if self.window is None and key == self.stream:
                     self.window = (topic, partition, offset)
                 if self.window == (topic, partition, offset):
-                    pid = self.stack.pid("asr")
                     os.kill(pid, signal.SIGKILL)
                     self.kills.append(deaths)
-                    written = mtime
                     self.stack.wait_restarted("asr", pid)
                     break
             time.sleep(0.002)
